@@ -1,0 +1,1 @@
+//! The reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.

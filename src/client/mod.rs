@@ -1,0 +1,1 @@
+//! The thin, typed ECS API client (issue 3).

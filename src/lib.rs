@@ -1,0 +1,18 @@
+//! bakerd builds Alibaba Cloud ECS images from a YAML spec through the persisted phases
+//! instance → provisioned → snapshot → image, and resumes any interrupted build.
+//!
+//! Components:
+//! - [`sign`]: the pure V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256) request signer.
+//! - [`client`]: the thin, typed ECS API client: HTTP, retries, throttling, waiters, credentials.
+//! - [`spec`]: the YAML spec, its validation, and Packer template conversion.
+//! - [`build`]: the reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
+//! - [`sim`]: `bakerd sim`, a local ECS simulator whose instances are real OpenSSH servers.
+//!   The product talks to it only over HTTP and SSH, exactly as to the real cloud.
+//! - [`cli`]: command-line parsing and dispatch.
+
+pub mod build;
+pub mod cli;
+pub mod client;
+pub mod sign;
+pub mod sim;
+pub mod spec;

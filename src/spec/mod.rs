@@ -1,0 +1,1 @@
+//! The bakerd spec (YAML), its validation, and Packer template conversion.
