@@ -25,8 +25,7 @@ use serde::Serialize;
 
 pub use lock::{LockHolder, StateLock, LOCK_FILE};
 pub use record::{
-    spec_hash, BuildId, BuildRecord, BuildStatus, Event, Intent, PinnedHostKey,
-    ProvisionerCheckpoint, Timestamp,
+    spec_hash, BuildId, BuildRecord, BuildStatus, Event, Intent, ProvisionerCheckpoint, Timestamp,
 };
 
 /// Subdirectory holding the sled database.
@@ -116,7 +115,9 @@ pub struct StateDir {
 
 impl std::fmt::Debug for StateDir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateDir").field("path", &self.path).finish()
+        f.debug_struct("StateDir")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -138,7 +139,8 @@ impl StateDir {
         let lock = StateLock::acquire(&path, command)?;
         let db = open_sled(&path)?;
         let open_tree = |name: &str| {
-            db.open_tree(name).map_err(|e| damaged_or_storage(&path, e, "open tree"))
+            db.open_tree(name)
+                .map_err(|e| damaged_or_storage(&path, e, "open tree"))
         };
         let builds = open_tree(BUILDS_TREE)?;
         let events = open_tree(EVENTS_TREE)?;
@@ -287,7 +289,8 @@ impl StateDir {
     pub fn events(&self, id: &BuildId) -> Result<Vec<Event>, StateError> {
         let mut events = Vec::new();
         for entry in self.events.scan_prefix(event_prefix(id)) {
-            let (key, bytes) = entry.map_err(|e| self.storage(e, format!("read events of {id}")))?;
+            let (key, bytes) =
+                entry.map_err(|e| self.storage(e, format!("read events of {id}")))?;
             events.push(self.decode(&String::from_utf8_lossy(&key), &bytes)?);
         }
         Ok(events)
@@ -360,7 +363,10 @@ fn current_command() -> String {
     let sub = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .filter(|a| a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        .filter(|a| {
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
     match sub {
         Some(sub) => format!("bakerd {sub}"),
         None => "bakerd".to_string(),
@@ -401,7 +407,11 @@ fn open_sled(path: &Path) -> Result<sled::Db, StateError> {
         Ok(Err(e)) => Err(damaged_or_storage(path, e, "open the database")),
         Err(panic) => Err(StateError::Damaged {
             path: path.to_path_buf(),
-            detail: format!("the database in {} cannot be read: {}", db_path.display(), panic_text(&panic)),
+            detail: format!(
+                "the database in {} cannot be read: {}",
+                db_path.display(),
+                panic_text(&panic)
+            ),
         }),
     }
 }

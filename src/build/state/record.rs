@@ -10,6 +10,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::build::ssh::HostKey;
+
 /// A build's identifier: `b-` followed by 10 lowercase hex characters, generated once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -113,15 +115,6 @@ pub struct ProvisionerCheckpoint {
     pub finished_at: Option<Timestamp>,
 }
 
-/// The SSH host key pinned on first contact, compared on every later connection (also after resume).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PinnedHostKey {
-    /// OpenSSH public key line: `ssh-ed25519 AAAA…`.
-    pub openssh: String,
-    /// `SHA256:…` fingerprint, for messages.
-    pub fingerprint: String,
-}
-
 /// Everything bakerd knows about one build. Stored as JSON under the build id.
 ///
 /// Caveat: never put secrets here (access key secrets, private keys): state files are not encrypted.
@@ -146,7 +139,7 @@ pub struct BuildRecord<P> {
     /// Per-provisioner checkpoints, by provisioner index.
     pub provisioners: BTreeMap<u32, ProvisionerCheckpoint>,
     /// SSH host key pinned on first contact.
-    pub host_key: Option<PinnedHostKey>,
+    pub host_key: Option<HostKey>,
     /// When `apply` created the build.
     pub created_at: Timestamp,
     /// Last successful `update_build`.
@@ -270,6 +263,9 @@ mod tests {
 
     #[test]
     fn timestamps_print_as_rfc3339() {
-        assert_eq!(Timestamp(1_700_000_000_123).to_string(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            Timestamp(1_700_000_000_123).to_string(),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }
