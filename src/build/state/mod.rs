@@ -2,7 +2,8 @@
 //!
 //! Layout of a state directory (mode 0700):
 //! - `lock`: flock'ed by the one bakerd process using the directory; holds `<pid> <command>`.
-//! - `db/`: the sled database (trees `builds` and `events`).
+//! - `db/`: the sled database (trees `builds`, `events`, `meta`).
+//! - `committed`: the number of the last committed write, to detect a database that lost writes.
 //! - `keys/`: per-build private SSH keys (see [`crate::build::keys`]), never inside sled.
 //!
 //! Guarantees: every write method flushes sled before returning, so a write that returned `Ok`
@@ -12,17 +13,19 @@
 //! Caveats: flushing is synchronous disk I/O (milliseconds); call from async code is acceptable for
 //! the handful of writes per phase but not in tight loops.
 
+mod journal;
 mod lock;
 mod record;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use journal::COMMITTED_FILE;
 pub use lock::{LockHolder, StateLock, LOCK_FILE};
 pub use record::{
     spec_hash, BuildId, BuildRecord, BuildStatus, Event, Intent, ProvisionerCheckpoint, Timestamp,
@@ -35,6 +38,9 @@ pub const KEYS_DIR: &str = "keys";
 
 const BUILDS_TREE: &str = "builds";
 const EVENTS_TREE: &str = "events";
+const META_TREE: &str = "meta";
+/// Key in the meta tree: number of the last committed write (u64 big-endian).
+const COMMIT_SEQ_KEY: &str = "commit_seq";
 
 /// What to tell the user when the directory cannot be read.
 const DAMAGED_ADVICE: &str = "move the directory aside (keep it for inspection) and run \
@@ -87,6 +93,15 @@ pub enum StateError {
         #[source]
         source: sled::Error,
     },
+    #[error(
+        "state dir {path}: the write was flushed but recording it in {COMMITTED_FILE} failed: \
+         {source}"
+    )]
+    Journal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot encode build {id} for the state dir: {source}")]
     Encode {
         id: BuildId,
@@ -109,8 +124,12 @@ pub struct StateDir {
     builds: sled::Tree,
     /// `<build id>/<u64 BE sequence>` → JSON `Event`; the sequence orders events.
     events: sled::Tree,
-    /// Serializes read-modify-write cycles within this process.
-    write_guard: Mutex<()>,
+    /// Holds the commit counter (see the `journal` module).
+    meta: sled::Tree,
+    /// Detects lost writes across restarts.
+    journal: journal::CommitJournal,
+    /// Serializes read-modify-write cycles within this process; holds the last commit number.
+    write_guard: Mutex<u64>,
 }
 
 impl std::fmt::Debug for StateDir {
@@ -144,13 +163,19 @@ impl StateDir {
         };
         let builds = open_tree(BUILDS_TREE)?;
         let events = open_tree(EVENTS_TREE)?;
+        let meta = open_tree(META_TREE)?;
+        let committed = read_commit_seq(&path, &meta)?;
+        let journal = journal::CommitJournal::new(&path);
+        journal.check(&path, committed)?;
         Ok(StateDir {
             path,
             _lock: lock,
             db,
             builds,
             events,
-            write_guard: Mutex::new(()),
+            meta,
+            journal,
+            write_guard: Mutex::new(committed),
         })
     }
 
@@ -172,7 +197,7 @@ impl StateDir {
         spec: serde_json::Value,
         phase: P,
     ) -> Result<BuildRecord<P>, StateError> {
-        let _guard = self.lock_writes();
+        let mut guard = self.lock_writes();
         let id = loop {
             // Ids are 40 random bits; under the write guard (and the directory lock) a free id stays free.
             let candidate = BuildId::generate();
@@ -188,7 +213,7 @@ impl StateDir {
         self.builds
             .insert(record.id.as_str(), encode(&record)?)
             .map_err(|e| self.storage(e, format!("create build {}", record.id)))?;
-        self.flush()?;
+        self.commit(&mut guard)?;
         Ok(record)
     }
 
@@ -243,7 +268,7 @@ impl StateDir {
         P: Serialize + DeserializeOwned,
         F: FnOnce(&mut BuildRecord<P>),
     {
-        let _guard = self.lock_writes();
+        let mut guard = self.lock_writes();
         let mut record: BuildRecord<P> = self.load_build(id)?;
         change(&mut record);
         record.id = id.clone();
@@ -252,13 +277,13 @@ impl StateDir {
         self.builds
             .insert(id.as_str(), bytes)
             .map_err(|e| self.storage(e, format!("write build {id}")))?;
-        self.flush()?;
+        self.commit(&mut guard)?;
         Ok(record)
     }
 
     /// Appends an event to a build's history and flushes. Events keep insertion order.
     pub fn append_event(&self, id: &BuildId, event: &Event) -> Result<(), StateError> {
-        let _guard = self.lock_writes();
+        let mut guard = self.lock_writes();
         if !self
             .builds
             .contains_key(id.as_str())
@@ -282,7 +307,7 @@ impl StateDir {
         self.events
             .insert(key, bytes)
             .map_err(|e| self.storage(e, format!("append event to build {id}")))?;
-        self.flush()
+        self.commit(&mut guard)
     }
 
     /// A build's events in the order they were appended.
@@ -300,7 +325,7 @@ impl StateDir {
     ///
     /// Caveats: does not touch the cloud nor the build's key file; the caller deletes those first.
     pub fn delete_build(&self, id: &BuildId) -> Result<bool, StateError> {
-        let _guard = self.lock_writes();
+        let mut guard = self.lock_writes();
         let mut batch = sled::Batch::default();
         for entry in self.events.scan_prefix(event_prefix(id)).keys() {
             batch.remove(entry.map_err(|e| self.storage(e, format!("read events of {id}")))?);
@@ -313,19 +338,30 @@ impl StateDir {
             .remove(id.as_str())
             .map_err(|e| self.storage(e, format!("delete build {id}")))?
             .is_some();
-        self.flush()?;
+        self.commit(&mut guard)?;
         Ok(existed)
     }
 
-    /// Flushes every tree to disk.
-    fn flush(&self) -> Result<(), StateError> {
+    /// Makes every write so far durable: bumps the commit counter, flushes sled, then records the
+    /// counter in the journal file (see the `journal` module).
+    fn commit(&self, last: &mut MutexGuard<'_, u64>) -> Result<(), StateError> {
+        let next = **last + 1;
+        self.meta
+            .insert(COMMIT_SEQ_KEY, &next.to_be_bytes())
+            .map_err(|e| self.storage(e, "write the commit counter".into()))?;
         self.db
             .flush()
-            .map(|_| ())
-            .map_err(|e| self.storage(e, "flush to disk".into()))
+            .map_err(|e| self.storage(e, "flush to disk".into()))?;
+        **last = next;
+        self.journal
+            .record(next)
+            .map_err(|source| StateError::Journal {
+                path: self.path.clone(),
+                source,
+            })
     }
 
-    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock_writes(&self) -> MutexGuard<'_, u64> {
         // A panic elsewhere while holding the guard cannot leave sled half-written (each write is one
         // insert), so a poisoned guard is safe to reuse.
         self.write_guard.lock().unwrap_or_else(|p| p.into_inner())
@@ -341,6 +377,23 @@ impl StateDir {
 
     fn storage(&self, error: sled::Error, operation: String) -> StateError {
         damaged_or_storage(&self.path, error, &operation)
+    }
+}
+
+/// The commit counter stored in sled (0 for a new database).
+fn read_commit_seq(path: &Path, meta: &sled::Tree) -> Result<u64, StateError> {
+    let stored = meta
+        .get(COMMIT_SEQ_KEY)
+        .map_err(|e| damaged_or_storage(path, e, "read the commit counter"))?;
+    match stored {
+        None => Ok(0),
+        Some(bytes) => {
+            let array: [u8; 8] = bytes.as_ref().try_into().map_err(|_| StateError::Damaged {
+                path: path.to_path_buf(),
+                detail: "the commit counter in the database is malformed".into(),
+            })?;
+            Ok(u64::from_be_bytes(array))
+        }
     }
 }
 
@@ -424,24 +477,28 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "sled panicked".to_string())
 }
 
-/// Corruption (and I/O errors other than permissions, which at this level mean unreadable files)
-/// are damage the user must act on; everything else is a plain storage failure.
+/// Corruption, an unreadable format and truncated files are damage the user must act on; other
+/// errors (permissions, disk full, …) are plain storage failures with their own cause.
 fn damaged_or_storage(path: &Path, error: sled::Error, operation: &str) -> StateError {
-    match error {
-        sled::Error::Corruption { .. } => StateError::Damaged {
+    use std::io::ErrorKind;
+    let damaged = match &error {
+        sled::Error::Corruption { .. }
+        | sled::Error::Unsupported(_)
+        | sled::Error::ReportableBug(_) => true,
+        sled::Error::Io(io) => {
+            matches!(io.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData)
+        }
+        _ => false,
+    };
+    if damaged {
+        return StateError::Damaged {
             path: path.to_path_buf(),
             detail: format!("{operation}: {error}"),
-        },
-        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            StateError::Damaged {
-                path: path.to_path_buf(),
-                detail: format!("{operation}: truncated file: {error}"),
-            }
-        }
-        other => StateError::Storage {
-            path: path.to_path_buf(),
-            operation: operation.to_string(),
-            source: other,
-        },
+        };
+    }
+    StateError::Storage {
+        path: path.to_path_buf(),
+        operation: operation.to_string(),
+        source: error,
     }
 }
