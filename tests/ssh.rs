@@ -442,3 +442,14 @@ async fn an_upload_to_an_impossible_path_fails_naming_both_paths_and_the_remote_
     // The session stays usable after a failed upload.
     assert!(ssh.exec("true", &[], |_, _| {}).await.unwrap().success());
 }
+
+/// The phase machine runs these in spawned tokio tasks: their futures must be `Send`.
+#[allow(dead_code)]
+fn ssh_futures_are_send(key: &BuildKey, session: &mut SshSession, addr: SocketAddr, path: &Path) {
+    fn assert_send<T: Send>(_: T) {}
+    assert_send(connect_with_retry(addr, "root", key, None, CONNECT_TIMEOUT));
+    assert_send(session.exec("true", &[], |_, _| {}));
+    assert_send(session.exec_expect_disconnect("reboot", &[], |_, _| {}));
+    assert_send(session.upload_file(path, "/x", 0o644));
+    assert_send(session.upload_dir(path, "/x"));
+}
