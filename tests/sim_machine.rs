@@ -13,7 +13,7 @@ use std::time::Duration;
 const OS_RELEASE: &str = "NAME=\"Ubuntu\"\nVERSION_ID=\"14.04\"\nID=ubuntu\n";
 
 /// A data dir under `<crate>/target/test-sim/` (root-owned 0755 all the way, as sshd's chroot
-/// needs), removed when the test ends.
+/// needs), removed when the test ends unless `BAKERD_KEEP_TEST_SIM` is set (for reading sshd logs).
 struct DataDir(PathBuf);
 
 impl DataDir {
@@ -30,6 +30,9 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
+        if std::env::var_os("BAKERD_KEEP_TEST_SIM").is_some() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -441,4 +444,108 @@ fn missing_resources_and_deletions_are_reported_and_idempotent() {
         .flatten()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn sshd_started_from_a_short_lived_blocking_thread_outlives_that_thread() {
+    let data = DataDir::new("blocking-thread");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = client_key(keys.path(), "key");
+    let machines = machines_with_disk(&data);
+    let ip = random_ip();
+    // Blocking-pool threads that idle for 10 ms exit; an sshd whose parent-death signal were
+    // tied to such a thread would die with it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(10))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let handle = machines.clone();
+    let wanted = target("i-1", "d-1", ip, &public);
+    let started = runtime.spawn_blocking(move || handle.ensure_sshd(&wanted));
+    runtime.block_on(started).expect("join").expect("sshd");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = machines.sshd_pid("i-1").expect("sshd still runs");
+    assert!(pid_runs(pid));
+    assert_eq!(ssh_ok(ip, &key, "echo alive"), "alive\n");
+}
+
+/// Set in the child process of `sshd_dies_when_its_simulator_is_killed_with_sigkill`:
+/// `<data dir>,<ip>`.
+const HELPER_ENV: &str = "BAKERD_SIM_MACHINE_HELPER";
+
+#[test]
+#[ignore = "helper process of sshd_dies_when_its_simulator_is_killed_with_sigkill"]
+fn helper_starts_an_sshd_and_waits_to_be_killed() {
+    let Ok(spec) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    let (dir, ip) = spec.split_once(',').expect("<dir>,<ip>");
+    let machines = Machines::new(Path::new(dir)).expect("machines");
+    machines
+        .ensure_base_image("m-base", OS_RELEASE)
+        .expect("image");
+    machines
+        .create_disk_from_image("d-1", "m-base")
+        .expect("disk");
+    let ip: Ipv4Addr = ip.parse().expect("ip");
+    machines
+        .ensure_sshd(&target("i-1", "d-1", ip, ""))
+        .expect("sshd");
+    println!("sshd-pid {}", machines.sshd_pid("i-1").expect("pid"));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The helper process dies with the test, whatever happens.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sshd_dies_when_its_simulator_is_killed_with_sigkill() {
+    use std::io::BufRead;
+    let data = DataDir::new("pdeathsig");
+    let ip = random_ip();
+    let mut simulator = KillOnDrop(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "helper_starts_an_sshd_and_waits_to_be_killed",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(HELPER_ENV, format!("{},{ip}", data.0.display()))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn helper"),
+    );
+    let stdout = std::io::BufReader::new(simulator.0.stdout.take().expect("stdout"));
+    let pid: u32 = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("sshd-pid ")?.1.trim().parse().ok())
+        .expect("helper printed its sshd pid");
+    assert!(pid_runs(pid) && !refuses(ip));
+
+    simulator.0.kill().expect("SIGKILL the helper");
+    simulator.0.wait().expect("reap helper");
+    for _ in 0..500 {
+        if !pid_runs(pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !pid_runs(pid),
+        "sshd {pid} outlived its SIGKILLed simulator"
+    );
+    assert!(refuses(ip));
 }
