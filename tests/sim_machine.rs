@@ -174,6 +174,18 @@ fn instance_from_base_image_accepts_its_key_runs_commands_and_refuses_another_ke
         ssh_ok(ip, &key, "id -u; echo hi > /dev/null; ls -d /tmp"),
         "0\n/tmp\n"
     );
+    let with_pty = Command::new("ssh")
+        .args(ssh_options(&key))
+        .arg("-tt")
+        .arg(format!("root@{ip}"))
+        .arg("echo pty-ok")
+        .output()
+        .expect("run ssh -tt");
+    assert!(
+        String::from_utf8_lossy(&with_pty.stdout).contains("pty-ok"),
+        "ssh -tt: {}",
+        String::from_utf8_lossy(&with_pty.stderr)
+    );
     let refused = ssh(ip, &wrong_key, "true");
     assert_eq!(
         refused.status.code(),
