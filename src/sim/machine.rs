@@ -17,6 +17,10 @@
 //! chrooted sessions) left by an earlier run on the same data dir. Every sshd is also set to die
 //! with the simulator process (`PR_SET_PDEATHSIG`), so even SIGKILL of the simulator ends them.
 //!
+//! Assumptions: one simulator per data dir (`Machines::new` kills every sshd and chrooted process
+//! of the data dir it finds). sshd's do not survive a simulator restart: after `Machines::new`, the
+//! API layer calls `ensure_sshd` again for every instance that should be reachable.
+//!
 //! Caveats: every method blocks (file copies, `ensure_sshd` waits until sshd listens); call them
 //! from `tokio::task::spawn_blocking` in async code. Needs root, `openssh-server` and
 //! `busybox-static`.
