@@ -558,3 +558,60 @@ async fn xml_format_and_case_insensitive_booleans_are_understood() {
         "InvalidParameter",
     );
 }
+
+#[tokio::test]
+async fn acted_but_response_lost_faults_act_and_a_token_retry_returns_the_same_instance() {
+    let sim = SimProcess::start("faults");
+    let sg = network(&sim).await;
+    let one_shot = serde_json::json!({"one_shot": [
+        {"action": "CreateInstance", "kind": "acted_then_500"},
+        {"action": "CreateInstance", "kind": "acted_then_drop"},
+        {"action": "DescribeRegions", "kind": "reset"},
+        {"action": "DescribeRegions", "kind": "service_unavailable"},
+    ]});
+    sim.set_faults(one_shot).await;
+    err(
+        &create_instance(&sim, &sg, "tok-f").await,
+        500,
+        "InternalError",
+    );
+    let dropped = create_instance(&sim, &sg, "tok-f").await;
+    assert_eq!(
+        dropped,
+        (0, Value::Null),
+        "connection should close without a response (status 0 = no HTTP answer)"
+    );
+    let retried = create_instance(&sim, &sg, "tok-f").await;
+    let id = ok(&retried)["InstanceId"].as_str().unwrap().to_string();
+    let instances: Vec<Value> = sim
+        .inventory()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "instance")
+        .collect();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0]["id"], id.as_str());
+    assert_eq!(sim.call("DescribeRegions", &[]).await.0, 0);
+    err(
+        &sim.call("DescribeRegions", &[]).await,
+        503,
+        "ServiceUnavailable",
+    );
+    ok(&sim.call("DescribeRegions", &[]).await);
+    let calls = sim.calls().await;
+    let faults: Vec<&str> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["fault"].as_str())
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            "acted_then_500",
+            "acted_then_drop",
+            "reset",
+            "service_unavailable"
+        ]
+    );
+}

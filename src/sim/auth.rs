@@ -261,3 +261,236 @@ fn verify_v3(
         action: action.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The verifier against the exact inputs of the vectors in `docs/ecs-api.md` §1. Vectors whose
+    //! timestamps are not real times (V1-b, V1-c) must pass the signature check and then fail only on
+    //! the timestamp, which proves the signature matched (it is checked first).
+    use super::*;
+
+    fn creds(id: &str, secret: &str, token: Option<&str>) -> Credentials {
+        let mut c = Credentials::default();
+        c.keys.insert(id.into(), secret.into());
+        c.sts_tokens.extend(token.map(str::to_string));
+        c
+    }
+
+    fn params(p: &[(&str, &str)]) -> Params {
+        let mut out = Params::default();
+        for (k, v) in p {
+            out.insert(k, v);
+        }
+        out
+    }
+
+    fn ms(ts: &str) -> u64 {
+        let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        t.unix_timestamp() as u64 * 1000
+    }
+
+    fn v1(method: &str, p: &Params, c: &Credentials, now: u64) -> Result<Verified, SimError> {
+        let req = SignedRequest {
+            method,
+            params: p,
+            query: &[],
+            headers: &[],
+            body: b"",
+        };
+        verify(c, &mut NonceCache::default(), &req, now)
+    }
+
+    const V1A: &[(&str, &str)] = &[
+        ("AccessKeyId", "testid"),
+        ("Action", "DescribeRegions"),
+        ("Format", "XML"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
+        ("SignatureVersion", "1.0"),
+        ("Timestamp", "2016-02-23T12:46:24Z"),
+        ("Version", "2014-05-26"),
+    ];
+
+    #[test]
+    fn v1_a_verifies_and_a_changed_byte_does_not() {
+        let c = creds("testid", "testsecret", None);
+        let mut p = params(V1A);
+        p.insert("Signature", "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+        let now = ms("2016-02-23T12:50:00Z");
+        assert_eq!(v1("GET", &p, &c, now).unwrap().action, "DescribeRegions");
+        p.insert("Signature", "OLeaidS1JvxuMvnyHOwuJ+uX5qZ=");
+        let e = v1("GET", &p, &c, now).unwrap_err();
+        assert_eq!(e.code(), "SignatureDoesNotMatch");
+        assert!(e.to_string().ends_with("server string to sign is:GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"));
+        let late = ms("2016-02-23T13:02:00Z");
+        let mut p = params(V1A);
+        p.insert("Signature", "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+        assert_eq!(
+            v1("GET", &p, &c, late).unwrap_err().code(),
+            "InvalidTimeStamp.Expired"
+        );
+    }
+
+    #[test]
+    fn v1_b_capital_s_timestamp_signature_matches_then_timestamp_is_missing() {
+        let c = creds("testid", "testsecret", None);
+        let mut p = params(
+            &V1A.iter()
+                .map(|&(k, v)| (if k == "Timestamp" { "TimeStamp" } else { k }, v))
+                .collect::<Vec<_>>(),
+        );
+        p.insert("Signature", "CT9X0VtwR86fNWSnsc6v8YGOjuE=");
+        assert_eq!(v1("GET", &p, &c, 0).unwrap_err().code(), "IllegalTimestamp");
+    }
+
+    #[test]
+    fn v1_c_go_sdk_vector_with_and_without_sts_token() {
+        let base = [
+            ("AccessKeyId", "accessKeyId"),
+            ("Action", ""),
+            ("Format", "JSON"),
+            ("RegionId", "regionId"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "MOCK_UUID"),
+            ("SignatureType", ""),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "mock date"),
+            ("Version", ""),
+        ];
+        let c = creds("accessKeyId", "accessKeySecret", Some("accessKeyStsToken"));
+        let mut p = params(&base);
+        p.insert("Signature", "7loPmFjvDnzOVnQeQNj85S6nFGY=");
+        assert_eq!(
+            v1("GET", &p, &c, 0).unwrap_err().code(),
+            "InvalidTimeStamp.Format"
+        );
+        p.insert("SecurityToken", "accessKeyStsToken");
+        p.insert("Signature", "5Nxdcler+ihqWqv0Hr2On4PsBf4=");
+        assert_eq!(
+            v1("GET", &p, &c, 0).unwrap_err().code(),
+            "InvalidTimeStamp.Format"
+        );
+        let no_token = creds("accessKeyId", "accessKeySecret", None);
+        assert_eq!(
+            v1("GET", &p, &no_token, 0).unwrap_err().code(),
+            "InvalidSecurityToken.Expired"
+        );
+    }
+
+    #[test]
+    fn v1_g_pop_core_form_body_verifies_and_nonce_replay_is_refused() {
+        let c = creds("testid", "testsecret", None);
+        let mut p = Params::default();
+        p.add_urlencoded(b"AccessKeyId=testid&Action=DescribeInstances&Format=JSON&InstanceIds=%5B%22i-abc%22%5D&RegionId=cn-hangzhou&SignatureMethod=HMAC-SHA1&SignatureNonce=e54a2e2f439bbf27081a912d6bfcbf71&SignatureVersion=1.0&Timestamp=2026-11-25T01%3A36%3A13Z&Version=2014-05-26&Signature=Cr8a6QPsDxiNW3uFJq9zEdk8Ltk%3D");
+        let req = SignedRequest {
+            method: "POST",
+            params: &p,
+            query: &[],
+            headers: &[],
+            body: b"",
+        };
+        let mut nonces = NonceCache::default();
+        let now = ms("2026-11-25T01:36:20Z");
+        assert_eq!(
+            verify(&c, &mut nonces, &req, now).unwrap().action,
+            "DescribeInstances"
+        );
+        assert_eq!(
+            verify(&c, &mut nonces, &req, now).unwrap_err().code(),
+            "SignatureNonceUsed"
+        );
+    }
+
+    fn v3(
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        auth: &str,
+        c: &Credentials,
+        now: u64,
+    ) -> Result<Verified, SimError> {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        headers.push(("authorization".into(), auth.into()));
+        let mut p = Params::default();
+        for (k, v) in &query {
+            p.insert(k, v);
+        }
+        let req = SignedRequest {
+            method: "POST",
+            params: &p,
+            query: &query,
+            headers: &headers,
+            body: b"",
+        };
+        verify(c, &mut NonceCache::default(), &req, now)
+    }
+
+    #[test]
+    fn v3_a_official_vector_verifies_and_a_changed_query_does_not() {
+        let c = creds("YourAccessKeyId", "YourAccessKeySecret", None);
+        let headers = [
+            ("host", "ecs.cn-shanghai.aliyuncs.com"),
+            ("x-acs-action", "RunInstances"),
+            ("x-acs-content-sha256", sign::EMPTY_BODY_SHA256),
+            ("x-acs-date", "2023-10-26T10:22:32Z"),
+            ("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"),
+            ("x-acs-version", "2014-05-26"),
+            ("user-agent", "not signed, so ignored"),
+        ];
+        let auth = "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0";
+        let query = [
+            (
+                "ImageId",
+                "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd",
+            ),
+            ("RegionId", "cn-shanghai"),
+        ];
+        let now = ms("2023-10-26T10:25:00Z");
+        assert_eq!(
+            v3(&query, &headers, auth, &c, now).unwrap().action,
+            "RunInstances"
+        );
+        let changed = [query[0], ("RegionId", "cn-shanghaI")];
+        let e = v3(&changed, &headers, auth, &c, now).unwrap_err();
+        assert_eq!(e.code(), "SignatureDoesNotMatch");
+        assert!(e
+            .to_string()
+            .contains("server string to sign is:ACS3-HMAC-SHA256\n"));
+    }
+
+    #[test]
+    fn v3_c_node_tea_sdk_vector_verifies_with_host_and_port() {
+        let c = creds("testid", "testsecret", None);
+        let headers = [
+            ("host", "127.0.0.1:18765"),
+            ("x-acs-action", "StopInstance"),
+            ("x-acs-content-sha256", sign::EMPTY_BODY_SHA256),
+            ("x-acs-credentials-provider", "static_ak"),
+            ("x-acs-date", "2026-11-25T01:36:13Z"),
+            (
+                "x-acs-signature-nonce",
+                "f8b7670e3910041df0aacf9df8243dde63eaa821fd34b87152ee0d7efd67657c",
+            ),
+            ("x-acs-version", "2014-05-26"),
+        ];
+        let auth = "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=ff3cc1da0e13b37c8d99256716738ec347998b5cf1957175d0fd14742aae10c7";
+        let query = [("ForceStop", "true"), ("InstanceId", "i-abc")];
+        let now = ms("2026-11-25T01:36:13Z");
+        assert_eq!(
+            v3(&query, &headers, auth, &c, now).unwrap().action,
+            "StopInstance"
+        );
+        let wrong = creds("testid", "testsecreT", None);
+        assert_eq!(
+            v3(&query, &headers, auth, &wrong, now).unwrap_err().code(),
+            "SignatureDoesNotMatch"
+        );
+    }
+}

@@ -283,6 +283,10 @@ impl Sim {
                 .opt("SignatureNonce")
                 .or(header(headers, "x-acs-signature-nonce"))
                 .map(str::to_string),
+            signature_version: match header(headers, "authorization") {
+                Some(a) if a.trim_start().starts_with(crate::sign::V3_ALGORITHM) => "v3".into(),
+                _ => "v1".into(),
+            },
             http_status: if dropped { 0 } else { status.as_u16() },
             error_code: body.get("Code").and_then(Value::as_str).map(str::to_string),
             fault: fault.map(|f| f.name().to_string()),

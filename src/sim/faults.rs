@@ -18,6 +18,8 @@ pub enum FaultKind {
     /// Connection closed without any response, nothing done.
     Reset,
     /// The action is performed, then HTTP 500 `InternalError` is answered.
+    #[serde(rename = "acted_then_500")]
+    #[value(name = "acted_then_500")]
     ActedThen500,
     /// The action is performed, then the connection is closed without a response.
     ActedThenDrop,

@@ -220,6 +220,9 @@ pub struct CallRecord {
     pub region: Option<String>,
     pub client_token: Option<String>,
     pub signature_nonce: Option<String>,
+    /// `v1` or `v3`: which signature scheme the request used.
+    #[serde(default)]
+    pub signature_version: String,
     pub http_status: u16,
     pub error_code: Option<String>,
     /// Set when a fault was injected into this call (e.g. `acted_then_500`).

@@ -137,7 +137,8 @@ impl SimProcess {
 
     /// `POST /_sim/faults` with a partial fault config.
     pub async fn set_faults(&self, update: Value) -> Value {
-        self.http
+        let v: Value = self
+            .http
             .post(format!("{}/_sim/faults", self.endpoint))
             .body(update.to_string())
             .send()
@@ -146,7 +147,9 @@ impl SimProcess {
             .text()
             .await
             .map(|t| serde_json::from_str(&t).expect("JSON"))
-            .expect("body")
+            .expect("body");
+        assert!(v.get("error").is_none(), "fault update refused: {v}");
+        v
     }
 
     /// A V1-signed POST (params in the query string, like the Python SDKs), fresh nonce and time.
@@ -160,7 +163,10 @@ impl SimProcess {
         let query = encode_query(params);
         let url = format!("{}/?{query}", self.endpoint);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let resp = self.http.request(method, url).send().await.expect("send");
+        // A closed connection without an answer (injected fault) reads as status 0.
+        let Ok(resp) = self.http.request(method, url).send().await else {
+            return (0, Value::Null);
+        };
         let status = resp.status().as_u16();
         (
             status,
