@@ -72,10 +72,8 @@ pub enum SpecError {
     #[error("{at}: unknown field `{path}`{}", hint(suggestion.as_deref(), expected))]
     UnknownField {
         at: SourcePos,
-        /// Full path of the unknown key, e.g. `instance.tyep`.
+        /// Full path of the unknown key, e.g. `instance.tyep` (its last segment is the key itself).
         path: String,
-        /// The key itself, e.g. `tyep`.
-        field: String,
         /// The closest known key, when one is close enough to be a likely typo.
         suggestion: Option<String>,
         /// Every key allowed at that place.

@@ -196,12 +196,18 @@ impl Walk {
     }
 
     fn set_key(&mut self, key: String, marker: Marker) {
+        let at = location_of(&marker);
         if let Some(Frame {
+            path,
             kind: FrameKind::Mapping { key: slot, .. },
             ..
         }) = self.stack.last_mut()
         {
-            *slot = Some((key, location_of(&marker)));
+            *slot = Some((key, at));
+            // A block mapping's start event is reported after its first key; the key is where it starts.
+            if let Some(node) = self.index.nodes.get_mut(path.as_str()) {
+                node.value = node.value.min(at);
+            }
         }
     }
 

@@ -255,6 +255,12 @@ fn parse(text: &str, base_dir: &Path, label: &str) -> Result<Spec, SpecError> {
                     at: at(l),
                     limit: MAX_EXPANDED_NODES,
                 },
+                locate::ScanRefusal::Syntax(l, message) if message.contains("recursion limit") => {
+                    SpecError::TooDeep {
+                        at: at(l),
+                        limit: MAX_NESTING_DEPTH,
+                    }
+                }
                 locate::ScanRefusal::Syntax(l, message) => SpecError::Syntax {
                     at: at(l),
                     message: format!("YAML syntax: {message}"),
@@ -303,15 +309,32 @@ fn deserialize_error(
             .or_else(|| index.nearest(p))
     };
 
-    if let Some((field, expected)) = unknown_name(&message) {
-        let full = join(&path, &field);
-        let suggestion = error::suggest(&field, expected.iter().map(String::as_str));
-        return SpecError::UnknownField {
-            at: pos(locate(&full)),
-            path: full,
-            field,
-            suggestion,
-            expected,
+    if let Some(unknown) = unknown_name(&message) {
+        let suggestion = error::suggest(&unknown.name, unknown.expected.iter().map(String::as_str));
+        let is_key = last_segment(&path) == unknown.name;
+        if unknown.is_field || is_key {
+            // serde_path_to_error's path already ends with the unknown key.
+            let full = if is_key {
+                path.clone()
+            } else {
+                join(&path, &unknown.name)
+            };
+            let expected = unknown.expected;
+            return SpecError::UnknownField {
+                at: pos(locate(&full)),
+                path: full,
+                suggestion,
+                expected,
+            };
+        }
+        let message = match suggestion {
+            Some(best) => format!("{message} — did you mean `{best}`?"),
+            None => message,
+        };
+        return SpecError::Invalid {
+            at: pos(locate(&path)),
+            path,
+            message,
         };
     }
     if message.starts_with("EOF while parsing") || message.contains("more than one document") {
@@ -351,27 +374,54 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
+fn last_segment(path: &str) -> &str {
+    match locate::parent_path(path) {
+        Some(parent) if !parent.is_empty() => path[parent.len()..].trim_start_matches('.'),
+        _ => path,
+    }
+}
+
 /// serde_yaml's message without its own ` at line L column C` suffix and `path: ` prefix (we add both).
+/// serde_yaml's path can stop short of ours (it does not count enum variants), so any ancestor is tried.
 fn bare_message(message: &str, path: &str) -> String {
-    let message = match message.rfind(" at line ") {
+    let mut message = match message.rfind(" at line ") {
         Some(cut) if message[cut..].contains(" column ") => &message[..cut],
         _ => message,
     };
-    let message = message
-        .strip_prefix(&format!("{path}: "))
-        .unwrap_or(message);
+    let mut candidate = Some(path);
+    while let Some(prefix) = candidate.filter(|p| !p.is_empty()) {
+        if let Some(rest) = message
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(": "))
+        {
+            message = rest;
+            break;
+        }
+        candidate = locate::parent_path(prefix);
+    }
     message.to_string()
 }
 
-/// For serde's "unknown field `x`, expected one of `a`, `b`" (and "unknown variant"): the name and the
-/// expected names.
-fn unknown_name(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message
-        .strip_prefix("unknown field ")
-        .or_else(|| message.strip_prefix("unknown variant "))?;
+/// A name serde did not know: `unknown field `x`, expected one of `a`, `b`` or `unknown variant ...`.
+struct UnknownName {
+    name: String,
+    expected: Vec<String>,
+    /// A struct field (always a key); a variant may be a key (provisioner kind) or a value.
+    is_field: bool,
+}
+
+fn unknown_name(message: &str) -> Option<UnknownName> {
+    let (rest, is_field) = match message.strip_prefix("unknown field ") {
+        Some(rest) => (rest, true),
+        None => (message.strip_prefix("unknown variant ")?, false),
+    };
     let mut quoted = rest.split('`').skip(1).step_by(2).map(str::to_string);
-    let field = quoted.next()?;
-    Some((field, quoted.collect()))
+    let name = quoted.next()?;
+    Some(UnknownName {
+        name,
+        expected: quoted.collect(),
+        is_field,
+    })
 }
 
 fn problem_error(
