@@ -828,3 +828,38 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn the_reference_documents_every_field() {
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/spec.md")).unwrap();
+    let sections = [
+        format!("{MINIMAL}zzz: 1\n"),
+        format!("{MINIMAL}credentials: {{zzz: 1}}\n"),
+        MINIMAL.replace("  id: img-1\n", "  zzz: 1\n"),
+        MINIMAL.replace("  type: ecs.s2.large\n", "  type: t\n  zzz: 1\n"),
+        MINIMAL.replace(
+            "  type: ecs.s2.large\n",
+            "  type: t\n  system_disk: {zzz: 1}\n",
+        ),
+        format!("{MINIMAL}ssh: {{zzz: 1}}\n"),
+        format!("{MINIMAL}provisioners: [{{shell: {{zzz: 1}}}}]\n"),
+        format!("{MINIMAL}provisioners: [{{file: {{zzz: 1}}}}]\n"),
+        format!("{MINIMAL}provisioners: [{{zzz: 1}}]\n"),
+        MINIMAL.replace("  name: test-image\n", "  name: ab\n  zzz: 1\n"),
+        format!("{MINIMAL}timeouts: {{zzz: 1}}\n"),
+    ];
+    for text in sections {
+        let error = error_of(&text);
+        let SpecError::UnknownField { expected, .. } = &error else {
+            panic!("{error:?}")
+        };
+        assert!(!expected.is_empty(), "{error}");
+        for field in expected {
+            assert!(
+                doc.contains(&format!("`{field}`")),
+                "docs/spec.md does not document `{field}`"
+            );
+        }
+    }
+}
