@@ -15,7 +15,7 @@
 
 use super::error::SpecError;
 use super::model::{ImageSpec, SourceImage, SystemDisk};
-use super::provisioner::{Provisioner, ShellSource};
+use super::provisioner::Provisioner;
 use super::Spec;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -103,23 +103,16 @@ pub(crate) fn referenced_files(spec: &Spec) -> Vec<ReferencedFile> {
             });
         };
         match provisioner {
-            Provisioner::Shell(shell) => match (&shell.script, shell.source()) {
-                (Some(script), _) => push(
-                    format!("provisioners[{i}].shell.script"),
-                    script,
-                    FileUse::Script,
-                ),
-                (None, ShellSource::Scripts(scripts)) => {
-                    for (j, script) in scripts.iter().enumerate() {
-                        push(
-                            format!("provisioners[{i}].shell.scripts[{j}]"),
-                            script,
-                            FileUse::Script,
-                        );
-                    }
+            Provisioner::Shell(shell) => {
+                if let Some(script) = &shell.script {
+                    let field = format!("provisioners[{i}].shell.script");
+                    push(field, script, FileUse::Script);
                 }
-                (None, ShellSource::Inline(_)) => {}
-            },
+                for (j, script) in shell.scripts.iter().enumerate() {
+                    let field = format!("provisioners[{i}].shell.scripts[{j}]");
+                    push(field, script, FileUse::Script);
+                }
+            }
             Provisioner::File(file) => push(
                 format!("provisioners[{i}].file.source"),
                 &file.source,
