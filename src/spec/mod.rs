@@ -1,1 +1,2 @@
 //! The bakerd spec (YAML), its validation, and Packer template conversion.
+pub mod packer;
