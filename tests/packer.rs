@@ -418,3 +418,32 @@ fn content_detection_recognises_templates_only() {
     assert!(!is_packer_template(r#"{"region":"cn-shanghai"}"#));
     assert!(!is_packer_template("{ not json"));
 }
+
+#[test]
+fn written_credentials_reference_env_vars_and_never_the_secret() {
+    use bakerd::spec::packer::draft::{WrittenCredential, DEFAULT_SECRET_ENV};
+    let converted = bakerd::spec::packer::convert(SEED, &seed_env()).unwrap();
+    let creds = &converted.draft.credentials;
+    assert_eq!(
+        creds.written_id(),
+        WrittenCredential::Env("ALIYUN_ACCESS_KEY_ID".into())
+    );
+    assert_eq!(
+        creds.written_secret(),
+        (
+            WrittenCredential::Env("ALIYUN_ACCESS_KEY_SECRET".into()),
+            None
+        )
+    );
+    let literal = minimal_alicloud("");
+    let draft = bakerd::spec::packer::convert(&literal, &options(&[]))
+        .unwrap()
+        .draft;
+    assert_eq!(
+        draft.credentials.written_id(),
+        WrittenCredential::Literal("a".into())
+    );
+    let (written, warning) = draft.credentials.written_secret();
+    assert_eq!(written, WrittenCredential::Env(DEFAULT_SECRET_ENV.into()));
+    assert!(warning.unwrap().contains(DEFAULT_SECRET_ENV));
+}
