@@ -205,7 +205,7 @@ fn read_var_file(path: &PathBuf) -> Result<BTreeMap<String, String>, PackerError
     map.into_iter()
         .map(|(name, value)| match value {
             Value::String(s) => Ok((name, s)),
-            other => Err(invalid(format!("`{name}` is {other}, not a string"))),
+            _ => Err(invalid(format!("the value of `{name}` is not a string"))),
         })
         .collect()
 }

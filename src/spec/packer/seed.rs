@@ -42,15 +42,6 @@ pub fn convert(input: &BuilderInput<'_>, warnings: &mut Vec<String>) -> Result<D
             .env_value("ALIYUN_SECURITY_GROUP_ID")
             .ok_or_else(|| reader.missing("security_group_id", " (or environment variable ALIYUN_SECURITY_GROUP_ID): the seed builder needs an existing security group"))?,
     };
-    let image_name = match reader.string("image_name")? {
-        Some(name) => name,
-        None => funcs::render(DEFAULT_IMAGE_NAME, &input.ctx).map_err(|source| {
-            PackerError::Function {
-                location: "builders[0].image_name (default)".to_string(),
-                source,
-            }
-        })?,
-    };
     Ok(Draft {
         region: reader.required_string("region_id", " (e.g. cn-shanghai)")?,
         endpoint: None,
@@ -75,15 +66,29 @@ pub fn convert(input: &BuilderInput<'_>, warnings: &mut Vec<String>) -> Result<D
             timeout_secs: None,
         },
         provisioners: Vec::new(),
-        image: Image {
-            name: image_name,
-            description: Some(
-                reader
-                    .string("image_description")?
-                    .unwrap_or_else(|| DEFAULT_IMAGE_DESCRIPTION.to_string()),
-            ),
-            ..Image::default()
-        },
+        image: image(input)?,
         stop_before_snapshot: true,
+    })
+}
+
+/// `image_name` and `image_description` with the seed's defaults.
+fn image(input: &BuilderInput<'_>) -> Result<Image, PackerError> {
+    let reader = input.reader();
+    let name = match reader.string("image_name")? {
+        Some(name) => name,
+        None => funcs::render(DEFAULT_IMAGE_NAME, &input.ctx).map_err(|source| {
+            PackerError::Function {
+                location: "builders[0].image_name (default)".to_string(),
+                source,
+            }
+        })?,
+    };
+    let description = reader
+        .string("image_description")?
+        .unwrap_or_else(|| DEFAULT_IMAGE_DESCRIPTION.to_string());
+    Ok(Image {
+        name,
+        description: Some(description),
+        ..Image::default()
     })
 }
