@@ -447,3 +447,58 @@ fn written_credentials_reference_env_vars_and_never_the_secret() {
     assert_eq!(written, WrittenCredential::Env(DEFAULT_SECRET_ENV.into()));
     assert!(warning.unwrap().contains(DEFAULT_SECRET_ENV));
 }
+
+fn with_provisioners(provisioners: &str, extra: &str) -> String {
+    minimal_alicloud(extra).replace(
+        r#""builders""#,
+        &format!(r#""provisioners":{provisioners},"builders""#),
+    )
+}
+
+#[test]
+fn provisioner_override_and_except_follow_the_builder_name() {
+    let template = with_provisioners(
+        r#"[{"type":"shell","inline":["a"],"override":{"alicloud-ecs":{"inline":["b"]}}},
+            {"type":"shell","inline":["c"],"except":["alicloud-ecs"]}]"#,
+        "",
+    );
+    let converted = bakerd::spec::packer::convert(&template, &options(&[])).unwrap();
+    assert_eq!(converted.draft.provisioners.len(), 1);
+    assert!(matches!(
+        &converted.draft.provisioners[0],
+        Provisioner::Shell { source: ShellSource::Inline(lines), .. } if lines == &["b"]
+    ));
+    assert!(
+        converted.warnings[0].contains("provisioner #1"),
+        "{:?}",
+        converted.warnings
+    );
+}
+
+#[test]
+fn conflicting_or_impossible_options_are_errors() {
+    let cases = [
+        with_provisioners("[]", r#","image_family":"fam""#),
+        with_provisioners(
+            r#"[{"type":"shell","inline":["x"]}]"#,
+            r#","communicator":"none""#,
+        ),
+        with_provisioners(r#"[{"type":"shell","inline":["x"],"script":"s.sh"}]"#, ""),
+        with_provisioners(
+            r#"[{"type":"file","source":"a","destination":"b","direction":"download"}]"#,
+            "",
+        ),
+        with_provisioners("[]", r#","ssh_timeout":"forever""#),
+        with_provisioners("[]", r#","ssh_port":70000"#),
+    ];
+    for template in cases {
+        let err = error_of(&template, &options(&[]));
+        assert!(
+            matches!(
+                err,
+                PackerError::InvalidOption { .. } | PackerError::UnsupportedOption { .. }
+            ),
+            "{err}"
+        );
+    }
+}
