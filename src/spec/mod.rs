@@ -17,6 +17,7 @@ mod error;
 mod hash;
 mod locate;
 mod model;
+pub mod packer;
 mod provisioner;
 mod template;
 mod validate;

@@ -1,0 +1,156 @@
+//! What a Packer template means, in bakerd terms, before it becomes a [`crate::spec`] value.
+//!
+//! Why a separate layer: builder and provisioner mapping (the Packer knowledge) stays independent of
+//! the spec's exact field types, and the step to the spec is one small function.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A credential value and the environment variable it came from, if any.
+///
+/// Guarantees: `Debug` never shows the value (it may be an AccessKey secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub value: String,
+    /// Set when the value is exactly an env var (through a `variables` default or a builder
+    /// fallback such as `ALIYUN_ACCESS_KEY_SECRET`); written specs reference this name instead.
+    pub env: Option<String>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("value", &"** redacted **")
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: Credential,
+    pub access_key_secret: Credential,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceImage {
+    Id(String),
+    Family(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshAddress {
+    Private,
+    Public,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SystemDisk {
+    pub category: Option<String>,
+    pub size_gb: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_type: String,
+    pub zone: Option<String>,
+    pub vswitch_id: Option<String>,
+    pub security_group_id: Option<String>,
+    pub system_disk: Option<SystemDisk>,
+    pub internet_max_bandwidth_out: Option<u64>,
+    pub user_data: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ssh {
+    pub username: Option<String>,
+    pub port: Option<u16>,
+    pub address: Option<SshAddress>,
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellSource {
+    Inline(Vec<String>),
+    Script(String),
+    Scripts(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provisioner {
+    Shell {
+        source: ShellSource,
+        environment: BTreeMap<String, String>,
+        expect_disconnect: bool,
+        /// Packer's form with `{{.Vars}}` and `{{.Path}}` normalised to exactly those spellings.
+        execute_command: Option<String>,
+    },
+    File {
+        source: String,
+        destination: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Image {
+    pub name: String,
+    pub description: Option<String>,
+    pub family: Option<String>,
+    pub version: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub force: bool,
+    pub copy_regions: Vec<String>,
+    pub share_accounts: Vec<String>,
+}
+
+/// The whole build a template describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub credentials: Credentials,
+    pub source_image: SourceImage,
+    pub instance: Instance,
+    pub ssh: Ssh,
+    pub provisioners: Vec<Provisioner>,
+    pub image: Image,
+    pub stop_before_snapshot: bool,
+}
+
+/// How a credential may appear in a written spec (`bakerd convert` output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrittenCredential {
+    /// Written as is: only ever an AccessKey ID, which is not a secret.
+    Literal(String),
+    /// Written as a reference to an environment variable bakerd reads at apply time.
+    Env(String),
+}
+
+/// Environment variable a written spec names for a secret that did not come from the environment.
+pub const DEFAULT_SECRET_ENV: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
+
+impl Credentials {
+    /// The AccessKey ID as written: its env var if it came from one, else the value (not secret).
+    pub fn written_id(&self) -> WrittenCredential {
+        match &self.access_key_id.env {
+            Some(env) => WrittenCredential::Env(env.clone()),
+            None => WrittenCredential::Literal(self.access_key_id.value.clone()),
+        }
+    }
+
+    /// The secret as written: always an env reference, never the value. If the template gave the
+    /// secret literally (or through -var), the reference is [`DEFAULT_SECRET_ENV`] and the returned
+    /// warning tells the user to set it.
+    pub fn written_secret(&self) -> (WrittenCredential, Option<String>) {
+        match &self.access_key_secret.env {
+            Some(env) => (WrittenCredential::Env(env.clone()), None),
+            None => (
+                WrittenCredential::Env(DEFAULT_SECRET_ENV.to_string()),
+                Some(format!(
+                    "the AccessKey secret was given in the template or by -var, and bakerd never writes secrets: the spec reads it from ${DEFAULT_SECRET_ENV}; set that variable"
+                )),
+            ),
+        }
+    }
+}
