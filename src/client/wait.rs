@@ -1,0 +1,1 @@
+//! Waiters (placeholder, filled in below).
