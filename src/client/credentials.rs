@@ -151,7 +151,9 @@ pub enum CredentialsError {
         .tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n")
     )]
     NotFound { tried: Vec<String> },
-    #[error("{source_name} sets only half of a key pair ({missing} is missing); set both or neither")]
+    #[error(
+        "{source_name} sets only half of a key pair ({missing} is missing); set both or neither"
+    )]
     Incomplete {
         source_name: String,
         missing: &'static str,
@@ -297,10 +299,10 @@ enum CliLookup {
 }
 
 fn cli_config_path(explicit: &ExplicitCredentials, env: &Env) -> Option<PathBuf> {
-    explicit
-        .cli_config_path
-        .clone()
-        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".aliyun/config.json")))
+    explicit.cli_config_path.clone().or_else(|| {
+        env.get("HOME")
+            .map(|h| PathBuf::from(h).join(".aliyun/config.json"))
+    })
 }
 
 fn from_cli_profile(
@@ -322,8 +324,8 @@ fn from_cli_profile(
         }
         Err(source) => return Err(CredentialsError::CliConfigUnreadable { path, source }),
     };
-    let config: CliConfig = serde_json::from_str(&text)
-        .map_err(|source| CredentialsError::CliConfigInvalid {
+    let config: CliConfig =
+        serde_json::from_str(&text).map_err(|source| CredentialsError::CliConfigInvalid {
             path: path.clone(),
             source,
         })?;
@@ -429,7 +431,11 @@ mod tests {
     fn half_a_key_pair_is_an_error_not_a_silent_fallthrough() {
         let env = Env::from_pairs([("ALIYUN_ACCESS_KEY_ID", "yun-id")]);
         let err = resolve(&ExplicitCredentials::default(), &env).unwrap_err();
-        assert!(err.to_string().contains("ALIYUN_ACCESS_KEY_SECRET is missing"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ALIYUN_ACCESS_KEY_SECRET is missing"),
+            "{err}"
+        );
     }
 
     fn write_cli_config(dir: &std::path::Path) -> PathBuf {

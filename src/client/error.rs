@@ -59,7 +59,7 @@ impl std::error::Error for ApiError {}
 pub enum ClientError {
     /// The cloud answered with an error (non-retryable, or retries exhausted).
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// No answer could be obtained (connection refused, timeouts) within the retry budget.
     #[error(
         "ECS {action} failed: no response after {attempts} attempts over {elapsed:?} ({endpoint}). \
@@ -86,7 +86,9 @@ pub enum ClientError {
         source: reqwest::Error,
     },
     /// The cloud answered 2xx but the body was not what this action returns.
-    #[error("ECS {action} returned an unexpected response body ({source}); body starts: {body_start}")]
+    #[error(
+        "ECS {action} returned an unexpected response body ({source}); body starts: {body_start}"
+    )]
     Decode {
         action: String,
         body_start: String,
@@ -101,11 +103,17 @@ pub enum ClientError {
     Credentials(#[from] CredentialsError),
 }
 
+impl From<ApiError> for ClientError {
+    fn from(e: ApiError) -> Self {
+        ClientError::Api(Box::new(e))
+    }
+}
+
 impl ClientError {
     /// The API error, if the cloud answered.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            ClientError::Api(e) => Some(e),
+            ClientError::Api(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -291,7 +299,12 @@ mod tests {
         assert!(h.contains("InstanceType"), "{h}");
         let h = hint_for("MissingParameter.RegionId", "RegionId is mandatory", &c).unwrap();
         assert!(h.contains("RegionId"), "{h}");
-        let h = hint_for("MissingImageId", "ImageId is mandatory for this action.", &c).unwrap();
+        let h = hint_for(
+            "MissingImageId",
+            "ImageId is mandatory for this action.",
+            &c,
+        )
+        .unwrap();
         assert!(h.contains("ImageId"), "{h}");
     }
 

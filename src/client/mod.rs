@@ -29,6 +29,7 @@ pub mod retry;
 pub mod transport;
 pub mod types;
 pub mod wait;
+mod waiters;
 
 pub use api::{Action, Mutation, Params};
 pub use credentials::{Credentials, CredentialsError, Env, ExplicitCredentials, Secret};
@@ -146,7 +147,11 @@ impl EcsClient {
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
-            (None, _) => return Err(ClientError::Config(format!("endpoint {base_url:?} has no host"))),
+            (None, _) => {
+                return Err(ClientError::Config(format!(
+                    "endpoint {base_url:?} has no host"
+                )))
+            }
         };
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -300,8 +305,8 @@ impl EcsClient {
         let body = parsed.unwrap_or(serde_json::Value::Null);
         let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
         let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
-        let message = field("Message")
-            .unwrap_or_else(|| raw.body.chars().take(200).collect::<String>());
+        let message =
+            field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect::<String>());
         let hint = error::hint_for(
             &code,
             &message,
@@ -326,10 +331,10 @@ impl EcsClient {
         if class.is_retryable() {
             Err(AttemptFailure::Retryable {
                 class,
-                error: PendingError::Api(api),
+                error: PendingError::Api(Box::new(api)),
             })
         } else {
-            Err(AttemptFailure::Fatal(ClientError::Api(api)))
+            Err(AttemptFailure::Fatal(api.into()))
         }
     }
 }
@@ -362,7 +367,7 @@ enum AttemptFailure {
 
 /// The error of the latest retryable attempt, returned when the budget runs out.
 enum PendingError {
-    Api(ApiError),
+    Api(Box<ApiError>),
     Transport(reqwest::Error),
 }
 
@@ -392,7 +397,8 @@ impl PendingError {
 
 /// Now, as `yyyy-MM-ddTHH:mm:ssZ` (UTC).
 fn utc_timestamp() -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::now_utc()
         .format(format)
         .expect("a fixed format always formats")

@@ -232,7 +232,11 @@ mod tests {
         ("Rejected.Throttling", 400, Retryability::Throttled),
         ("IdempotentParameterMismatch", 400, Retryability::Permanent),
         ("IdempotentParameterMismatch", 403, Retryability::Permanent),
-        ("InvalidIdempotenceParameter.Mismatch", 403, Retryability::Permanent),
+        (
+            "InvalidIdempotenceParameter.Mismatch",
+            403,
+            Retryability::Permanent,
+        ),
         ("IdempotentProcessing", 403, Retryability::Busy),
         ("LastTokenProcessing", 403, Retryability::Busy),
         ("OperationConflict", 409, Retryability::Busy),
@@ -248,12 +252,20 @@ mod tests {
         ("UnsupportedHTTPMethod", 403, Retryability::Permanent),
         ("IncorrectInstanceStatus", 403, Retryability::Permanent),
         ("IncorrectInstanceStatus", 400, Retryability::Permanent),
-        ("IncorrectInstanceStatus.Initializing", 403, Retryability::Busy),
+        (
+            "IncorrectInstanceStatus.Initializing",
+            403,
+            Retryability::Busy,
+        ),
         ("InvalidInstanceId.NotFound", 404, Retryability::Permanent),
         ("InvalidImageId.NotFound", 404, Retryability::Permanent),
         ("InvalidSnapshotId.NotFound", 404, Retryability::Permanent),
         ("InvalidDiskId.NotFound", 404, Retryability::Permanent),
-        ("InvalidSecurityGroupId.NotFound", 404, Retryability::Permanent),
+        (
+            "InvalidSecurityGroupId.NotFound",
+            404,
+            Retryability::Permanent,
+        ),
         ("InvalidRegionId.NotFound", 404, Retryability::Permanent),
         ("InvalidKeyPairName.NotFound", 404, Retryability::Permanent),
         ("InvalidVSwitchId.NotFound", 404, Retryability::Permanent),
@@ -261,16 +273,32 @@ mod tests {
         ("DryRunOperation", 400, Retryability::Permanent),
         ("InternalError", 500, Retryability::Transient),
         ("ServiceUnavailable", 503, Retryability::Transient),
-        ("ServiceUnavailable.RegionMaintaining", 503, Retryability::Transient),
+        (
+            "ServiceUnavailable.RegionMaintaining",
+            503,
+            Retryability::Transient,
+        ),
         ("RequestTimeout", 504, Retryability::Transient),
         // Action-specific codes of §2.5.
         ("InstanceLockedForSecurity", 403, Retryability::Permanent),
-        ("InvalidOperation.DeletionProtection", 403, Retryability::Permanent),
-        ("DependencyViolation.RouteEntry", 400, Retryability::Permanent),
+        (
+            "InvalidOperation.DeletionProtection",
+            403,
+            Retryability::Permanent,
+        ),
+        (
+            "DependencyViolation.RouteEntry",
+            400,
+            Retryability::Permanent,
+        ),
         ("InvalidSnapshotId.NotReady", 403, Retryability::Permanent),
         ("InvalidImageName.Duplicated", 400, Retryability::Permanent),
         ("QuotaExceed.Image", 403, Retryability::Permanent),
-        ("IncorrectDiskStatus.CreatingSnapshot", 403, Retryability::Permanent),
+        (
+            "IncorrectDiskStatus.CreatingSnapshot",
+            403,
+            Retryability::Permanent,
+        ),
         ("QuotaExceed.Snapshot", 403, Retryability::Permanent),
         ("SnapshotCreatedImage", 403, Retryability::Permanent),
         ("SnapshotCreatedDisk", 403, Retryability::Permanent),
@@ -348,7 +376,10 @@ mod tests {
             limiter.acquire(key).await;
         }
         assert_eq!(start.elapsed(), Duration::from_millis(800));
-        assert_eq!(limiter.interval("id/cn-hangzhou/RunInstances"), Duration::ZERO);
+        assert_eq!(
+            limiter.interval("id/cn-hangzhou/RunInstances"),
+            Duration::ZERO
+        );
         for _ in 0..40 {
             limiter.on_success(key);
         }

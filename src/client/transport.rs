@@ -113,7 +113,10 @@ pub fn sign_v3(input: &SignInput<'_>) -> SignedRequest {
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), input.host.to_string()),
         ("x-acs-action".into(), input.action.to_string()),
-        ("x-acs-content-sha256".into(), sign::EMPTY_BODY_SHA256.into()),
+        (
+            "x-acs-content-sha256".into(),
+            sign::EMPTY_BODY_SHA256.into(),
+        ),
         ("x-acs-date".into(), input.timestamp.to_string()),
         ("x-acs-signature-nonce".into(), input.nonce.to_string()),
         ("x-acs-version".into(), input.version.to_string()),
@@ -218,9 +221,14 @@ mod tests {
         let req = sign_v1(&input(&params, &c));
         assert_eq!(
             req.query.last().unwrap(),
-            &("Signature".to_string(), "Cr8a6QPsDxiNW3uFJq9zEdk8Ltk=".to_string())
+            &(
+                "Signature".to_string(),
+                "Cr8a6QPsDxiNW3uFJq9zEdk8Ltk=".to_string()
+            )
         );
-        assert!(req.query_string().contains("Signature=Cr8a6QPsDxiNW3uFJq9zEdk8Ltk%3D"));
+        assert!(req
+            .query_string()
+            .contains("Signature=Cr8a6QPsDxiNW3uFJq9zEdk8Ltk%3D"));
     }
 
     #[test]
@@ -232,7 +240,9 @@ mod tests {
         let parsed = sign::parse_v3_authorization(auth).unwrap();
         assert_eq!(parsed.access_key_id, "testid");
         assert!(parsed.signed_headers.contains(&"host".to_string()));
-        assert!(parsed.signed_headers.contains(&"x-acs-security-token".to_string()));
+        assert!(parsed
+            .signed_headers
+            .contains(&"x-acs-security-token".to_string()));
         let canonical = sign::v3_canonical_request(&sign::V3Request {
             method: "POST",
             path: "/",

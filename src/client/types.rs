@@ -26,9 +26,7 @@ impl Tag {
 
 /// Finds a tag's value in a list.
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|t| t.key == key)
-        .map(|t| t.value.as_str())
+    tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
 macro_rules! status_enum {

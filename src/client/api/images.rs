@@ -5,7 +5,8 @@ use crate::client::types::{inner_list, lenient_string, ImageStatus, Tag};
 use serde::Deserialize;
 
 /// Every image status; `DescribeImages` returns only `Available` ones unless asked (§4.2).
-pub const ALL_IMAGE_STATUSES: &str = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated";
+pub const ALL_IMAGE_STATUSES: &str =
+    "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated";
 
 /// `DescribeImages` (PageNumber paging).
 #[derive(Debug, Clone, Default)]
@@ -24,19 +25,25 @@ pub struct DescribeImages {
     /// ≤ 100.
     pub page_size: Option<u32>,
 }
-action!(DescribeImages, "DescribeImages", ReadOnly, DescribeImagesResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("ImageId", self.image_id.as_ref())
-        .opt("ImageName", self.image_name.as_ref())
-        .opt("ImageFamily", self.image_family.as_ref())
-        .opt("ImageOwnerAlias", self.image_owner_alias.as_ref())
-        .opt("Status", self.status.as_ref())
-        .opt("SnapshotId", self.snapshot_id.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeImages,
+    "DescribeImages",
+    ReadOnly,
+    DescribeImagesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("ImageId", self.image_id.as_ref())
+            .opt("ImageName", self.image_name.as_ref())
+            .opt("ImageFamily", self.image_family.as_ref())
+            .opt("ImageOwnerAlias", self.image_owner_alias.as_ref())
+            .opt("Status", self.status.as_ref())
+            .opt("SnapshotId", self.snapshot_id.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -124,20 +131,26 @@ pub struct CreateImage {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CreateImage, "CreateImage", ClientToken, CreateImageResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("SnapshotId", self.snapshot_id.as_ref())
-        .opt("InstanceId", self.instance_id.as_ref())
-        .opt("ImageName", self.image_name.as_ref())
-        .opt("ImageFamily", self.image_family.as_ref())
-        .opt("ImageVersion", self.image_version.as_ref())
-        .opt("Description", self.description.as_ref())
-        .opt("Architecture", self.architecture.as_ref())
-        .opt("Platform", self.platform.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CreateImage,
+    "CreateImage",
+    ClientToken,
+    CreateImageResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("SnapshotId", self.snapshot_id.as_ref())
+            .opt("InstanceId", self.instance_id.as_ref())
+            .opt("ImageName", self.image_name.as_ref())
+            .opt("ImageFamily", self.image_family.as_ref())
+            .opt("ImageVersion", self.image_version.as_ref())
+            .opt("Description", self.description.as_ref())
+            .opt("Architecture", self.architecture.as_ref())
+            .opt("Platform", self.platform.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -173,16 +186,25 @@ pub struct CopyImage {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CopyImage, "CopyImage", ClientToken, CopyImageResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("ImageId", &self.image_id)
-        .set("DestinationRegionId", &self.destination_region_id)
-        .opt("DestinationImageName", self.destination_image_name.as_ref())
-        .opt("DestinationDescription", self.destination_description.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CopyImage,
+    "CopyImage",
+    ClientToken,
+    CopyImageResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("ImageId", &self.image_id)
+            .set("DestinationRegionId", &self.destination_region_id)
+            .opt("DestinationImageName", self.destination_image_name.as_ref())
+            .opt(
+                "DestinationDescription",
+                self.destination_description.as_ref(),
+            )
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -198,13 +220,19 @@ pub struct ModifyImageSharePermission {
     pub add_accounts: Vec<String>,
     pub remove_accounts: Vec<String>,
 }
-action!(ModifyImageSharePermission, "ModifyImageSharePermission", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("ImageId", &self.image_id)
-        .list("AddAccount", &self.add_accounts)
-        .list("RemoveAccount", &self.remove_accounts)
-});
+action!(
+    ModifyImageSharePermission,
+    "ModifyImageSharePermission",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("ImageId", &self.image_id)
+            .list("AddAccount", &self.add_accounts)
+            .list("RemoveAccount", &self.remove_accounts)
+    }
+);
 
 /// `DescribeImageSharePermission`: the accounts an image is shared with.
 #[derive(Debug, Clone, Default)]
@@ -214,13 +242,19 @@ pub struct DescribeImageSharePermission {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeImageSharePermission, "DescribeImageSharePermission", ReadOnly, DescribeImageSharePermissionResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("ImageId", &self.image_id)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeImageSharePermission,
+    "DescribeImageSharePermission",
+    ReadOnly,
+    DescribeImageSharePermissionResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("ImageId", &self.image_id)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]

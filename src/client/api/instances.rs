@@ -48,10 +48,16 @@ impl InstanceSpec {
             .opt("InstanceName", self.instance_name.as_ref())
             .opt("Description", self.description.as_ref())
             .opt("HostName", self.host_name.as_ref())
-            .opt("Password", self.password.as_ref().map(Secret::expose).as_ref())
+            .opt(
+                "Password",
+                self.password.as_ref().map(Secret::expose).as_ref(),
+            )
             .opt("KeyPairName", self.key_pair_name.as_ref())
             .opt("InternetChargeType", self.internet_charge_type.as_ref())
-            .opt("InternetMaxBandwidthOut", self.internet_max_bandwidth_out.as_ref())
+            .opt(
+                "InternetMaxBandwidthOut",
+                self.internet_max_bandwidth_out.as_ref(),
+            )
             .opt("SystemDisk.Category", self.system_disk_category.as_ref())
             .opt("SystemDisk.Size", self.system_disk_size.as_ref())
             .opt("UserData", self.user_data.as_ref())
@@ -69,9 +75,13 @@ pub struct RunInstances {
     /// 1–100, default 1.
     pub amount: Option<u32>,
 }
-action!(RunInstances, "RunInstances", ClientToken, RunInstancesResponse, |self| {
-    self.spec.params().opt("Amount", self.amount.as_ref())
-});
+action!(
+    RunInstances,
+    "RunInstances",
+    ClientToken,
+    RunInstancesResponse,
+    |self| { self.spec.params().opt("Amount", self.amount.as_ref()) }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -87,9 +97,13 @@ pub struct RunInstancesResponse {
 pub struct CreateInstance {
     pub spec: InstanceSpec,
 }
-action!(CreateInstance, "CreateInstance", ClientToken, CreateInstanceResponse, |self| {
-    self.spec.params()
-});
+action!(
+    CreateInstance,
+    "CreateInstance",
+    ClientToken,
+    CreateInstanceResponse,
+    |self| { self.spec.params() }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -130,11 +144,17 @@ pub struct RebootInstance {
     pub instance_id: String,
     pub force_stop: Option<bool>,
 }
-action!(RebootInstance, "RebootInstance", Unprotected, Ack, |self| {
-    Params::new()
-        .set("InstanceId", &self.instance_id)
-        .flag("ForceStop", self.force_stop)
-});
+action!(
+    RebootInstance,
+    "RebootInstance",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("InstanceId", &self.instance_id)
+            .flag("ForceStop", self.force_stop)
+    }
+);
 
 /// `DeleteInstance` (Stopped, or any state with `force`).
 #[derive(Debug, Clone, Default)]
@@ -142,20 +162,30 @@ pub struct DeleteInstance {
     pub instance_id: String,
     pub force: Option<bool>,
 }
-action!(DeleteInstance, "DeleteInstance", Unprotected, Ack, |self| {
-    Params::new()
-        .set("InstanceId", &self.instance_id)
-        .flag("Force", self.force)
-});
+action!(
+    DeleteInstance,
+    "DeleteInstance",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("InstanceId", &self.instance_id)
+            .flag("Force", self.force)
+    }
+);
 
 /// `AllocatePublicIpAddress` (Running or Stopped; a repeat returns the same address).
 #[derive(Debug, Clone)]
 pub struct AllocatePublicIpAddress {
     pub instance_id: String,
 }
-action!(AllocatePublicIpAddress, "AllocatePublicIpAddress", Unprotected, AllocatePublicIpAddressResponse, |self| {
-    Params::new().set("InstanceId", &self.instance_id)
-});
+action!(
+    AllocatePublicIpAddress,
+    "AllocatePublicIpAddress",
+    Unprotected,
+    AllocatePublicIpAddressResponse,
+    |self| { Params::new().set("InstanceId", &self.instance_id) }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -186,16 +216,22 @@ impl DescribeInstances {
         }
     }
 }
-action!(DescribeInstances, "DescribeInstances", ReadOnly, DescribeInstancesResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .json_list("InstanceIds", &self.instance_ids)
-        .opt("InstanceName", self.instance_name.as_ref())
-        .opt("Status", self.status.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeInstances,
+    "DescribeInstances",
+    ReadOnly,
+    DescribeInstancesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .json_list("InstanceIds", &self.instance_ids)
+            .opt("InstanceName", self.instance_name.as_ref())
+            .opt("Status", self.status.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -293,13 +329,19 @@ pub struct DescribeInstanceStatus {
     /// 1–50.
     pub page_size: Option<u32>,
 }
-action!(DescribeInstanceStatus, "DescribeInstanceStatus", ReadOnly, DescribeInstanceStatusResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .list("InstanceId", &self.instance_ids)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeInstanceStatus,
+    "DescribeInstanceStatus",
+    ReadOnly,
+    DescribeInstanceStatusResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .list("InstanceId", &self.instance_ids)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]

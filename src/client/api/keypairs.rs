@@ -13,13 +13,19 @@ pub struct ImportKeyPair {
     pub public_key_body: String,
     pub tags: Vec<Tag>,
 }
-action!(ImportKeyPair, "ImportKeyPair", Unprotected, ImportKeyPairResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("KeyPairName", &self.key_pair_name)
-        .set("PublicKeyBody", &self.public_key_body)
-        .tags(&self.tags)
-});
+action!(
+    ImportKeyPair,
+    "ImportKeyPair",
+    Unprotected,
+    ImportKeyPairResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("KeyPairName", &self.key_pair_name)
+            .set("PublicKeyBody", &self.public_key_body)
+            .tags(&self.tags)
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -39,14 +45,20 @@ pub struct DescribeKeyPairs {
     /// ≤ 50.
     pub page_size: Option<u32>,
 }
-action!(DescribeKeyPairs, "DescribeKeyPairs", ReadOnly, DescribeKeyPairsResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("KeyPairName", self.key_pair_name.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeKeyPairs,
+    "DescribeKeyPairs",
+    ReadOnly,
+    DescribeKeyPairsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("KeyPairName", self.key_pair_name.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -96,11 +108,15 @@ pub struct DeleteKeyPairs {
     pub region_id: String,
     pub key_pair_names: Vec<String>,
 }
-action!(DeleteKeyPairs, "DeleteKeyPairs", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set(
+action!(
+    DeleteKeyPairs,
+    "DeleteKeyPairs",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new().set("RegionId", &self.region_id).set(
             "KeyPairNames",
             serde_json::to_string(&self.key_pair_names).expect("strings always serialize"),
         )
-});
+    }
+);

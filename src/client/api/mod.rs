@@ -179,7 +179,8 @@ impl Params {
     pub fn tags(mut self, tags: &[Tag]) -> Self {
         for (i, tag) in tags.iter().enumerate() {
             self.0.push((format!("Tag.{}.Key", i + 1), tag.key.clone()));
-            self.0.push((format!("Tag.{}.Value", i + 1), tag.value.clone()));
+            self.0
+                .push((format!("Tag.{}.Value", i + 1), tag.value.clone()));
         }
         self
     }
@@ -200,14 +201,12 @@ impl Params {
 
 /// Implements [`Action`] for a request type in one line.
 macro_rules! action {
-    ($req:ty, $name:literal, $mutation:ident, $resp:ty, |$s:ident| $body:expr) => {
+    ($req:ty, $name:literal, $mutation:ident, $resp:ty, |$s:ident| $body:block) => {
         impl $crate::client::api::Action for $req {
             const NAME: &'static str = $name;
             const MUTATION: $crate::client::api::Mutation = $crate::client::api::Mutation::$mutation;
             type Response = $resp;
-            fn params(&$s) -> $crate::client::api::Params {
-                $body
-            }
+            fn params(&$s) -> $crate::client::api::Params $body
         }
     };
 }
@@ -247,7 +246,10 @@ mod tests {
 
     #[test]
     fn numbered_paging_stops_at_the_total_or_an_empty_page() {
-        assert_eq!(next_numbered_page(&Page::Number(1), 10, 25, 10), Page::Number(2));
+        assert_eq!(
+            next_numbered_page(&Page::Number(1), 10, 25, 10),
+            Page::Number(2)
+        );
         assert_eq!(next_numbered_page(&Page::Number(3), 10, 25, 5), Page::Done);
         assert_eq!(next_numbered_page(&Page::Number(1), 10, 100, 0), Page::Done);
         assert_eq!(next_token_page(Some(String::new())), Page::Done);

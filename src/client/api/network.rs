@@ -14,15 +14,21 @@ pub struct CreateSecurityGroup {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CreateSecurityGroup, "CreateSecurityGroup", ClientToken, CreateSecurityGroupResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("VpcId", self.vpc_id.as_ref())
-        .opt("SecurityGroupName", self.security_group_name.as_ref())
-        .opt("Description", self.description.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CreateSecurityGroup,
+    "CreateSecurityGroup",
+    ClientToken,
+    CreateSecurityGroupResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("SecurityGroupName", self.security_group_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -52,22 +58,34 @@ pub struct AuthorizeSecurityGroup {
     pub permissions: Vec<Permission>,
     pub client_token: Option<String>,
 }
-action!(AuthorizeSecurityGroup, "AuthorizeSecurityGroup", ClientToken, Ack, |self| {
-    let mut p = Params::new()
-        .set("RegionId", &self.region_id)
-        .set("SecurityGroupId", &self.security_group_id);
-    for (i, rule) in self.permissions.iter().enumerate() {
-        let n = i + 1;
-        p = p
-            .set(&format!("Permissions.{n}.IpProtocol"), &rule.ip_protocol)
-            .set(&format!("Permissions.{n}.PortRange"), &rule.port_range)
-            .set(&format!("Permissions.{n}.SourceCidrIp"), &rule.source_cidr_ip)
-            .opt(&format!("Permissions.{n}.Policy"), rule.policy.as_ref())
-            .opt(&format!("Permissions.{n}.Priority"), rule.priority.as_ref())
-            .opt(&format!("Permissions.{n}.Description"), rule.description.as_ref());
+action!(
+    AuthorizeSecurityGroup,
+    "AuthorizeSecurityGroup",
+    ClientToken,
+    Ack,
+    |self| {
+        let mut p = Params::new()
+            .set("RegionId", &self.region_id)
+            .set("SecurityGroupId", &self.security_group_id);
+        for (i, rule) in self.permissions.iter().enumerate() {
+            let n = i + 1;
+            p = p
+                .set(&format!("Permissions.{n}.IpProtocol"), &rule.ip_protocol)
+                .set(&format!("Permissions.{n}.PortRange"), &rule.port_range)
+                .set(
+                    &format!("Permissions.{n}.SourceCidrIp"),
+                    &rule.source_cidr_ip,
+                )
+                .opt(&format!("Permissions.{n}.Policy"), rule.policy.as_ref())
+                .opt(&format!("Permissions.{n}.Priority"), rule.priority.as_ref())
+                .opt(
+                    &format!("Permissions.{n}.Description"),
+                    rule.description.as_ref(),
+                );
+        }
+        p.opt("ClientToken", self.client_token.as_ref())
     }
-    p.opt("ClientToken", self.client_token.as_ref())
-});
+);
 
 /// `DescribeSecurityGroups` (PageNumber paging).
 #[derive(Debug, Clone, Default)]
@@ -81,16 +99,22 @@ pub struct DescribeSecurityGroups {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeSecurityGroups, "DescribeSecurityGroups", ReadOnly, DescribeSecurityGroupsResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("VpcId", self.vpc_id.as_ref())
-        .json_list("SecurityGroupIds", &self.security_group_ids)
-        .opt("SecurityGroupName", self.security_group_name.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeSecurityGroups,
+    "DescribeSecurityGroups",
+    ReadOnly,
+    DescribeSecurityGroupsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .json_list("SecurityGroupIds", &self.security_group_ids)
+            .opt("SecurityGroupName", self.security_group_name.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -141,11 +165,17 @@ pub struct DeleteSecurityGroup {
     pub region_id: String,
     pub security_group_id: String,
 }
-action!(DeleteSecurityGroup, "DeleteSecurityGroup", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("SecurityGroupId", &self.security_group_id)
-});
+action!(
+    DeleteSecurityGroup,
+    "DeleteSecurityGroup",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("SecurityGroupId", &self.security_group_id)
+    }
+);
 
 /// `CreateVpc`.
 #[derive(Debug, Clone, Default)]
@@ -157,15 +187,21 @@ pub struct CreateVpc {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CreateVpc, "CreateVpc", ClientToken, CreateVpcResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("CidrBlock", self.cidr_block.as_ref())
-        .opt("VpcName", self.vpc_name.as_ref())
-        .opt("Description", self.description.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CreateVpc,
+    "CreateVpc",
+    ClientToken,
+    CreateVpcResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("CidrBlock", self.cidr_block.as_ref())
+            .opt("VpcName", self.vpc_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -189,17 +225,23 @@ pub struct CreateVSwitch {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CreateVSwitch, "CreateVSwitch", ClientToken, CreateVSwitchResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("VpcId", &self.vpc_id)
-        .set("ZoneId", &self.zone_id)
-        .set("CidrBlock", &self.cidr_block)
-        .opt("VSwitchName", self.vswitch_name.as_ref())
-        .opt("Description", self.description.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CreateVSwitch,
+    "CreateVSwitch",
+    ClientToken,
+    CreateVSwitchResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("VpcId", &self.vpc_id)
+            .set("ZoneId", &self.zone_id)
+            .set("CidrBlock", &self.cidr_block)
+            .opt("VSwitchName", self.vswitch_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreateVSwitchResponse {
@@ -216,14 +258,20 @@ pub struct DescribeVpcs {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeVpcs, "DescribeVpcs", ReadOnly, DescribeVpcsResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("VpcId", self.vpc_id.as_ref())
-        .opt("VpcName", self.vpc_name.as_ref())
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeVpcs,
+    "DescribeVpcs",
+    ReadOnly,
+    DescribeVpcsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("VpcName", self.vpc_name.as_ref())
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -280,15 +328,21 @@ pub struct DescribeVSwitches {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeVSwitches, "DescribeVSwitches", ReadOnly, DescribeVSwitchesResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("VpcId", self.vpc_id.as_ref())
-        .opt("VSwitchId", self.vswitch_id.as_ref())
-        .opt("ZoneId", self.zone_id.as_ref())
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeVSwitches,
+    "DescribeVSwitches",
+    ReadOnly,
+    DescribeVSwitchesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("VSwitchId", self.vswitch_id.as_ref())
+            .opt("ZoneId", self.zone_id.as_ref())
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -10,9 +10,13 @@ pub struct DescribeRegions {
     /// Language of `LocalName` (`en-US`, `zh-CN`).
     pub accept_language: Option<String>,
 }
-action!(DescribeRegions, "DescribeRegions", ReadOnly, DescribeRegionsResponse, |self| {
-    Params::new().opt("AcceptLanguage", self.accept_language.as_ref())
-});
+action!(
+    DescribeRegions,
+    "DescribeRegions",
+    ReadOnly,
+    DescribeRegionsResponse,
+    |self| { Params::new().opt("AcceptLanguage", self.accept_language.as_ref()) }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -39,11 +43,17 @@ pub struct DescribeZones {
     pub region_id: String,
     pub verbose: Option<bool>,
 }
-action!(DescribeZones, "DescribeZones", ReadOnly, DescribeZonesResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .flag("Verbose", self.verbose)
-});
+action!(
+    DescribeZones,
+    "DescribeZones",
+    ReadOnly,
+    DescribeZonesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .flag("Verbose", self.verbose)
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -75,12 +85,18 @@ pub struct DescribeInstanceTypes {
     /// Page cursor; set by `list_all`.
     pub next_token: Option<String>,
 }
-action!(DescribeInstanceTypes, "DescribeInstanceTypes", ReadOnly, DescribeInstanceTypesResponse, |self| {
-    Params::new()
-        .list("InstanceTypes", &self.instance_types)
-        .opt("InstanceTypeFamily", self.instance_type_family.as_ref())
-        .opt("NextToken", self.next_token.as_ref())
-});
+action!(
+    DescribeInstanceTypes,
+    "DescribeInstanceTypes",
+    ReadOnly,
+    DescribeInstanceTypesResponse,
+    |self| {
+        Params::new()
+            .list("InstanceTypes", &self.instance_types)
+            .opt("InstanceTypeFamily", self.instance_type_family.as_ref())
+            .opt("NextToken", self.next_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -117,6 +133,9 @@ impl Paged for DescribeInstanceTypes {
         next
     }
     fn split(response: Self::Response, _current: &Page) -> (Vec<InstanceType>, Page) {
-        (response.instance_types, next_token_page(response.next_token))
+        (
+            response.instance_types,
+            next_token_page(response.next_token),
+        )
     }
 }

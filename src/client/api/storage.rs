@@ -1,7 +1,9 @@
 //! Disks and snapshots.
 
 use super::{action, next_numbered_page, Ack, Page, Paged, Params};
-use crate::client::types::{inner_list, lenient_string, lenient_u64, DiskStatus, SnapshotStatus, Tag};
+use crate::client::types::{
+    inner_list, lenient_string, lenient_u64, DiskStatus, SnapshotStatus, Tag,
+};
 use serde::Deserialize;
 
 /// `DescribeDisks` (PageNumber paging); bakerd finds a system disk by instance + `DiskType=system`.
@@ -17,16 +19,22 @@ pub struct DescribeDisks {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeDisks, "DescribeDisks", ReadOnly, DescribeDisksResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .opt("InstanceId", self.instance_id.as_ref())
-        .json_list("DiskIds", &self.disk_ids)
-        .opt("DiskType", self.disk_type.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeDisks,
+    "DescribeDisks",
+    ReadOnly,
+    DescribeDisksResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("InstanceId", self.instance_id.as_ref())
+            .json_list("DiskIds", &self.disk_ids)
+            .opt("DiskType", self.disk_type.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -88,15 +96,21 @@ pub struct CreateSnapshot {
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
-action!(CreateSnapshot, "CreateSnapshot", ClientToken, CreateSnapshotResponse, |self| {
-    Params::new()
-        .set("DiskId", &self.disk_id)
-        .opt("SnapshotName", self.snapshot_name.as_ref())
-        .opt("Description", self.description.as_ref())
-        .opt("RetentionDays", self.retention_days.as_ref())
-        .tags(&self.tags)
-        .opt("ClientToken", self.client_token.as_ref())
-});
+action!(
+    CreateSnapshot,
+    "CreateSnapshot",
+    ClientToken,
+    CreateSnapshotResponse,
+    |self| {
+        Params::new()
+            .set("DiskId", &self.disk_id)
+            .opt("SnapshotName", self.snapshot_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .opt("RetentionDays", self.retention_days.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -120,18 +134,24 @@ pub struct DescribeSnapshots {
     pub page_number: Option<u32>,
     pub page_size: Option<u32>,
 }
-action!(DescribeSnapshots, "DescribeSnapshots", ReadOnly, DescribeSnapshotsResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .json_list("SnapshotIds", &self.snapshot_ids)
-        .opt("DiskId", self.disk_id.as_ref())
-        .opt("InstanceId", self.instance_id.as_ref())
-        .opt("SnapshotName", self.snapshot_name.as_ref())
-        .opt("Status", self.status.as_ref())
-        .tags(&self.tags)
-        .opt("PageNumber", self.page_number.as_ref())
-        .opt("PageSize", self.page_size.as_ref())
-});
+action!(
+    DescribeSnapshots,
+    "DescribeSnapshots",
+    ReadOnly,
+    DescribeSnapshotsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .json_list("SnapshotIds", &self.snapshot_ids)
+            .opt("DiskId", self.disk_id.as_ref())
+            .opt("InstanceId", self.instance_id.as_ref())
+            .opt("SnapshotName", self.snapshot_name.as_ref())
+            .opt("Status", self.status.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -193,8 +213,14 @@ pub struct DeleteSnapshot {
     pub snapshot_id: String,
     pub force: Option<bool>,
 }
-action!(DeleteSnapshot, "DeleteSnapshot", Unprotected, Ack, |self| {
-    Params::new()
-        .set("SnapshotId", &self.snapshot_id)
-        .flag("Force", self.force)
-});
+action!(
+    DeleteSnapshot,
+    "DeleteSnapshot",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("SnapshotId", &self.snapshot_id)
+            .flag("Force", self.force)
+    }
+);

@@ -30,14 +30,20 @@ pub struct UntagResources {
     pub tag_keys: Vec<String>,
     pub all: Option<bool>,
 }
-action!(UntagResources, "UntagResources", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("ResourceType", &self.resource_type)
-        .list("ResourceId", &self.resource_ids)
-        .list("TagKey", &self.tag_keys)
-        .flag("All", self.all)
-});
+action!(
+    UntagResources,
+    "UntagResources",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("ResourceType", &self.resource_type)
+            .list("ResourceId", &self.resource_ids)
+            .list("TagKey", &self.tag_keys)
+            .flag("All", self.all)
+    }
+);
 
 /// `ListTagResources` (NextToken paging): which resources carry which tags.
 #[derive(Debug, Clone, Default)]
@@ -49,14 +55,20 @@ pub struct ListTagResources {
     pub tags: Vec<Tag>,
     pub next_token: Option<String>,
 }
-action!(ListTagResources, "ListTagResources", ReadOnly, ListTagResourcesResponse, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("ResourceType", &self.resource_type)
-        .list("ResourceId", &self.resource_ids)
-        .tags(&self.tags)
-        .opt("NextToken", self.next_token.as_ref())
-});
+action!(
+    ListTagResources,
+    "ListTagResources",
+    ReadOnly,
+    ListTagResourcesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("ResourceType", &self.resource_type)
+            .list("ResourceId", &self.resource_ids)
+            .tags(&self.tags)
+            .opt("NextToken", self.next_token.as_ref())
+    }
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
