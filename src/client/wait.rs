@@ -159,6 +159,18 @@ impl Estimator {
     }
 }
 
+#[derive(Default)]
+struct PollCount {
+    polls: u32,
+    not_found: u32,
+}
+
+enum Settled<T> {
+    Done(Waited<T>),
+    /// Status, percent, the cloud's estimate of the time left.
+    Pending((String, Option<u8>, Option<Duration>)),
+}
+
 /// A progress callback.
 pub type ProgressFn<'a> = Box<dyn Fn(&WaitProgress) + Send + Sync + 'a>;
 
@@ -210,57 +222,69 @@ impl<'a> Waiter<'a> {
     {
         let started = Instant::now();
         let mut estimator = Estimator::default();
-        let (mut polls, mut not_found) = (0u32, 0u32);
+        let mut count = PollCount::default();
         loop {
-            polls += 1;
+            count.polls += 1;
             let observed = probe().await.map_err(|source| WaitError::Client {
                 resource: resource.to_string(),
                 source,
             })?;
             let elapsed = started.elapsed();
-            let (status, percent, remaining) = match observed {
-                Observation::Done(value) => {
-                    return Ok(Waited {
-                        value,
-                        polls,
-                        elapsed,
-                    })
-                }
-                Observation::Failed { status, detail } => {
-                    return Err(WaitError::Failed {
-                        resource: resource.to_string(),
-                        status,
-                        detail,
-                    })
-                }
-                Observation::NotFound => {
-                    not_found += 1;
-                    if not_found > self.config.not_found_grace {
-                        let resource = resource.to_string();
-                        return Err(WaitError::Vanished { resource, polls });
-                    }
-                    ("not found".to_string(), None, None)
-                }
-                Observation::Pending {
-                    status,
-                    percent,
-                    remaining,
-                } => (status, percent, remaining),
-            };
+            let (status, percent, remaining) =
+                match self.settle(resource, observed, &mut count, elapsed)? {
+                    Settled::Done(waited) => return Ok(waited),
+                    Settled::Pending(p) => p,
+                };
             if elapsed >= self.config.deadline {
                 return Err(WaitError::Timeout {
                     resource: resource.to_string(),
                     wanted: wanted.to_string(),
                     last_status: status,
                     elapsed,
-                    polls,
+                    polls: count.polls,
                 });
             }
             let next = estimator
                 .next_interval(elapsed, percent, remaining, &self.config)
                 .min(self.config.deadline - elapsed);
-            self.report(resource, &status, percent, elapsed, polls, next);
+            self.report(resource, &status, percent, elapsed, count.polls, next);
             tokio::time::sleep(next).await;
+        }
+    }
+
+    /// Ends the wait on done, failure or vanishing; otherwise returns what to report.
+    fn settle<T>(
+        &self,
+        resource: &str,
+        observed: Observation<T>,
+        count: &mut PollCount,
+        elapsed: Duration,
+    ) -> Result<Settled<T>, WaitError> {
+        let resource = resource.to_string();
+        match observed {
+            Observation::Done(value) => Ok(Settled::Done(Waited {
+                value,
+                polls: count.polls,
+                elapsed,
+            })),
+            Observation::Failed { status, detail } => Err(WaitError::Failed {
+                resource,
+                status,
+                detail,
+            }),
+            Observation::NotFound => {
+                count.not_found += 1;
+                if count.not_found > self.config.not_found_grace {
+                    let polls = count.polls;
+                    return Err(WaitError::Vanished { resource, polls });
+                }
+                Ok(Settled::Pending(("not found".into(), None, None)))
+            }
+            Observation::Pending {
+                status,
+                percent,
+                remaining,
+            } => Ok(Settled::Pending((status, percent, remaining))),
         }
     }
 
