@@ -292,9 +292,8 @@ impl EcsClient {
         our_string_to_sign: &str,
         attempt: u32,
     ) -> Result<serde_json::Value, AttemptFailure> {
-        let parsed: Result<serde_json::Value, _> = serde_json::from_str(&raw.body);
         if (200..300).contains(&raw.status) {
-            return parsed.map_err(|source| {
+            return serde_json::from_str(&raw.body).map_err(|source| {
                 AttemptFailure::Fatal(ClientError::Decode {
                     action: action.to_string(),
                     body_start: raw.body.chars().take(200).collect(),
@@ -302,32 +301,8 @@ impl EcsClient {
                 })
             });
         }
-        let body = parsed.unwrap_or(serde_json::Value::Null);
-        let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
-        let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
-        let message =
-            field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect::<String>());
-        let hint = error::hint_for(
-            &code,
-            &message,
-            &error::HintContext {
-                action,
-                access_key_id: &self.inner.credentials.access_key_id,
-                credential_source: &self.inner.credentials.source,
-                our_string_to_sign,
-            },
-        );
-        let class = retry::classify(&code, raw.status);
-        let api = ApiError {
-            action: action.to_string(),
-            request_id: field("RequestId").unwrap_or_else(|| "-".into()),
-            recommend: field("Recommend"),
-            http_status: raw.status,
-            code,
-            message,
-            hint,
-            attempts: attempt,
-        };
+        let api = self.api_error(action, &raw, our_string_to_sign, attempt);
+        let class = retry::classify(&api.code, raw.status);
         if class.is_retryable() {
             Err(AttemptFailure::Retryable {
                 class,
@@ -335,6 +310,32 @@ impl EcsClient {
             })
         } else {
             Err(AttemptFailure::Fatal(api.into()))
+        }
+    }
+}
+
+impl EcsClient {
+    /// Reads the §2.4 error envelope (or makes one up from a non-JSON body) and adds the hint.
+    fn api_error(&self, action: &str, raw: &RawResponse, sts: &str, attempt: u32) -> ApiError {
+        let body: serde_json::Value = serde_json::from_str(&raw.body).unwrap_or_default();
+        let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
+        let message = field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect());
+        let context = error::HintContext {
+            action,
+            access_key_id: &self.inner.credentials.access_key_id,
+            credential_source: &self.inner.credentials.source,
+            our_string_to_sign: sts,
+        };
+        ApiError {
+            action: action.to_string(),
+            hint: error::hint_for(&code, &message, &context),
+            request_id: field("RequestId").unwrap_or_else(|| "-".into()),
+            recommend: field("Recommend"),
+            http_status: raw.status,
+            code,
+            message,
+            attempts: attempt,
         }
     }
 }
