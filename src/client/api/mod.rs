@@ -256,3 +256,64 @@ mod tests {
         assert_eq!(next_token_page(Some("t".into())), Page::Token("t".into()));
     }
 }
+
+#[cfg(test)]
+mod decode_tests {
+    use super::images::DescribeImagesResponse;
+    use super::instances::{DescribeInstancesResponse, RunInstancesResponse};
+    use super::network::DescribeVSwitchesResponse;
+    use super::storage::DescribeSnapshotsResponse;
+    use crate::client::types::{ImageStatus, InstanceStatus, NetworkStatus, SnapshotStatus};
+    use serde_json::json;
+
+    #[test]
+    fn documented_response_shapes_decode() {
+        let r: DescribeInstancesResponse = serde_json::from_value(json!({
+            "RequestId": "R", "TotalCount": 1, "PageNumber": 1, "PageSize": 10,
+            "Instances": {"Instance": [{
+                "InstanceId": "i-1", "Status": "Running", "CreationTime": "2017-12-10T04:04Z",
+                "PublicIpAddress": {"IpAddress": []}, "InnerIpAddress": {"IpAddress": []},
+                "VpcAttributes": {"VpcId": "v", "VSwitchId": "vsw", "PrivateIpAddress": {"IpAddress": ["10.0.0.5"]}},
+                "SecurityGroupIds": {"SecurityGroupId": ["sg-1"]},
+                "Tags": {"Tag": [{"TagKey": "bakerd:managed", "TagValue": "true"}]}
+            }]}
+        }))
+        .unwrap();
+        let i = &r.instances[0];
+        assert_eq!(i.status, InstanceStatus::Running);
+        assert_eq!(i.reachable_ip(), Some("10.0.0.5"));
+        assert_eq!(i.security_group_ids, ["sg-1"]);
+        let r: RunInstancesResponse = serde_json::from_value(
+            json!({"RequestId": "R", "InstanceIdSets": {"InstanceIdSet": ["i-1", "i-2"]}}),
+        )
+        .unwrap();
+        assert_eq!(r.instance_id_sets, ["i-1", "i-2"]);
+        let r: DescribeSnapshotsResponse = serde_json::from_value(json!({
+            "Snapshots": {"Snapshot": [{"SnapshotId": "s-1", "Status": "progressing",
+                "Progress": "45%", "RemainTime": 12, "SourceDiskSize": 40}]}
+        }))
+        .unwrap();
+        assert_eq!(r.snapshots[0].status, SnapshotStatus::Progressing);
+        assert_eq!(
+            (
+                r.snapshots[0].remain_time,
+                r.snapshots[0].source_disk_size.as_str()
+            ),
+            (12, "40")
+        );
+        let r: DescribeImagesResponse = serde_json::from_value(json!({
+            "Images": {"Image": [{"ImageId": "m-1", "Status": "Creating", "Progress": "0%",
+                "OSType": "linux", "DiskDeviceMappings": {"DiskDeviceMapping": [{"SnapshotId": "s-1", "Size": "40", "Type": "system"}]}}]}
+        }))
+        .unwrap();
+        assert_eq!(r.images[0].status, ImageStatus::Creating);
+        assert_eq!(r.images[0].disk_device_mappings[0].snapshot_id, "s-1");
+        let r: DescribeVSwitchesResponse = serde_json::from_value(json!({
+            "VSwitches": {"VSwitch": [{"VSwitchId": "vsw-1", "Status": "Available",
+                "Tags": {"Tag": [{"Key": "k", "Value": "v"}]}}]}
+        }))
+        .unwrap();
+        assert_eq!(r.vswitches[0].status, NetworkStatus::Available);
+        assert_eq!(r.vswitches[0].tags[0].key, "k");
+    }
+}
