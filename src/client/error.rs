@@ -172,11 +172,23 @@ pub fn hint_for(code: &str, message: &str, ctx: &HintContext<'_>) -> Option<Stri
                 .into()
         }
         "InvalidRegionId.NotFound" => "check the spec's region (bakerd regions lists them)".into(),
+        c if c.ends_with(".NotFound") => not_found_hint(c),
         c if c.starts_with("IncorrectInstanceStatus") => {
             "the instance is not in the state this action needs; wait for it and retry".into()
         }
         _ => return None,
     })
+}
+
+/// `InvalidImageId.NotFound` → "the ImageId …".
+fn not_found_hint(code: &str) -> String {
+    let what = code
+        .trim_end_matches(".NotFound")
+        .trim_start_matches("Invalid");
+    format!(
+        "the {what} does not exist in this region or is not visible to this account; check the \
+         {what} (and the region) in the spec"
+    )
 }
 
 fn signature_hint(message: &str, ctx: &HintContext<'_>) -> String {
@@ -269,6 +281,13 @@ mod tests {
              The specified ImageId does not exist. Hint: use an ImageId that exists in the region"
         );
         assert!(e.is_not_found());
+    }
+
+    #[test]
+    fn not_found_names_the_kind_of_id() {
+        let src = CredentialSource::Explicit;
+        let h = hint_for("InvalidImageId.NotFound", "", &ctx("", &src)).unwrap();
+        assert!(h.starts_with("the ImageId does not exist"), "{h}");
     }
 
     #[test]
