@@ -3,12 +3,38 @@
 //! credential chain.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), bakerd::client::ClientError> {
-//! use bakerd::client::{ClientConfig, EcsClient, api::instances::DescribeInstances};
-//! let client = EcsClient::new(ClientConfig::new("cn-hangzhou"))?;
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bakerd::client::api::instances::{DescribeInstances, InstanceSpec, RunInstances};
+//! use bakerd::client::{ClientConfig, EcsClient, InstanceStatus, Tag};
+//! let mut config = ClientConfig::new("cn-hangzhou"); // env: credentials, BAKERD_ECS_ENDPOINT
+//! config.endpoint = None; // or the spec's `endpoint`
+//! let client = EcsClient::new(config)?;
+//! let run = RunInstances {
+//!     spec: InstanceSpec {
+//!         region_id: "cn-hangzhou".into(),
+//!         image_id: "ubuntu_22_04_x64_20G_alibase_20240926.vhd".into(),
+//!         instance_type: "ecs.s2.large".into(),
+//!         security_group_id: Some("sg-1".into()),
+//!         tags: vec![Tag::new("bakerd:managed", "true"), Tag::new("bakerd:build-id", "b-42")],
+//!         client_token: Some("b-42-instance".into()), // deterministic per build step
+//!         ..Default::default()
+//!     },
+//!     amount: None,
+//! };
+//! let id = client.call(&run).await?.instance_id_sets.remove(0);
+//! let running = client
+//!     .waiter()
+//!     .on_progress(|p| eprintln!("{} {} ({} polls)", p.resource, p.status, p.polls))
+//!     .instance_status("cn-hangzhou", &id, InstanceStatus::Running)
+//!     .await?;
 //! let all = client.list_all(DescribeInstances::in_region("cn-hangzhou")).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Errors: [`ClientError::Api`] carries the cloud's answer ([`ApiError`]: action, Code, Message,
+//! RequestId, HTTP status, attempts, hint) and prints as
+//! `ECS RunInstances failed: InvalidImageId.NotFound (HTTP 404, RequestId 7A…): … Hint: …`;
+//! [`ClientError::is_not_found`] lets deletes treat "already gone" as done.
 //!
 //! Retry safety (Guarantees / Caveats):
 //! - Error answers that are retryable ([`retry::classify`]) are retried for every action: the cloud
@@ -21,6 +47,8 @@
 //!   DeleteInstance, ImportKeyPair, Delete*, tags…) the client returns
 //!   [`ClientError::OutcomeUnknown`]: the caller must look the resource up (the reconciler finds its
 //!   resources by deterministic names and bakerd tags) and then decide whether to repeat the call.
+//!   Such actions are naturally convergent (a second Start/Stop/Delete answers with a state or
+//!   NotFound error that the caller can read as "already done"), but only the caller knows that.
 
 pub mod api;
 pub mod credentials;
