@@ -228,7 +228,7 @@ async fn black_hole() -> (String, Arc<Mutex<u32>>) {
 }
 
 #[tokio::test]
-async fn a_lost_answer_to_an_unprotected_mutation_is_reported_not_retried() {
+async fn a_lost_answer_is_retried_only_for_reads_and_creates_with_a_client_token() {
     let (url, count) = black_hole().await;
     let c = client(&url, "testsecret", limiter());
     let err = c
@@ -240,9 +240,19 @@ async fn a_lost_answer_to_an_unprotected_mutation_is_reported_not_retried() {
     assert!(matches!(err, ClientError::OutcomeUnknown { .. }), "{err}");
     assert!(err.to_string().contains("may have been executed"), "{err}");
     assert_eq!(*count.lock().unwrap(), 1);
+    let mut without_token = run_instances();
+    without_token.spec.client_token = None;
+    let err = c.call(&without_token).await.unwrap_err();
+    assert!(matches!(err, ClientError::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(*count.lock().unwrap(), 2);
     let err = c.call(&DescribeRegions::default()).await.unwrap_err();
     assert!(matches!(err, ClientError::Transport { .. }), "{err}");
-    assert_eq!(*count.lock().unwrap(), 1 + RetryPolicy::fast().max_attempts);
+    assert_eq!(*count.lock().unwrap(), 2 + RetryPolicy::fast().max_attempts);
+    let err = c.call(&run_instances()).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Transport { .. }),
+        "with a ClientToken: {err}"
+    );
 }
 
 #[test]

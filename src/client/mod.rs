@@ -43,7 +43,8 @@
 //!   `ClientToken`, stay the same, so a retried create returns the first result.
 //! - A connection that failed before sending is retried for every action.
 //! - A request that may have been sent but got no answer (timeout, reset) is retried for read-only
-//!   actions and for actions carrying a `ClientToken`. For other mutating actions (Start/Stop/
+//!   actions and for creates that carry a `ClientToken` (one that supports it but was sent without
+//!   one counts as unprotected). For other mutating actions (Start/Stop/
 //!   DeleteInstance, ImportKeyPair, Delete*, tags…) the client returns
 //!   [`ClientError::OutcomeUnknown`]: the caller must look the resource up (the reconciler finds its
 //!   resources by deterministic names and bakerd tags) and then decide whether to repeat the call.
@@ -248,6 +249,7 @@ impl EcsClient {
             "{}/{}/{action}",
             inner.credentials.access_key_id, inner.region
         );
+        let mutation = effective_mutation(mutation, params);
         let started = Instant::now();
         let mut rng = rand::rngs::StdRng::from_entropy();
         let mut attempt = 0u32;
@@ -365,6 +367,17 @@ impl EcsClient {
             message,
             attempts: attempt,
         }
+    }
+}
+
+/// A create that supports `ClientToken` but was sent without one is as unprotected as any other.
+fn effective_mutation(mutation: Mutation, params: &[(String, String)]) -> Mutation {
+    let has_token = params
+        .iter()
+        .any(|(k, v)| k == "ClientToken" && !v.is_empty());
+    match mutation {
+        Mutation::ClientToken if !has_token => Mutation::Unprotected,
+        other => other,
     }
 }
 
