@@ -1,1 +1,10 @@
 //! The reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
+//!
+//! - [`state`]: the locked state directory and its records (builds, intents, events).
+//! - [`keys`]: per-build ed25519 key pairs stored as 0600 files in the state directory.
+//! - [`ssh`]: SSH sessions to build instances: connect with retry and host-key pinning, exec with
+//!   live output, streamed uploads.
+
+pub mod keys;
+pub mod ssh;
+pub mod state;

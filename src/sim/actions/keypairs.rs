@@ -1,0 +1,188 @@
+//! Key pairs: ImportKeyPair (rsa, dsa, ecdsa and ed25519 OpenSSH public keys), CreateKeyPair
+//! (generates an ed25519 key), DescribeKeyPairs, DeleteKeyPairs.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::{has_tags, list_body, name_matches, paginate, tags_json, Ctx, Paging};
+use crate::sim::error::SimError;
+use crate::sim::store::{iso_time, new_id, KeyPair};
+
+const KEY_TYPES: &[&str] = &[
+    "ssh-rsa",
+    "ssh-dss",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+];
+
+/// Checks an OpenSSH public key line and returns `(normalized line, MD5 fingerprint hex)`.
+fn parse_public_key(body: &str) -> Result<(String, String), SimError> {
+    let bad = |why: &str| SimError::invalid("PublicKeyBody", why.to_string());
+    let mut parts = body.split_whitespace();
+    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err(bad("expected '<type> <base64> [comment]'"));
+    };
+    if !KEY_TYPES.contains(&kind) {
+        return Err(bad("unsupported key type"));
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| bad("key data is not base64"))?;
+    let name_len = blob
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let embedded = name_len.and_then(|n| blob.get(4..4 + n));
+    if embedded != Some(kind.as_bytes()) {
+        return Err(bad("key data does not match its type"));
+    }
+    Ok((
+        format!("{kind} {b64}"),
+        format!("{:x}", md5::compute(&blob)),
+    ))
+}
+
+fn check_name(ctx: &Ctx<'_>, region: &str, name: &str) -> Result<(), SimError> {
+    if name.len() < 2 || name.len() > 128 {
+        return Err(SimError::invalid(
+            "KeyPairName",
+            "must be 2 to 128 characters",
+        ));
+    }
+    if ctx
+        .state
+        .key_pairs
+        .values()
+        .any(|k| k.meta.live() && k.meta.region == region && k.name == name)
+    {
+        return Err(SimError::bad_request(
+            "KeyPair.AlreadyExist",
+            format!("The key pair {name} already exists."),
+        ));
+    }
+    Ok(())
+}
+
+fn insert(
+    ctx: &mut Ctx<'_>,
+    region: &str,
+    name: &str,
+    public_key: String,
+    fingerprint: String,
+) -> Result<String, SimError> {
+    let id = new_id("kp");
+    let meta = ctx.meta(id.clone(), region)?;
+    ctx.state.key_pairs.insert(
+        id.clone(),
+        KeyPair {
+            meta,
+            name: name.to_string(),
+            fingerprint,
+            public_key,
+        },
+    );
+    Ok(id)
+}
+
+pub fn import_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let name = ctx.params.req("KeyPairName")?.to_string();
+    let (public_key, fingerprint) = parse_public_key(ctx.params.req("PublicKeyBody")?)?;
+    check_name(ctx, &region, &name)?;
+    let id = insert(ctx, &region, &name, public_key, fingerprint.clone())?;
+    Ok(json!({ "KeyPairName": name, "KeyPairFingerPrint": fingerprint, "KeyPairId": id }))
+}
+
+pub fn create_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    use thrussh_keys::PublicKeyBase64;
+    let region = ctx.region()?;
+    let name = ctx.params.req("KeyPairName")?.to_string();
+    check_name(ctx, &region, &name)?;
+    let key = thrussh_keys::key::KeyPair::generate_ed25519()
+        .ok_or_else(|| SimError::bad_request("InternalError", "key generation failed"))?;
+    let mut pem = Vec::new();
+    thrussh_keys::encode_pkcs8_pem(&key, &mut pem).map_err(|e| {
+        SimError::bad_request("InternalError", format!("encoding the key failed: {e}"))
+    })?;
+    let (public_key, fingerprint) =
+        parse_public_key(&format!("ssh-ed25519 {}", key.public_key_base64()))?;
+    let id = insert(ctx, &region, &name, public_key, fingerprint.clone())?;
+    Ok(json!({
+        "KeyPairName": name, "KeyPairId": id, "KeyPairFingerPrint": fingerprint,
+        "PrivateKeyBody": String::from_utf8_lossy(&pem),
+    }))
+}
+
+pub fn describe_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let p = ctx.params;
+    let include_public = p.bool("IncludePublicKey")?.unwrap_or(false);
+    let tags = p.tags()?;
+    let mut items: Vec<(u64, Value)> = ctx
+        .state
+        .key_pairs
+        .values()
+        .filter(|k| k.meta.live() && k.meta.region == region)
+        .filter(|k| {
+            p.opt("KeyPairName")
+                .is_none_or(|n| name_matches(n, &k.name))
+        })
+        .filter(|k| {
+            p.opt("KeyPairFingerPrint")
+                .is_none_or(|f| f == k.fingerprint)
+        })
+        .filter(|k| has_tags(&k.meta.tags, &tags))
+        .map(|k| {
+            let mut v = json!({
+                "KeyPairName": k.name, "KeyPairFingerPrint": k.fingerprint,
+                "CreationTime": iso_time(k.meta.created_ms), "ResourceGroupId": "",
+                "Tags": tags_json(&k.meta.tags),
+            });
+            if include_public {
+                v["PublicKey"] = json!(k.public_key);
+            }
+            (k.meta.created_ms, v)
+        })
+        .collect();
+    items.sort_by_key(|(t, _)| *t);
+    let items = items.into_iter().map(|(_, v)| v).collect();
+    let paging = Paging {
+        default_size: 10,
+        max_size: 50,
+        tokens: false,
+    };
+    let (page, fields) = paginate(items, ctx.params, &paging)?;
+    Ok(list_body("KeyPairs", "KeyPair", page, fields))
+}
+
+pub fn delete_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let names = ctx
+        .params
+        .json_list("KeyPairNames")?
+        .ok_or_else(|| SimError::MissingParameter("KeyPairNames".into()))?;
+    for name in &names {
+        let in_use = ctx.state.instances.values().find(|i| {
+            i.meta.live()
+                && i.meta.region == region
+                && i.key_pair_name.as_deref() == Some(name.as_str())
+        });
+        if let Some(i) = in_use {
+            return Err(SimError::forbidden(
+                "DependencyViolation.KeyPair",
+                format!(
+                    "The key pair {name} is bound to instance {}; delete the instance first.",
+                    i.meta.id
+                ),
+            ));
+        }
+    }
+    let now = ctx.now;
+    for k in ctx.state.key_pairs.values_mut() {
+        if k.meta.live() && k.meta.region == region && names.contains(&k.name) {
+            k.meta.deleted_ms = Some(now);
+        }
+    }
+    Ok(json!({}))
+}

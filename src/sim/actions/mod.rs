@@ -1,0 +1,248 @@
+//! The ECS actions. Each takes the request context and returns the success body (without
+//! `RequestId`, which the server adds) or a [`SimError`].
+
+mod images;
+mod instances;
+mod keypairs;
+mod network;
+mod regions;
+mod snapshots;
+mod tags;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::catalog;
+use super::error::SimError;
+use super::faults::Faults;
+use super::lifecycle::Latencies;
+use super::machine::Machines;
+use super::params::Params;
+use super::store::{Meta, State};
+
+/// Everything an action may read or change.
+pub struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub machines: &'a Machines,
+    pub latencies: &'a Latencies,
+    pub faults: &'a mut Faults,
+    pub params: &'a Params,
+    pub now: u64,
+}
+
+impl Ctx<'_> {
+    /// The required `RegionId`, checked against the catalog.
+    pub fn region(&self) -> Result<String, SimError> {
+        let id = self.params.req("RegionId")?;
+        known_region(id)
+    }
+
+    /// A fresh `Meta` for a resource created by this request (tags from `Tag.N`).
+    pub fn meta(&self, id: String, region: &str) -> Result<Meta, SimError> {
+        Ok(Meta {
+            id,
+            region: region.to_string(),
+            created_ms: self.now,
+            deleted_ms: None,
+            tags: self.params.tags()?.into_iter().collect(),
+            client_token: self.params.opt("ClientToken").map(str::to_string),
+        })
+    }
+
+    /// `DryRun=true` ends a request that passed its checks with `DryRunOperation`.
+    pub fn dry_run(&self) -> Result<(), SimError> {
+        if self.params.bool("DryRun")? == Some(true) {
+            return Err(SimError::bad_request(
+                "DryRunOperation",
+                "Request validation has been passed with DryRun flag set.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn known_region(id: &str) -> Result<String, SimError> {
+    catalog::region(id)
+        .map(|r| r.id.to_string())
+        .ok_or_else(|| SimError::not_found("InvalidRegionId.NotFound", "RegionId", id))
+}
+
+/// Whether an action only reads (no state write needed).
+pub fn is_read_only(action: &str) -> bool {
+    action.starts_with("Describe") || action.starts_with("List")
+}
+
+/// Runs `action`.
+pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    match action {
+        "DescribeRegions" => regions::describe_regions(ctx),
+        "DescribeZones" => regions::describe_zones(ctx),
+        "DescribeInstanceTypes" => regions::describe_instance_types(ctx),
+        "CreateInstance" => instances::create_instance(ctx),
+        "RunInstances" => instances::run_instances(ctx),
+        "StartInstance" => instances::start_instance(ctx),
+        "StopInstance" => instances::stop_instance(ctx),
+        "RebootInstance" => instances::reboot_instance(ctx),
+        "DeleteInstance" => instances::delete_instance(ctx),
+        "DescribeInstances" => instances::describe_instances(ctx),
+        "DescribeInstanceStatus" => instances::describe_instance_status(ctx),
+        "AllocatePublicIpAddress" => instances::allocate_public_ip(ctx),
+        "ImportKeyPair" => keypairs::import_key_pair(ctx),
+        "CreateKeyPair" => keypairs::create_key_pair(ctx),
+        "DescribeKeyPairs" => keypairs::describe_key_pairs(ctx),
+        "DeleteKeyPairs" => keypairs::delete_key_pairs(ctx),
+        "CreateSecurityGroup" => network::create_security_group(ctx),
+        "AuthorizeSecurityGroup" => network::authorize_security_group(ctx),
+        "DescribeSecurityGroups" => network::describe_security_groups(ctx),
+        "DescribeSecurityGroupAttribute" => network::describe_security_group_attribute(ctx),
+        "DeleteSecurityGroup" => network::delete_security_group(ctx),
+        "CreateVpc" => network::create_vpc(ctx),
+        "CreateVSwitch" => network::create_vswitch(ctx),
+        "DescribeVpcs" => network::describe_vpcs(ctx),
+        "DescribeVSwitches" => network::describe_vswitches(ctx),
+        "DeleteVpc" => network::delete_vpc(ctx),
+        "DeleteVSwitch" => network::delete_vswitch(ctx),
+        "DescribeDisks" => snapshots::describe_disks(ctx),
+        "CreateSnapshot" => snapshots::create_snapshot(ctx),
+        "DescribeSnapshots" => snapshots::describe_snapshots(ctx),
+        "DeleteSnapshot" => snapshots::delete_snapshot(ctx),
+        "DescribeImages" => images::describe_images(ctx),
+        "CreateImage" => images::create_image(ctx),
+        "DeleteImage" => images::delete_image(ctx),
+        "CopyImage" => images::copy_image(ctx),
+        "ModifyImageSharePermission" => images::modify_image_share_permission(ctx),
+        "DescribeImageSharePermission" => images::describe_image_share_permission(ctx),
+        "TagResources" => tags::tag_resources(ctx),
+        "UntagResources" => tags::untag_resources(ctx),
+        "ListTagResources" => tags::list_tag_resources(ctx),
+        other => Err(SimError::InvalidAction(other.to_string())),
+    }
+}
+
+/// `{"Tag":[{"TagKey":..,"TagValue":..}]}` as ECS lists a resource's tags.
+pub fn tags_json(tags: &BTreeMap<String, String>) -> Value {
+    let list: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+        .collect();
+    json!({ "Tag": list })
+}
+
+/// `{"Tag":[{"Key":..,"Value":..}]}`, the VPC spelling.
+pub fn vpc_tags_json(tags: &BTreeMap<String, String>) -> Value {
+    let list: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    json!({ "Tag": list })
+}
+
+/// Whether `tags` has every `(key, value)` asked for (an empty value matches any value).
+pub fn has_tags(tags: &BTreeMap<String, String>, wanted: &[(String, String)]) -> bool {
+    wanted
+        .iter()
+        .all(|(k, v)| tags.get(k).is_some_and(|have| v.is_empty() || have == v))
+}
+
+/// Paging of a Describe* list: either `PageNumber`/`PageSize` or `NextToken`/`MaxResults`.
+pub struct Paging {
+    pub default_size: i64,
+    pub max_size: i64,
+    /// Whether the action supports `NextToken`/`MaxResults`.
+    pub tokens: bool,
+}
+
+/// Cuts `items` into the requested page and returns it with the paging fields to add to the body.
+pub fn paginate<T>(
+    items: Vec<T>,
+    params: &Params,
+    paging: &Paging,
+) -> Result<(Vec<T>, Map<String, Value>), SimError> {
+    let total = items.len();
+    let mut fields = Map::new();
+    fields.insert("TotalCount".into(), json!(total));
+    let token_mode =
+        paging.tokens && (params.opt("NextToken").is_some() || params.opt("MaxResults").is_some());
+    if token_mode {
+        let start: usize = match params.opt("NextToken") {
+            None => 0,
+            Some(t) => t
+                .parse()
+                .map_err(|_| SimError::invalid("NextToken", "not a token this API returned"))?,
+        };
+        let size = params
+            .int("MaxResults")?
+            .unwrap_or(paging.default_size)
+            .clamp(1, paging.max_size.max(1)) as usize;
+        let end = (start + size).min(total);
+        let next = if end < total {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        fields.insert("NextToken".into(), json!(next));
+        fields.insert("MaxResults".into(), json!(size));
+        let page = items
+            .into_iter()
+            .skip(start)
+            .take(end.saturating_sub(start))
+            .collect();
+        return Ok((page, fields));
+    }
+    let number = params.int_in("PageNumber", 1, 1, i64::from(i32::MAX))?;
+    let size = params.int_in("PageSize", paging.default_size, 1, paging.max_size)?;
+    let start = ((number - 1) * size) as usize;
+    fields.insert("PageNumber".into(), json!(number));
+    fields.insert("PageSize".into(), json!(size));
+    if paging.tokens {
+        let next = if start + (size as usize) < total {
+            (start + size as usize).to_string()
+        } else {
+            String::new()
+        };
+        fields.insert("NextToken".into(), json!(next));
+    }
+    let page = items.into_iter().skip(start).take(size as usize).collect();
+    Ok((page, fields))
+}
+
+/// Builds a body from a list wrapper plus paging fields: `{"<outer>":{"<inner>":[..]}, ..paging}`.
+pub fn list_body(outer: &str, inner: &str, items: Vec<Value>, paging: Map<String, Value>) -> Value {
+    let mut body = paging;
+    body.insert(outer.into(), json!({ inner: items }));
+    Value::Object(body)
+}
+
+/// A `*` wildcard match (ECS name filters), otherwise exact.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// A comma-separated filter value as a list.
+pub fn csv(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}

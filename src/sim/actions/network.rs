@@ -1,0 +1,417 @@
+//! Security groups, VPCs and vSwitches.
+
+use serde_json::{json, Value};
+
+use super::{
+    has_tags, known_region, list_body, name_matches, paginate, tags_json, vpc_tags_json, Ctx,
+    Paging,
+};
+use crate::sim::catalog;
+use crate::sim::error::SimError;
+use crate::sim::params::Params;
+use crate::sim::store::{iso_time, new_id, Rule, SecurityGroup, VSwitch, Vpc};
+
+fn live_vpc<'s>(ctx: &'s Ctx<'_>, id: &str) -> Result<&'s Vpc, SimError> {
+    ctx.state
+        .vpcs
+        .get(id)
+        .filter(|v| v.meta.live())
+        .ok_or_else(|| SimError::not_found("InvalidVpcId.NotFound", "VpcId", id))
+}
+
+pub fn create_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let p = ctx.params;
+    let vpc_id = p.opt("VpcId").unwrap_or("").to_string();
+    if !vpc_id.is_empty() && live_vpc(ctx, &vpc_id)?.meta.region != region {
+        return Err(SimError::not_found(
+            "InvalidVpcId.NotFound",
+            "VpcId",
+            &vpc_id,
+        ));
+    }
+    let group_type = p
+        .one_of("SecurityGroupType", &["normal", "enterprise"])?
+        .unwrap_or("normal");
+    let id = new_id("sg");
+    let group = SecurityGroup {
+        meta: ctx.meta(id.clone(), &region)?,
+        name: p.opt("SecurityGroupName").unwrap_or("").to_string(),
+        description: p.opt("Description").unwrap_or("").to_string(),
+        vpc_id,
+        group_type: group_type.to_string(),
+        rules: Vec::new(),
+    };
+    ctx.dry_run()?;
+    ctx.state.security_groups.insert(id.clone(), group);
+    Ok(json!({ "SecurityGroupId": id }))
+}
+
+/// One ingress rule from `<prefix>IpProtocol`, `<prefix>PortRange`, ...
+fn parse_rule(p: &Params, prefix: &str) -> Result<Rule, SimError> {
+    let name = |f: &str| format!("{prefix}{f}");
+    let proto = p
+        .one_of(
+            &name("IpProtocol"),
+            &["TCP", "UDP", "ICMP", "GRE", "ALL", "ICMPv6"],
+        )?
+        .ok_or_else(|| SimError::MissingParameter(name("IpProtocol")))?;
+    let port_range = p.req(&name("PortRange"))?.to_string();
+    let valid_range = match port_range.split_once('/') {
+        Some(("-1", "-1")) => true,
+        Some((a, b)) => {
+            matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if (1..=65535).contains(&a) && (a..=65535).contains(&b))
+        }
+        None => false,
+    };
+    if !valid_range {
+        return Err(SimError::invalid(
+            &name("PortRange"),
+            "expected start/end within 1..65535, or -1/-1",
+        ));
+    }
+    Ok(Rule {
+        ip_protocol: proto.to_string(),
+        port_range,
+        source_cidr_ip: p
+            .opt(&name("SourceCidrIp"))
+            .or(p.opt(&name("SourceGroupId")))
+            .unwrap_or("0.0.0.0/0")
+            .to_string(),
+        policy: p
+            .one_of(&name("Policy"), &["accept", "drop"])?
+            .unwrap_or("accept")
+            .to_string(),
+        priority: p.int_in(&name("Priority"), 1, 1, 100)?,
+        nic_type: p
+            .one_of(&name("NicType"), &["internet", "intranet"])?
+            .unwrap_or("intranet")
+            .to_string(),
+        description: p.opt(&name("Description")).unwrap_or("").to_string(),
+    })
+}
+
+pub fn authorize_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let id = ctx.params.req("SecurityGroupId")?.to_string();
+    let mut rules = Vec::new();
+    for n in ctx.params.struct_indices("Permissions") {
+        rules.push(parse_rule(ctx.params, &format!("Permissions.{n}."))?);
+    }
+    if rules.is_empty() {
+        rules.push(parse_rule(ctx.params, "")?);
+    }
+    let group = ctx
+        .state
+        .security_groups
+        .get_mut(&id)
+        .filter(|g| g.meta.live() && g.meta.region == region)
+        .ok_or_else(|| {
+            SimError::not_found("InvalidSecurityGroupId.NotFound", "SecurityGroupId", &id)
+        })?;
+    for rule in rules {
+        if !group.rules.contains(&rule) {
+            group.rules.push(rule);
+        }
+    }
+    Ok(json!({}))
+}
+
+fn group_in_use(ctx: &Ctx<'_>, id: &str) -> usize {
+    ctx.state
+        .instances
+        .values()
+        .filter(|i| i.meta.live() && i.security_group_ids.iter().any(|g| g == id))
+        .count()
+}
+
+pub fn delete_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let id = ctx.params.req("SecurityGroupId")?.to_string();
+    let live = ctx
+        .state
+        .security_groups
+        .get(&id)
+        .is_some_and(|g| g.meta.live() && g.meta.region == region);
+    if !live {
+        return Err(SimError::not_found(
+            "InvalidSecurityGroupId.NotFound",
+            "SecurityGroupId",
+            &id,
+        ));
+    }
+    let users = group_in_use(ctx, &id);
+    if users > 0 {
+        return Err(SimError::forbidden(
+            "DependencyViolation",
+            format!("Security group {id} is still used by {users} instance(s); delete them first."),
+        ));
+    }
+    let now = ctx.now;
+    ctx.state
+        .security_groups
+        .get_mut(&id)
+        .expect("checked")
+        .meta
+        .deleted_ms = Some(now);
+    Ok(json!({}))
+}
+
+fn group_json(ctx: &Ctx<'_>, g: &SecurityGroup) -> Value {
+    json!({
+        "SecurityGroupId": g.meta.id, "SecurityGroupName": g.name, "Description": g.description,
+        "VpcId": g.vpc_id, "SecurityGroupType": g.group_type, "CreationTime": iso_time(g.meta.created_ms),
+        "ResourceGroupId": "", "Tags": tags_json(&g.meta.tags), "EcsCount": group_in_use(ctx, &g.meta.id),
+        "AvailableInstanceAmount": 2000, "RuleCount": g.rules.len(), "ServiceManaged": false,
+    })
+}
+
+pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let p = ctx.params;
+    let ids = p.json_list("SecurityGroupIds")?;
+    let tags = p.tags()?;
+    let mut items: Vec<(u64, Value)> = ctx
+        .state
+        .security_groups
+        .values()
+        .filter(|g| g.meta.live() && g.meta.region == region)
+        .filter(|g| ids.as_ref().is_none_or(|l| l.contains(&g.meta.id)))
+        .filter(|g| p.opt("SecurityGroupId").is_none_or(|s| s == g.meta.id))
+        .filter(|g| p.opt("VpcId").is_none_or(|v| v == g.vpc_id))
+        .filter(|g| {
+            p.opt("SecurityGroupName")
+                .is_none_or(|n| name_matches(n, &g.name))
+        })
+        .filter(|g| has_tags(&g.meta.tags, &tags))
+        .map(|g| (g.meta.created_ms, group_json(ctx, g)))
+        .collect();
+    items.sort_by_key(|(t, _)| *t);
+    let items = items.into_iter().map(|(_, v)| v).collect();
+    let paging = Paging {
+        default_size: 10,
+        max_size: 100,
+        tokens: true,
+    };
+    let (page, mut fields) = paginate(items, p, &paging)?;
+    fields.insert("RegionId".into(), json!(region));
+    Ok(list_body("SecurityGroups", "SecurityGroup", page, fields))
+}
+
+pub fn describe_security_group_attribute(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let id = ctx.params.req("SecurityGroupId")?;
+    let g = ctx
+        .state
+        .security_groups
+        .get(id)
+        .filter(|g| g.meta.live() && g.meta.region == region)
+        .ok_or_else(|| {
+            SimError::not_found("InvalidSecurityGroupId.NotFound", "SecurityGroupId", id)
+        })?;
+    let perms: Vec<Value> = g
+        .rules
+        .iter()
+        .map(|r| json!({"IpProtocol": r.ip_protocol, "PortRange": r.port_range, "SourceCidrIp": r.source_cidr_ip,
+            "Policy": r.policy, "Priority": r.priority.to_string(), "NicType": r.nic_type, "Direction": "ingress", "Description": r.description}))
+        .collect();
+    Ok(
+        json!({"SecurityGroupId": g.meta.id, "SecurityGroupName": g.name, "Description": g.description,
+        "VpcId": g.vpc_id, "RegionId": region, "InnerAccessPolicy": "Accept", "Permissions": {"Permission": perms}}),
+    )
+}
+
+pub fn create_vpc(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let id = new_id("vpc");
+    let vpc = Vpc {
+        meta: ctx.meta(id.clone(), &region)?,
+        status: "Pending".into(),
+        next_ms: ctx.now + ctx.latencies.network_ms,
+        name: ctx.params.opt("VpcName").unwrap_or("").to_string(),
+        description: ctx.params.opt("Description").unwrap_or("").to_string(),
+        cidr_block: ctx
+            .params
+            .opt("CidrBlock")
+            .unwrap_or("172.16.0.0/12")
+            .to_string(),
+    };
+    ctx.dry_run()?;
+    ctx.state.vpcs.insert(id.clone(), vpc);
+    Ok(
+        json!({ "VpcId": id, "VRouterId": format!("vrt-{}", &id[4..]), "RouteTableId": format!("vtb-{}", &id[4..]), "ResourceGroupId": "" }),
+    )
+}
+
+pub fn create_vswitch(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let vpc_id = ctx.params.req("VpcId")?.to_string();
+    let zone = ctx.params.req("ZoneId")?.to_string();
+    let cidr = ctx.params.req("CidrBlock")?.to_string();
+    let region = live_vpc(ctx, &vpc_id)?.meta.region.clone();
+    if let Some(r) = ctx.params.opt("RegionId") {
+        if known_region(r)? != region {
+            return Err(SimError::not_found(
+                "InvalidVpcId.NotFound",
+                "VpcId",
+                &vpc_id,
+            ));
+        }
+    }
+    if !catalog::region(&region).is_some_and(|r| r.zones.contains(&zone.as_str())) {
+        return Err(SimError::not_found(
+            "InvalidZoneId.NotFound",
+            "ZoneId",
+            &zone,
+        ));
+    }
+    let id = new_id("vsw");
+    let vsw = VSwitch {
+        meta: ctx.meta(id.clone(), &region)?,
+        status: "Pending".into(),
+        next_ms: ctx.now + ctx.latencies.network_ms,
+        vpc_id,
+        zone,
+        name: ctx.params.opt("VSwitchName").unwrap_or("").to_string(),
+        description: ctx.params.opt("Description").unwrap_or("").to_string(),
+        cidr_block: cidr,
+    };
+    ctx.dry_run()?;
+    ctx.state.vswitches.insert(id.clone(), vsw);
+    Ok(json!({ "VSwitchId": id }))
+}
+
+pub fn describe_vpcs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let p = ctx.params;
+    let tags = p.tags()?;
+    let mut items: Vec<(u64, Value)> = ctx
+        .state
+        .vpcs
+        .values()
+        .filter(|v| v.meta.live() && v.meta.region == region)
+        .filter(|v| p.opt("VpcId").is_none_or(|id| id == v.meta.id))
+        .filter(|v| p.opt("VpcName").is_none_or(|n| n == v.name))
+        .filter(|v| has_tags(&v.meta.tags, &tags))
+        .map(|v| {
+            let vsws: Vec<&String> = ctx.state.vswitches.values().filter(|s| s.meta.live() && s.vpc_id == v.meta.id).map(|s| &s.meta.id).collect();
+            (v.meta.created_ms, json!({
+                "VpcId": v.meta.id, "VpcName": v.name, "Description": v.description, "CidrBlock": v.cidr_block,
+                "Status": v.status, "IsDefault": false, "RegionId": v.meta.region, "CreationTime": iso_time(v.meta.created_ms),
+                "VRouterId": format!("vrt-{}", &v.meta.id[4..]), "VSwitchIds": {"VSwitchId": vsws},
+                "RouterTableIds": {"RouterTableIds": [format!("vtb-{}", &v.meta.id[4..])]},
+                "UserCidrs": {"UserCidr": []}, "SecondaryCidrBlocks": {"SecondaryCidrBlock": []},
+                "ResourceGroupId": "", "Tags": vpc_tags_json(&v.meta.tags),
+            }))
+        })
+        .collect();
+    items.sort_by_key(|(t, _)| *t);
+    let items = items.into_iter().map(|(_, v)| v).collect();
+    let paging = Paging {
+        default_size: 10,
+        max_size: 50,
+        tokens: false,
+    };
+    let (page, fields) = paginate(items, p, &paging)?;
+    Ok(list_body("Vpcs", "Vpc", page, fields))
+}
+
+pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.params.opt("RegionId").map(known_region).transpose()?;
+    let p = ctx.params;
+    let mut items: Vec<(u64, Value)> = ctx
+        .state
+        .vswitches
+        .values()
+        .filter(|v| v.meta.live() && region.as_ref().is_none_or(|r| *r == v.meta.region))
+        .filter(|v| p.opt("VpcId").is_none_or(|id| id == v.vpc_id))
+        .filter(|v| p.opt("VSwitchId").is_none_or(|id| id == v.meta.id))
+        .filter(|v| p.opt("ZoneId").is_none_or(|z| z == v.zone))
+        .map(|v| (v.meta.created_ms, json!({
+            "VSwitchId": v.meta.id, "VSwitchName": v.name, "Description": v.description, "VpcId": v.vpc_id,
+            "ZoneId": v.zone, "CidrBlock": v.cidr_block, "Status": v.status, "AvailableIpAddressCount": 252,
+            "IsDefault": false, "CreationTime": iso_time(v.meta.created_ms), "RegionId": v.meta.region,
+            "Tags": vpc_tags_json(&v.meta.tags),
+        })))
+        .collect();
+    items.sort_by_key(|(t, _)| *t);
+    let items = items.into_iter().map(|(_, v)| v).collect();
+    let paging = Paging {
+        default_size: 10,
+        max_size: 50,
+        tokens: false,
+    };
+    let (page, fields) = paginate(items, p, &paging)?;
+    Ok(list_body("VSwitches", "VSwitch", page, fields))
+}
+
+pub fn delete_vpc(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let id = ctx.params.req("VpcId")?.to_string();
+    live_vpc(ctx, &id)?;
+    if let Some(s) = ctx
+        .state
+        .vswitches
+        .values()
+        .find(|s| s.meta.live() && s.vpc_id == id)
+    {
+        return Err(SimError::forbidden(
+            "DependencyViolation.VSwitch",
+            format!("VPC {id} still has vSwitch {}; delete it first.", s.meta.id),
+        ));
+    }
+    if let Some(g) = ctx
+        .state
+        .security_groups
+        .values()
+        .find(|g| g.meta.live() && g.vpc_id == id)
+    {
+        return Err(SimError::forbidden(
+            "DependencyViolation.SecurityGroup",
+            format!(
+                "VPC {id} still has security group {}; delete it first.",
+                g.meta.id
+            ),
+        ));
+    }
+    let now = ctx.now;
+    ctx.state
+        .vpcs
+        .get_mut(&id)
+        .expect("checked")
+        .meta
+        .deleted_ms = Some(now);
+    Ok(json!({}))
+}
+
+pub fn delete_vswitch(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let id = ctx.params.req("VSwitchId")?.to_string();
+    let live = ctx.state.vswitches.get(&id).is_some_and(|v| v.meta.live());
+    if !live {
+        return Err(SimError::not_found(
+            "InvalidVSwitchId.NotFound",
+            "VSwitchId",
+            &id,
+        ));
+    }
+    if let Some(i) = ctx
+        .state
+        .instances
+        .values()
+        .find(|i| i.meta.live() && i.vswitch_id == id)
+    {
+        return Err(SimError::forbidden(
+            "DependencyViolation",
+            format!(
+                "vSwitch {id} is still used by instance {}; delete it first.",
+                i.meta.id
+            ),
+        ));
+    }
+    let now = ctx.now;
+    ctx.state
+        .vswitches
+        .get_mut(&id)
+        .expect("checked")
+        .meta
+        .deleted_ms = Some(now);
+    Ok(json!({}))
+}

@@ -1,0 +1,342 @@
+//! The simulator's request pipeline, independent of HTTP: parameters → authentication → faults →
+//! ClientToken replay → action → persistence → call log.
+//!
+//! Guarantees: a mutating action's effects, its ClientToken result and its call-log entry are written
+//! to disk in one atomic state write before the response leaves. Reads mark the state dirty and the
+//! ticker writes the call log soon after.
+//! Assumptions: one simulator process per data dir.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::actions::{self, Ctx};
+use super::auth::{self, Credentials, NonceCache, SignedRequest};
+use super::error::SimError;
+use super::faults::{FaultKind, Faults};
+use super::idempotency;
+use super::lifecycle::Latencies;
+use super::machine::Machines;
+use super::params::Params;
+use super::store::{self, CallRecord, State};
+
+/// Keeps at most this many call-log entries (oldest dropped first); counts are never dropped.
+const CALL_LOG_LIMIT: usize = 20_000;
+
+/// The shared simulator.
+pub struct Sim {
+    pub data_dir: PathBuf,
+    pub creds: Credentials,
+    pub latencies: Latencies,
+    pub machines: Machines,
+    state: Mutex<State>,
+    dirty: AtomicBool,
+    pub faults: Mutex<Faults>,
+    nonces: Mutex<NonceCache>,
+}
+
+/// An HTTP request as the pipeline needs it.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub method: String,
+    pub raw_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What to send back.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply {
+        status: StatusCode,
+        body: Value,
+        /// Render as XML (`Format=XML`), with this root element.
+        xml_root: Option<String>,
+    },
+    /// Close the connection without answering (injected fault).
+    Drop,
+}
+
+/// The result of running an action, before rendering.
+struct Ran {
+    result: Result<Value, SimError>,
+    fault: Option<FaultKind>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sim {
+    pub fn new(
+        data_dir: PathBuf,
+        creds: Credentials,
+        latencies: Latencies,
+        machines: Machines,
+        state: State,
+        faults: Faults,
+    ) -> Self {
+        Sim {
+            data_dir,
+            creds,
+            latencies,
+            machines,
+            state: Mutex::new(state),
+            dirty: AtomicBool::new(false),
+            faults: Mutex::new(faults),
+            nonces: Mutex::new(NonceCache::default()),
+        }
+    }
+
+    pub fn lock_state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Writes the state if something changed since the last write.
+    pub fn flush_if_dirty(&self, state: &State) {
+        if self.dirty.swap(false, Ordering::SeqCst) {
+            if let Err(e) = store::save(&self.data_dir, state) {
+                tracing::warn!(error = %e, "saving simulator state failed; will retry");
+                self.mark_dirty();
+            }
+        }
+    }
+
+    /// Handles one ECS API request.
+    pub fn handle(&self, req: &ApiRequest) -> Outcome {
+        let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        let now = store::now_ms();
+        let mut params = Params::default();
+        params.add_urlencoded(req.raw_query.as_bytes());
+        let query = params.pairs();
+        if is_form(&req.headers) {
+            params.add_urlencoded(&req.body);
+        }
+        let signed = SignedRequest {
+            method: &req.method,
+            params: &params,
+            query: &query,
+            headers: &req.headers,
+            body: &req.body,
+        };
+        let verified = auth::verify(&self.creds, &mut lock(&self.nonces), &signed, now);
+        let action = match &verified {
+            Ok(v) => v.action.clone(),
+            Err(_) => header(&req.headers, "x-acs-action")
+                .or(params.opt("Action"))
+                .unwrap_or("")
+                .to_string(),
+        };
+        let ran = match verified {
+            Ok(_) => self.run(&action, &params, now),
+            Err(e) => Ran {
+                result: Err(e),
+                fault: None,
+            },
+        };
+        self.render(req, &params, &action, &request_id, ran, now)
+    }
+
+    /// Injects faults around the action and persists its effects.
+    fn run(&self, action: &str, params: &Params, now: u64) -> Ran {
+        let fault = lock(&self.faults).pick(action);
+        let pre_error = match fault {
+            Some(FaultKind::Throttling) => Some(injected(StatusCode::BAD_REQUEST, "Throttling", "Request was denied due to request throttling.")),
+            Some(FaultKind::InternalError) => Some(injected(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The request processing has failed due to some unknown error, exception or failure.")),
+            Some(FaultKind::ServiceUnavailable) => Some(injected(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")),
+            _ => None,
+        };
+        if let Some(e) = pre_error {
+            return Ran {
+                result: Err(e),
+                fault,
+            };
+        }
+        if fault == Some(FaultKind::Reset) {
+            return Ran {
+                result: Err(injected(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "connection reset",
+                )),
+                fault,
+            };
+        }
+        let result = self.act(action, params, now);
+        Ran { result, fault }
+    }
+
+    /// Runs the action under the state lock, with ClientToken replay, and saves mutations.
+    fn act(&self, action: &str, params: &Params, now: u64) -> Result<Value, SimError> {
+        let mut state = self.lock_state();
+        let token = idempotency::token_of(action, params);
+        if let Some(token) = token {
+            if let Some(previous) = idempotency::replay(&state, action, token, params)? {
+                return Ok(previous);
+            }
+        }
+        let mut faults = lock(&self.faults);
+        let mut ctx = Ctx {
+            state: &mut state,
+            machines: &self.machines,
+            latencies: &self.latencies,
+            faults: &mut faults,
+            params,
+            now,
+        };
+        let body = actions::dispatch(action, &mut ctx)?;
+        drop(faults);
+        if let Some(token) = token {
+            idempotency::remember(&mut state, action, token, params, &body);
+        }
+        if !actions::is_read_only(action) {
+            store::save(&self.data_dir, &state).map_err(SimError::Persist)?;
+        }
+        Ok(body)
+    }
+
+    /// Logs the call and turns the result into an HTTP answer.
+    fn render(
+        &self,
+        req: &ApiRequest,
+        params: &Params,
+        action: &str,
+        request_id: &str,
+        ran: Ran,
+        now: u64,
+    ) -> Outcome {
+        let acted_fault = ran.fault.filter(|f| f.acts() || *f == FaultKind::Reset);
+        let result = match acted_fault {
+            Some(FaultKind::ActedThen500) => Err(injected(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The request processing has failed due to some unknown error, exception or failure.")),
+            _ => ran.result,
+        };
+        let dropped = matches!(
+            acted_fault,
+            Some(FaultKind::Reset | FaultKind::ActedThenDrop)
+        );
+        let (status, body) = match result {
+            Ok(mut body) => {
+                if let Value::Object(m) = &mut body {
+                    m.insert("RequestId".into(), json!(request_id));
+                }
+                (StatusCode::OK, body)
+            }
+            Err(e) => (e.status(), error_body(&e, request_id, params)),
+        };
+        self.log_call(
+            params,
+            action,
+            request_id,
+            status,
+            &body,
+            ran.fault,
+            dropped,
+            now,
+            &req.headers,
+        );
+        if dropped {
+            return Outcome::Drop;
+        }
+        let xml = params
+            .opt("Format")
+            .is_some_and(|f| f.eq_ignore_ascii_case("xml"));
+        let xml_root = xml.then(|| {
+            if status.is_success() {
+                format!("{action}Response")
+            } else {
+                "Error".to_string()
+            }
+        });
+        Outcome::Reply {
+            status,
+            body,
+            xml_root,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log_call(
+        &self,
+        params: &Params,
+        action: &str,
+        request_id: &str,
+        status: StatusCode,
+        body: &Value,
+        fault: Option<FaultKind>,
+        dropped: bool,
+        now: u64,
+        headers: &[(String, String)],
+    ) {
+        let record = CallRecord {
+            time_ms: now,
+            action: action.to_string(),
+            region: params.opt("RegionId").map(str::to_string),
+            client_token: params.opt("ClientToken").map(str::to_string),
+            signature_nonce: params
+                .opt("SignatureNonce")
+                .or(header(headers, "x-acs-signature-nonce"))
+                .map(str::to_string),
+            signature_version: match header(headers, "authorization") {
+                Some(a) if a.trim_start().starts_with(crate::sign::V3_ALGORITHM) => "v3".into(),
+                _ => "v1".into(),
+            },
+            http_status: if dropped { 0 } else { status.as_u16() },
+            error_code: body.get("Code").and_then(Value::as_str).map(str::to_string),
+            fault: fault.map(|f| f.name().to_string()),
+            request_id: request_id.to_string(),
+        };
+        let mut state = self.lock_state();
+        *state.calls.counts.entry(action.to_string()).or_default() += 1;
+        state.calls.log.push(record);
+        if state.calls.log.len() > CALL_LOG_LIMIT {
+            let excess = state.calls.log.len() - CALL_LOG_LIMIT;
+            state.calls.log.drain(..excess);
+        }
+        self.mark_dirty();
+    }
+}
+
+fn injected(status: StatusCode, code: &'static str, message: &str) -> SimError {
+    SimError::Injected {
+        status,
+        code,
+        message: message.to_string(),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn is_form(headers: &[(String, String)]) -> bool {
+    header(headers, "content-type").is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    })
+}
+
+/// The ECS error envelope.
+fn error_body(e: &SimError, request_id: &str, params: &Params) -> Value {
+    let host = match params.opt("RegionId") {
+        Some(r) => format!("ecs.{r}.aliyuncs.com"),
+        None => "ecs.aliyuncs.com".to_string(),
+    };
+    let code = e.code();
+    json!({
+        "RequestId": request_id,
+        "HostId": host,
+        "Code": code,
+        "Message": e.to_string(),
+        "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}&product=Ecs&requestId={request_id}"),
+    })
+}

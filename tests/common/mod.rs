@@ -1,0 +1,342 @@
+//! Shared helpers for integration tests: run `bakerd sim` as a child process, sign requests (V1 and
+//! V3, via `bakerd::sign`), and read the simulator's `/_sim/*` endpoints.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The documented test key pair the simulator accepts by default.
+pub const ACCESS_KEY_ID: &str = "testid";
+pub const ACCESS_KEY_SECRET: &str = "testsecret";
+
+/// A fresh simulator data dir under `<crate>/target/test-sim/` (root-owned 0755 path components,
+/// as sshd's ChrootDirectory demands; never /tmp).
+pub fn fresh_data_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-sim");
+    let dir = root.join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+        .expect("create test data dir");
+    dir
+}
+
+/// A running `bakerd sim` child; killed when dropped.
+pub struct SimProcess {
+    child: Option<Child>,
+    /// Kept open so the simulator never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// `127.0.0.1:<port>`, the value signed as the V3 `host` header.
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl SimProcess {
+    /// Starts a simulator on a free port with a fresh data dir and the fast profile.
+    pub fn start(name: &str) -> Self {
+        Self::start_in(&fresh_data_dir(name), &[])
+    }
+
+    /// Starts a simulator on `data_dir` with extra command-line options.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let log = std::fs::File::create(data_dir.join("sim.log")).expect("sim log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bakerd"))
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--profile",
+                "fast",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn bakerd sim");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read sim banner");
+        let endpoint = line
+            .trim()
+            .strip_prefix("bakerd-sim listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line from bakerd sim: {line:?} (see {}/sim.log)",
+                    data_dir.display()
+                )
+            })
+            .to_string();
+        let host = endpoint.trim_start_matches("http://").to_string();
+        SimProcess {
+            child: Some(child),
+            _stdout: stdout,
+            endpoint,
+            host,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the data dir for a restart.
+    pub fn stop(mut self) -> PathBuf {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "bakerd sim exited with {status}");
+                    return self.data_dir.clone();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            panic!("bakerd sim did not exit within 20 s of SIGTERM");
+        }
+        self.data_dir.clone()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.endpoint))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).expect("JSON"))
+            .expect("body")
+    }
+
+    /// `GET /_sim/inventory` → the `resources` array.
+    pub async fn inventory(&self) -> Vec<Value> {
+        self.get_json("/_sim/inventory").await["resources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `GET /_sim/calls` → `{"counts": {...}, "calls": [...]}`.
+    pub async fn calls(&self) -> Value {
+        self.get_json("/_sim/calls").await
+    }
+
+    /// `POST /_sim/faults` with a partial fault config.
+    pub async fn set_faults(&self, update: Value) -> Value {
+        let v: Value = self
+            .http
+            .post(format!("{}/_sim/faults", self.endpoint))
+            .body(update.to_string())
+            .send()
+            .await
+            .expect("POST faults")
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).expect("JSON"))
+            .expect("body");
+        assert!(v.get("error").is_none(), "fault update refused: {v}");
+        v
+    }
+
+    /// A V1-signed POST (params in the query string, like the Python SDKs), fresh nonce and time.
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let req = V1Request::new(action, params);
+        self.send_v1("POST", &req.signed(ACCESS_KEY_SECRET)).await
+    }
+
+    /// Sends already-signed V1 params (including `Signature`) in the query string.
+    pub async fn send_v1(&self, method: &str, params: &[(String, String)]) -> (u16, Value) {
+        let query = encode_query(params);
+        let url = format!("{}/?{query}", self.endpoint);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        // A closed connection without an answer (injected fault) reads as status 0.
+        let Ok(resp) = self.http.request(method, url).send().await else {
+            return (0, Value::Null);
+        };
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.text()
+                .await
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null),
+        )
+    }
+
+    /// Polls `check` until it returns `Some`, every 100 ms, at most `timeout`.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `name=value&...` with the Alibaba percent-encoding.
+pub fn encode_query(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                bakerd::sign::percent_encode(k),
+                bakerd::sign::percent_encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Current UTC time as `yyyy-MM-ddTHH:mm:ssZ`, shifted by `offset_secs`.
+pub fn timestamp(offset_secs: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
+    t.format(&time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap()
+}
+
+/// The parameters of a V1 request before signing.
+#[derive(Debug, Clone)]
+pub struct V1Request {
+    pub params: Vec<(String, String)>,
+}
+
+impl V1Request {
+    /// Common parameters (test key, fresh nonce, current time, JSON) plus the action's own.
+    pub fn new(action: &str, params: &[(&str, &str)]) -> Self {
+        let mut all: Vec<(String, String)> = vec![
+            ("AccessKeyId".into(), ACCESS_KEY_ID.into()),
+            ("Action".into(), action.into()),
+            ("Format".into(), "JSON".into()),
+            ("SignatureMethod".into(), "HMAC-SHA1".into()),
+            ("SignatureNonce".into(), uuid::Uuid::new_v4().to_string()),
+            ("SignatureVersion".into(), "1.0".into()),
+            ("Timestamp".into(), timestamp(0)),
+            ("Version".into(), "2014-05-26".into()),
+        ];
+        all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        V1Request { params: all }
+    }
+
+    /// Replaces (or adds) a parameter.
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.params.retain(|(k, _)| k != name);
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The params plus `Signature`, signed for POST with `secret`.
+    pub fn signed(&self, secret: &str) -> Vec<(String, String)> {
+        self.signed_for("POST", secret)
+    }
+
+    pub fn signed_for(&self, method: &str, secret: &str) -> Vec<(String, String)> {
+        let (_, sig) = bakerd::sign::v1_sign(method, &self.params, secret);
+        let mut out = self.params.clone();
+        out.push(("Signature".into(), sig));
+        out
+    }
+}
+
+/// Sends a V3-signed POST (action params in the query string, empty body, like the Tea SDKs).
+/// `tamper` may change the request after signing (to test refusals).
+pub async fn call_v3(
+    sim: &SimProcess,
+    action: &str,
+    params: &[(&str, &str)],
+    secret: &str,
+    extra_headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let query: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), sim.host.clone()),
+        ("x-acs-action".into(), action.into()),
+        ("x-acs-version".into(), "2014-05-26".into()),
+        ("x-acs-date".into(), timestamp(0)),
+        (
+            "x-acs-signature-nonce".into(),
+            uuid::Uuid::new_v4().simple().to_string(),
+        ),
+        (
+            "x-acs-content-sha256".into(),
+            bakerd::sign::EMPTY_BODY_SHA256.into(),
+        ),
+    ];
+    headers.extend(
+        extra_headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let cr = bakerd::sign::v3_canonical_request(&bakerd::sign::V3Request {
+        method: "POST",
+        path: "/",
+        query: &query,
+        headers: &headers,
+        signed_headers: &signed,
+        payload_hash: bakerd::sign::EMPTY_BODY_SHA256,
+    });
+    let sig = bakerd::sign::v3_signature(secret, &bakerd::sign::v3_string_to_sign(&cr));
+    let auth = bakerd::sign::v3_authorization(ACCESS_KEY_ID, &signed, &sig);
+    let mut req = sim
+        .http
+        .post(format!("{}/?{}", sim.endpoint, encode_query(&query)))
+        .header("authorization", auth);
+    for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let resp = req.send().await.expect("send V3");
+    let status = resp.status().as_u16();
+    (
+        status,
+        resp.text()
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null),
+    )
+}
