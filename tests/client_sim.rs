@@ -70,6 +70,7 @@ fn runtime() -> tokio::runtime::Runtime {
 mod signing {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::TestRunner;
 
     /// Unicode, spaces, `*`, `~`, `/`, `=`, `&`, `+`, `%`, quotes, empty and long values.
     fn hostile_value() -> impl Strategy<Value = String> {
@@ -81,22 +82,23 @@ mod signing {
         ]
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig {
+    /// One simulator for every generated case; it is stopped when the test ends.
+    #[test]
+    fn the_simulator_accepts_every_request_the_client_signs_in_both_styles() {
+        let sim = SimProcess::start("client-proptest");
+        let rt = runtime();
+        let clients = [
+            client_for(&sim, SignatureStyle::V1),
+            client_for(&sim, SignatureStyle::V3),
+        ];
+        let config = ProptestConfig {
             cases: 48,
             failure_persistence: None,
             ..ProptestConfig::default()
-        })]
-
-        #[test]
-        fn the_simulator_accepts_every_request_the_client_signs_in_both_styles(
-            name in hostile_value(),
-            tag_value in hostile_value(),
-            extra in hostile_value(),
-        ) {
-            let (sim, rt) = shared_sim();
-            for style in [SignatureStyle::V1, SignatureStyle::V3] {
-                let client = client_for(sim, style);
+        };
+        let strategy = (hostile_value(), hostile_value(), hostile_value());
+        let outcome = TestRunner::new(config).run(&strategy, |(name, tag_value, extra)| {
+            for client in &clients {
                 let request = DescribeInstances {
                     region_id: REGION.into(),
                     instance_name: Some(name.clone()),
@@ -104,19 +106,31 @@ mod signing {
                     ..Default::default()
                 };
                 let answer = rt.block_on(client.call(&request));
-                prop_assert!(answer.is_ok(), "{style:?} DescribeInstances refused: {}", answer.unwrap_err());
+                prop_assert!(
+                    answer.is_ok(),
+                    "DescribeInstances refused: {}",
+                    answer.unwrap_err()
+                );
                 let raw = vec![("OwnerAccount".to_string(), extra.clone())];
-                let answer = rt.block_on(client.invoke("DescribeRegions", Mutation::ReadOnly, &raw));
-                prop_assert!(answer.is_ok(), "{style:?} DescribeRegions refused: {}", answer.unwrap_err());
+                let answer =
+                    rt.block_on(client.invoke("DescribeRegions", Mutation::ReadOnly, &raw));
+                prop_assert!(
+                    answer.is_ok(),
+                    "DescribeRegions refused: {}",
+                    answer.unwrap_err()
+                );
             }
+            Ok(())
+        });
+        if let Err(failure) = outcome {
+            panic!("{failure}");
         }
-    }
-
-    /// One simulator for all proptest cases (started on first use, killed at process exit).
-    fn shared_sim() -> &'static (SimProcess, tokio::runtime::Runtime) {
-        static SIM: std::sync::OnceLock<(SimProcess, tokio::runtime::Runtime)> =
-            std::sync::OnceLock::new();
-        SIM.get_or_init(|| (SimProcess::start("client-proptest"), runtime()))
+        let calls = rt.block_on(sim.calls());
+        let ok = calls_log(&calls)
+            .iter()
+            .filter(|c| c["http_status"] == 200)
+            .count();
+        assert!(ok >= 48 * 4, "only {ok} signed calls were accepted");
     }
 }
 
