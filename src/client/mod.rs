@@ -1,1 +1,491 @@
-//! The thin, typed ECS API client (issue 3).
+//! The typed ECS API client (issue 3): signed requests (V1 or V3), retries with backoff and jitter,
+//! a process-wide per-API rate limiter, typed actions with paging, adaptive waiters, and the
+//! credential chain.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bakerd::client::api::instances::{DescribeInstances, InstanceSpec, RunInstances};
+//! use bakerd::client::{ClientConfig, EcsClient, InstanceStatus, Tag};
+//! let mut config = ClientConfig::new("cn-hangzhou"); // env: credentials, BAKERD_ECS_ENDPOINT
+//! config.endpoint = None; // or the spec's `endpoint`
+//! let client = EcsClient::new(config)?;
+//! let run = RunInstances {
+//!     spec: InstanceSpec {
+//!         region_id: "cn-hangzhou".into(),
+//!         image_id: "ubuntu_22_04_x64_20G_alibase_20240926.vhd".into(),
+//!         instance_type: "ecs.s2.large".into(),
+//!         security_group_id: Some("sg-1".into()),
+//!         tags: vec![Tag::new("bakerd:managed", "true"), Tag::new("bakerd:build-id", "b-42")],
+//!         client_token: Some("b-42-instance".into()), // deterministic per build step
+//!         ..Default::default()
+//!     },
+//!     amount: None,
+//! };
+//! let id = client.call(&run).await?.instance_id_sets.remove(0);
+//! let running = client
+//!     .waiter()
+//!     .on_progress(|p| eprintln!("{} {} ({} polls)", p.resource, p.status, p.polls))
+//!     .instance_status("cn-hangzhou", &id, InstanceStatus::Running)
+//!     .await?;
+//! let all = client.list_all(DescribeInstances::in_region("cn-hangzhou")).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors: [`ClientError::Api`] carries the cloud's answer ([`ApiError`]: action, Code, Message,
+//! RequestId, HTTP status, attempts, hint) and prints as
+//! `ECS RunInstances failed: InvalidImageId.NotFound (HTTP 404, RequestId 7A…): … Hint: …`;
+//! [`ClientError::is_not_found`] lets deletes treat "already gone" as done.
+//!
+//! Retry safety (Guarantees / Caveats):
+//! - Error answers that are retryable ([`retry::classify`]) are retried for every action: the cloud
+//!   did not execute a throttled or 5xx request.
+//! - Every attempt carries a fresh `SignatureNonce` and timestamp; the parameters, including any
+//!   `ClientToken`, stay the same, so a retried create returns the first result.
+//! - A connection that failed before sending is retried for every action.
+//! - A request that may have been sent but got no answer (timeout, reset) is retried for read-only
+//!   actions and for creates that carry a `ClientToken` (one that supports it but was sent without
+//!   one counts as unprotected). For other mutating actions (Start/Stop/
+//!   DeleteInstance, ImportKeyPair, Delete*, tags…) the client returns
+//!   [`ClientError::OutcomeUnknown`]: the caller must look the resource up (the reconciler finds its
+//!   resources by deterministic names and bakerd tags) and then decide whether to repeat the call.
+//!   Such actions are naturally convergent (a second Start/Stop/Delete answers with a state or
+//!   NotFound error that the caller can read as "already done"), but only the caller knows that.
+
+pub mod api;
+pub mod credentials;
+pub mod error;
+pub mod retry;
+pub mod transport;
+pub mod types;
+pub mod wait;
+mod waiters;
+
+pub use api::{Action, Mutation, Params};
+pub use credentials::{Credentials, CredentialsError, Env, ExplicitCredentials, Secret};
+pub use error::{ApiError, ClientError};
+pub use retry::{RateLimiter, RetryPolicy, Retryability};
+pub use transport::SignatureStyle;
+pub use types::*;
+
+use rand::SeedableRng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use transport::{RawResponse, SendFailure, SignInput};
+
+/// API version of every action bakerd calls (VPC actions too, on the ECS endpoint, as Packer does).
+pub const ECS_API_VERSION: &str = "2014-05-26";
+
+/// Environment variable that points the client at another endpoint (e.g. `bakerd sim`).
+pub const ENDPOINT_ENV: &str = "BAKERD_ECS_ENDPOINT";
+
+/// How to build an [`EcsClient`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Region the client talks to; also picks the default endpoint.
+    pub region: String,
+    /// Endpoint override (`http://127.0.0.1:8086`, `ecs.example.com`); wins over `BAKERD_ECS_ENDPOINT`.
+    pub endpoint: Option<String>,
+    /// Signature style; see [`SignatureStyle`] for the default's rationale.
+    pub signature_style: SignatureStyle,
+    /// Explicit credentials (the spec); the rest of the chain is read from `env`.
+    pub credentials: ExplicitCredentials,
+    /// Environment for the credential chain and `BAKERD_ECS_ENDPOINT`.
+    pub env: Env,
+    /// Retry bounds per call.
+    pub retry: RetryPolicy,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (ECS answers within seconds; async work is polled, not awaited).
+    pub request_timeout: Duration,
+    /// Per-API pacing; [`RateLimiter::shared`] unless a test wants its own.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+impl ClientConfig {
+    /// Defaults for `region`, with credentials and endpoint from the process environment.
+    pub fn new(region: impl Into<String>) -> Self {
+        ClientConfig {
+            region: region.into(),
+            endpoint: None,
+            signature_style: SignatureStyle::default(),
+            credentials: ExplicitCredentials::default(),
+            env: Env::from_process(),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            rate_limiter: RateLimiter::shared(),
+        }
+    }
+
+    /// The base URL: explicit endpoint, else `BAKERD_ECS_ENDPOINT`, else `https://ecs.<region>.aliyuncs.com`.
+    /// A bare host gets `https://`.
+    pub fn base_url(&self) -> String {
+        let raw = self
+            .endpoint
+            .clone()
+            .or_else(|| self.env.get(ENDPOINT_ENV).map(str::to_string))
+            .unwrap_or_else(|| format!("ecs.{}.aliyuncs.com", self.region));
+        let with_scheme = if raw.contains("://") {
+            raw
+        } else {
+            format!("https://{raw}")
+        };
+        with_scheme.trim_end_matches('/').to_string()
+    }
+}
+
+/// Counters of what the client did, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// HTTP requests sent (every attempt).
+    pub attempts: AtomicU64,
+    /// Attempts that were retries.
+    pub retries: AtomicU64,
+    /// Answers that were throttling errors.
+    pub throttled: AtomicU64,
+}
+
+/// A signed, retrying ECS API client. Cheap to clone; clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct EcsClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    host: String,
+    region: String,
+    credentials: Credentials,
+    style: SignatureStyle,
+    retry: RetryPolicy,
+    limiter: Arc<RateLimiter>,
+    stats: ClientStats,
+}
+
+impl EcsClient {
+    /// Resolves credentials and the endpoint, and builds the HTTP client.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let credentials = credentials::resolve(&config.credentials, &config.env)?;
+        let base_url = config.base_url();
+        let url = reqwest::Url::parse(&base_url)
+            .map_err(|e| ClientError::Config(format!("endpoint {base_url:?} is not a URL: {e}")))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => {
+                return Err(ClientError::Config(format!(
+                    "endpoint {base_url:?} has no host"
+                )))
+            }
+        };
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("bakerd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(EcsClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                host,
+                region: config.region,
+                credentials,
+                style: config.signature_style,
+                retry: config.retry,
+                limiter: config.rate_limiter,
+                stats: ClientStats::default(),
+            }),
+        })
+    }
+
+    /// The region this client was built for.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// The endpoint base URL in use.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// Where the credentials came from.
+    pub fn credential_source(&self) -> &credentials::CredentialSource {
+        &self.inner.credentials.source
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> &ClientStats {
+        &self.inner.stats
+    }
+
+    /// Calls a typed action.
+    pub async fn call<A: Action>(&self, request: &A) -> Result<A::Response, ClientError> {
+        let value = self
+            .invoke(A::NAME, A::MUTATION, &request.params().into_vec())
+            .await?;
+        serde_json::from_value(value.clone()).map_err(|source| ClientError::Decode {
+            action: A::NAME.to_string(),
+            body_start: value.to_string().chars().take(200).collect(),
+            source,
+        })
+    }
+
+    /// Calls any action with raw parameters and returns the JSON body; retries as the module docs say.
+    pub async fn invoke(
+        &self,
+        action: &str,
+        mutation: Mutation,
+        params: &[(String, String)],
+    ) -> Result<serde_json::Value, ClientError> {
+        let inner = &self.inner;
+        let limiter_key = format!(
+            "{}/{}/{action}",
+            inner.credentials.access_key_id, inner.region
+        );
+        let mutation = effective_mutation(mutation, params);
+        let started = Instant::now();
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            inner.limiter.acquire(&limiter_key).await;
+            let (class, error) = match self.attempt(action, mutation, params, attempt).await {
+                Ok(value) => {
+                    inner.limiter.on_success(&limiter_key);
+                    return Ok(value);
+                }
+                Err(AttemptFailure::Fatal(e)) => return Err(e),
+                Err(AttemptFailure::Retryable { class, error }) => (class, error),
+            };
+            if class == Retryability::Throttled {
+                inner.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                inner.limiter.on_throttled(&limiter_key);
+            }
+            let delay = inner.retry.delay(attempt, class, &mut rng);
+            if attempt >= inner.retry.max_attempts
+                || started.elapsed() + delay > inner.retry.deadline
+            {
+                return Err(error.into_client_error(action, &inner.base_url, attempt, started));
+            }
+            tracing::debug!(action, attempt, ?class, ?delay, "retrying ECS call");
+            tokio::time::sleep(delay).await;
+            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One signed attempt with a fresh nonce and timestamp.
+    async fn attempt(
+        &self,
+        action: &str,
+        mutation: Mutation,
+        params: &[(String, String)],
+        attempt: u32,
+    ) -> Result<serde_json::Value, AttemptFailure> {
+        let inner = &self.inner;
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let timestamp = utc_timestamp();
+        let request = transport::sign_request(
+            inner.style,
+            &SignInput {
+                action,
+                version: ECS_API_VERSION,
+                params,
+                credentials: &inner.credentials,
+                host: &inner.host,
+                nonce: &nonce,
+                timestamp: &timestamp,
+            },
+        );
+        inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        match transport::send(&inner.http, &inner.base_url, &request).await {
+            Ok(raw) => self.interpret(action, raw, &request.string_to_sign, attempt),
+            Err(SendFailure::NotSent(e)) => Err(AttemptFailure::Retryable {
+                class: Retryability::Transient,
+                error: PendingError::Transport(e),
+            }),
+            Err(SendFailure::MaybeSent(e)) => Err(maybe_sent_failure(action, mutation, e)),
+        }
+    }
+
+    /// Turns an HTTP answer into a value or a classified error.
+    fn interpret(
+        &self,
+        action: &str,
+        raw: RawResponse,
+        our_string_to_sign: &str,
+        attempt: u32,
+    ) -> Result<serde_json::Value, AttemptFailure> {
+        if (200..300).contains(&raw.status) {
+            return serde_json::from_str(&raw.body).map_err(|source| {
+                AttemptFailure::Fatal(ClientError::Decode {
+                    action: action.to_string(),
+                    body_start: raw.body.chars().take(200).collect(),
+                    source,
+                })
+            });
+        }
+        let api = self.api_error(action, &raw, our_string_to_sign, attempt);
+        let class = retry::classify(&api.code, raw.status);
+        if class.is_retryable() {
+            Err(AttemptFailure::Retryable {
+                class,
+                error: PendingError::Api(Box::new(api)),
+            })
+        } else {
+            Err(AttemptFailure::Fatal(api.into()))
+        }
+    }
+}
+
+impl EcsClient {
+    /// Reads the §2.4 error envelope (or makes one up from a non-JSON body) and adds the hint.
+    fn api_error(&self, action: &str, raw: &RawResponse, sts: &str, attempt: u32) -> ApiError {
+        let body: serde_json::Value = serde_json::from_str(&raw.body).unwrap_or_default();
+        let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
+        let message = field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect());
+        let context = error::HintContext {
+            action,
+            access_key_id: &self.inner.credentials.access_key_id,
+            credential_source: &self.inner.credentials.source,
+            our_string_to_sign: sts,
+        };
+        ApiError {
+            action: action.to_string(),
+            hint: error::hint_for(&code, &message, &context),
+            request_id: field("RequestId").unwrap_or_else(|| "-".into()),
+            recommend: field("Recommend"),
+            http_status: raw.status,
+            code,
+            message,
+            attempts: attempt,
+        }
+    }
+}
+
+/// A create that supports `ClientToken` but was sent without one is as unprotected as any other.
+fn effective_mutation(mutation: Mutation, params: &[(String, String)]) -> Mutation {
+    let has_token = params
+        .iter()
+        .any(|(k, v)| k == "ClientToken" && !v.is_empty());
+    match mutation {
+        Mutation::ClientToken if !has_token => Mutation::Unprotected,
+        other => other,
+    }
+}
+
+/// A request that may have been executed: retry only when repeating it is harmless.
+fn maybe_sent_failure(action: &str, mutation: Mutation, e: reqwest::Error) -> AttemptFailure {
+    if mutation == Mutation::Unprotected {
+        AttemptFailure::Fatal(ClientError::OutcomeUnknown {
+            action: action.to_string(),
+            source: e,
+        })
+    } else {
+        AttemptFailure::Retryable {
+            class: Retryability::Transient,
+            error: PendingError::Transport(e),
+        }
+    }
+}
+
+/// The outcome of one failed attempt.
+enum AttemptFailure {
+    /// Give up now.
+    Fatal(ClientError),
+    /// Retry if the budget allows; `error` is returned otherwise.
+    Retryable {
+        class: Retryability,
+        error: PendingError,
+    },
+}
+
+/// The error of the latest retryable attempt, returned when the budget runs out.
+enum PendingError {
+    Api(Box<ApiError>),
+    Transport(reqwest::Error),
+}
+
+impl PendingError {
+    fn into_client_error(
+        self,
+        action: &str,
+        endpoint: &str,
+        attempts: u32,
+        started: Instant,
+    ) -> ClientError {
+        match self {
+            PendingError::Api(mut e) => {
+                e.attempts = attempts;
+                ClientError::Api(e)
+            }
+            PendingError::Transport(source) => ClientError::Transport {
+                action: action.to_string(),
+                endpoint: endpoint.to_string(),
+                attempts,
+                elapsed: started.elapsed(),
+                source,
+            },
+        }
+    }
+}
+
+/// Now, as `yyyy-MM-ddTHH:mm:ssZ` (UTC).
+fn utc_timestamp() -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .expect("a fixed format always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "CANARY-secret-91c2";
+
+    fn config() -> ClientConfig {
+        let mut c = ClientConfig::new("cn-hangzhou");
+        c.env = Env::from_pairs([
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", CANARY),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", CANARY),
+        ]);
+        c
+    }
+
+    #[test]
+    fn endpoint_is_explicit_then_env_then_regional_default() {
+        let mut c = config();
+        assert_eq!(c.base_url(), "https://ecs.cn-hangzhou.aliyuncs.com");
+        c.env = Env::from_pairs([(ENDPOINT_ENV, "http://127.0.0.1:8086/")]);
+        assert_eq!(c.base_url(), "http://127.0.0.1:8086");
+        c.endpoint = Some("ecs.example.com".into());
+        assert_eq!(c.base_url(), "https://ecs.example.com");
+    }
+
+    #[test]
+    fn timestamps_have_the_documented_format() {
+        let ts = utc_timestamp();
+        assert_eq!(ts.len(), 20, "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    }
+
+    #[test]
+    fn no_secret_in_debug_of_config_or_client() {
+        let mut c = config();
+        c.credentials.access_key_secret = Some(Secret::new(CANARY));
+        c.credentials.access_key_id = Some("id".into());
+        assert!(!format!("{c:?}").contains(CANARY));
+        let client = EcsClient::new(c).unwrap();
+        assert!(!format!("{client:?}").contains(CANARY));
+    }
+}

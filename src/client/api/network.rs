@@ -1,0 +1,417 @@
+//! Security groups, VPCs and vSwitches (the ECS-hosted 2014-05-26 VPC actions, as Packer uses).
+
+use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use crate::client::types::{inner_list, NetworkStatus, Tag};
+use serde::Deserialize;
+
+/// `CreateSecurityGroup`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSecurityGroup {
+    pub region_id: String,
+    pub vpc_id: Option<String>,
+    pub security_group_name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<Tag>,
+    pub client_token: Option<String>,
+}
+action!(
+    CreateSecurityGroup,
+    "CreateSecurityGroup",
+    ClientToken,
+    CreateSecurityGroupResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("SecurityGroupName", self.security_group_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateSecurityGroupResponse {
+    pub security_group_id: String,
+}
+
+/// One inbound rule (`Permissions.N.*`).
+#[derive(Debug, Clone, Default)]
+pub struct Permission {
+    /// `TCP|UDP|ICMP|GRE|ALL`.
+    pub ip_protocol: String,
+    /// `22/22`, `-1/-1`.
+    pub port_range: String,
+    pub source_cidr_ip: String,
+    /// `accept|drop`.
+    pub policy: Option<String>,
+    pub priority: Option<u32>,
+    pub description: Option<String>,
+}
+
+/// `AuthorizeSecurityGroup` (an identical existing rule succeeds unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeSecurityGroup {
+    pub region_id: String,
+    pub security_group_id: String,
+    pub permissions: Vec<Permission>,
+    pub client_token: Option<String>,
+}
+action!(
+    AuthorizeSecurityGroup,
+    "AuthorizeSecurityGroup",
+    ClientToken,
+    Ack,
+    |self| {
+        let mut p = Params::new()
+            .set("RegionId", &self.region_id)
+            .set("SecurityGroupId", &self.security_group_id);
+        for (i, rule) in self.permissions.iter().enumerate() {
+            let n = i + 1;
+            p = p
+                .set(&format!("Permissions.{n}.IpProtocol"), &rule.ip_protocol)
+                .set(&format!("Permissions.{n}.PortRange"), &rule.port_range)
+                .set(
+                    &format!("Permissions.{n}.SourceCidrIp"),
+                    &rule.source_cidr_ip,
+                )
+                .opt(&format!("Permissions.{n}.Policy"), rule.policy.as_ref())
+                .opt(&format!("Permissions.{n}.Priority"), rule.priority.as_ref())
+                .opt(
+                    &format!("Permissions.{n}.Description"),
+                    rule.description.as_ref(),
+                );
+        }
+        p.opt("ClientToken", self.client_token.as_ref())
+    }
+);
+
+/// `DescribeSecurityGroups` (PageNumber paging).
+#[derive(Debug, Clone, Default)]
+pub struct DescribeSecurityGroups {
+    pub region_id: String,
+    pub vpc_id: Option<String>,
+    /// `SecurityGroupIds` JSON array.
+    pub security_group_ids: Vec<String>,
+    pub security_group_name: Option<String>,
+    pub tags: Vec<Tag>,
+    pub page_number: Option<u32>,
+    pub page_size: Option<u32>,
+}
+action!(
+    DescribeSecurityGroups,
+    "DescribeSecurityGroups",
+    ReadOnly,
+    DescribeSecurityGroupsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .json_list("SecurityGroupIds", &self.security_group_ids)
+            .opt("SecurityGroupName", self.security_group_name.as_ref())
+            .tags(&self.tags)
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeSecurityGroupsResponse {
+    #[serde(default, deserialize_with = "inner_list")]
+    pub security_groups: Vec<SecurityGroup>,
+    #[serde(default)]
+    pub total_count: u32,
+    #[serde(default)]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SecurityGroup {
+    pub security_group_id: String,
+    #[serde(default)]
+    pub security_group_name: String,
+    #[serde(default)]
+    pub vpc_id: String,
+    #[serde(default, deserialize_with = "inner_list")]
+    pub tags: Vec<Tag>,
+}
+
+impl Paged for DescribeSecurityGroups {
+    type Item = SecurityGroup;
+    fn first_page() -> Page {
+        Page::Number(1)
+    }
+    fn at_page(&self, page: &Page) -> Self {
+        let mut next = self.clone();
+        if let Page::Number(n) = page {
+            next.page_number = Some(*n);
+            next.page_size = Some(self.page_size.unwrap_or(50));
+        }
+        next
+    }
+    fn split(r: Self::Response, current: &Page) -> (Vec<SecurityGroup>, Page) {
+        let n = r.security_groups.len();
+        let next = next_numbered_page(current, r.page_size, r.total_count, n);
+        (r.security_groups, next)
+    }
+}
+
+/// `DeleteSecurityGroup` (must hold no instances).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteSecurityGroup {
+    pub region_id: String,
+    pub security_group_id: String,
+}
+action!(
+    DeleteSecurityGroup,
+    "DeleteSecurityGroup",
+    Unprotected,
+    Ack,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("SecurityGroupId", &self.security_group_id)
+    }
+);
+
+/// `CreateVpc`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateVpc {
+    pub region_id: String,
+    pub cidr_block: Option<String>,
+    pub vpc_name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<Tag>,
+    pub client_token: Option<String>,
+}
+action!(
+    CreateVpc,
+    "CreateVpc",
+    ClientToken,
+    CreateVpcResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("CidrBlock", self.cidr_block.as_ref())
+            .opt("VpcName", self.vpc_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateVpcResponse {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub v_router_id: String,
+    #[serde(default)]
+    pub route_table_id: String,
+}
+
+/// `CreateVSwitch` (no concurrent creation in one VPC).
+#[derive(Debug, Clone, Default)]
+pub struct CreateVSwitch {
+    pub region_id: String,
+    pub vpc_id: String,
+    pub zone_id: String,
+    pub cidr_block: String,
+    pub vswitch_name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<Tag>,
+    pub client_token: Option<String>,
+}
+action!(
+    CreateVSwitch,
+    "CreateVSwitch",
+    ClientToken,
+    CreateVSwitchResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("VpcId", &self.vpc_id)
+            .set("ZoneId", &self.zone_id)
+            .set("CidrBlock", &self.cidr_block)
+            .opt("VSwitchName", self.vswitch_name.as_ref())
+            .opt("Description", self.description.as_ref())
+            .tags(&self.tags)
+            .opt("ClientToken", self.client_token.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateVSwitchResponse {
+    #[serde(rename = "VSwitchId")]
+    pub vswitch_id: String,
+}
+
+/// `DescribeVpcs` (PageNumber paging).
+#[derive(Debug, Clone, Default)]
+pub struct DescribeVpcs {
+    pub region_id: String,
+    pub vpc_id: Option<String>,
+    pub vpc_name: Option<String>,
+    pub page_number: Option<u32>,
+    pub page_size: Option<u32>,
+}
+action!(
+    DescribeVpcs,
+    "DescribeVpcs",
+    ReadOnly,
+    DescribeVpcsResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("VpcName", self.vpc_name.as_ref())
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeVpcsResponse {
+    #[serde(default, deserialize_with = "inner_list")]
+    pub vpcs: Vec<Vpc>,
+    #[serde(default)]
+    pub total_count: u32,
+    #[serde(default)]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Vpc {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub vpc_name: String,
+    pub status: NetworkStatus,
+    #[serde(default)]
+    pub cidr_block: String,
+    #[serde(default, rename = "VSwitchIds", deserialize_with = "inner_list")]
+    pub vswitch_ids: Vec<String>,
+    #[serde(default, deserialize_with = "inner_list")]
+    pub tags: Vec<Tag>,
+}
+
+impl Paged for DescribeVpcs {
+    type Item = Vpc;
+    fn first_page() -> Page {
+        Page::Number(1)
+    }
+    fn at_page(&self, page: &Page) -> Self {
+        let mut next = self.clone();
+        if let Page::Number(n) = page {
+            next.page_number = Some(*n);
+            next.page_size = Some(self.page_size.unwrap_or(50));
+        }
+        next
+    }
+    fn split(r: Self::Response, current: &Page) -> (Vec<Vpc>, Page) {
+        let next = next_numbered_page(current, r.page_size, r.total_count, r.vpcs.len());
+        (r.vpcs, next)
+    }
+}
+
+/// `DescribeVSwitches` (PageNumber paging).
+#[derive(Debug, Clone, Default)]
+pub struct DescribeVSwitches {
+    pub region_id: String,
+    pub vpc_id: Option<String>,
+    pub vswitch_id: Option<String>,
+    pub zone_id: Option<String>,
+    pub page_number: Option<u32>,
+    pub page_size: Option<u32>,
+}
+action!(
+    DescribeVSwitches,
+    "DescribeVSwitches",
+    ReadOnly,
+    DescribeVSwitchesResponse,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .opt("VpcId", self.vpc_id.as_ref())
+            .opt("VSwitchId", self.vswitch_id.as_ref())
+            .opt("ZoneId", self.zone_id.as_ref())
+            .opt("PageNumber", self.page_number.as_ref())
+            .opt("PageSize", self.page_size.as_ref())
+    }
+);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeVSwitchesResponse {
+    #[serde(default, rename = "VSwitches", deserialize_with = "inner_list")]
+    pub vswitches: Vec<VSwitch>,
+    #[serde(default)]
+    pub total_count: u32,
+    #[serde(default)]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VSwitch {
+    #[serde(rename = "VSwitchId")]
+    pub vswitch_id: String,
+    #[serde(default, rename = "VSwitchName")]
+    pub vswitch_name: String,
+    #[serde(default)]
+    pub vpc_id: String,
+    #[serde(default)]
+    pub zone_id: String,
+    #[serde(default)]
+    pub cidr_block: String,
+    pub status: NetworkStatus,
+    #[serde(default, deserialize_with = "inner_list")]
+    pub tags: Vec<Tag>,
+}
+
+impl Paged for DescribeVSwitches {
+    type Item = VSwitch;
+    fn first_page() -> Page {
+        Page::Number(1)
+    }
+    fn at_page(&self, page: &Page) -> Self {
+        let mut next = self.clone();
+        if let Page::Number(n) = page {
+            next.page_number = Some(*n);
+            next.page_size = Some(self.page_size.unwrap_or(50));
+        }
+        next
+    }
+    fn split(r: Self::Response, current: &Page) -> (Vec<VSwitch>, Page) {
+        let next = next_numbered_page(current, r.page_size, r.total_count, r.vswitches.len());
+        (r.vswitches, next)
+    }
+}
+
+/// `DeleteVpc`.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteVpc {
+    pub region_id: String,
+    pub vpc_id: String,
+}
+action!(DeleteVpc, "DeleteVpc", Unprotected, Ack, |self| {
+    Params::new()
+        .set("RegionId", &self.region_id)
+        .set("VpcId", &self.vpc_id)
+});
+
+/// `DeleteVSwitch`.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteVSwitch {
+    pub region_id: String,
+    pub vswitch_id: String,
+}
+action!(DeleteVSwitch, "DeleteVSwitch", Unprotected, Ack, |self| {
+    Params::new()
+        .set("RegionId", &self.region_id)
+        .set("VSwitchId", &self.vswitch_id)
+});

@@ -1,0 +1,200 @@
+//! The concrete waiters bakerd needs, built on [`Waiter::poll`].
+
+use super::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
+use super::api::instances::{DescribeInstances, Instance};
+use super::api::network::{DescribeVSwitches, DescribeVpcs, VSwitch, Vpc};
+use super::api::storage::{DescribeSnapshots, Snapshot};
+use super::types::{parse_percent, ImageStatus, InstanceStatus, NetworkStatus, SnapshotStatus};
+use super::wait::{Observation, WaitError, Waited, Waiter};
+use super::ClientError;
+use std::time::Duration;
+
+impl Waiter<'_> {
+    /// Waits until the instance reports `wanted` (e.g. `Running` after RunInstances).
+    pub async fn instance_status(
+        &self,
+        region: &str,
+        instance_id: &str,
+        wanted: InstanceStatus,
+    ) -> Result<Waited<Instance>, WaitError> {
+        let resource = format!("instance {instance_id}");
+        self.poll(&resource, wanted.as_str(), || async {
+            let found = self.describe_instance(region, instance_id).await?;
+            Ok(match found {
+                None => Observation::NotFound,
+                Some(i) if i.status == wanted => Observation::Done(i),
+                Some(i) => pending(i.status.as_str(), None, None),
+            })
+        })
+        .await
+    }
+
+    /// Waits until the instance no longer exists (after DeleteInstance).
+    pub async fn instance_deleted(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Waited<()>, WaitError> {
+        let resource = format!("instance {instance_id}");
+        self.poll(&resource, "deleted", || async {
+            Ok(match self.describe_instance(region, instance_id).await? {
+                None => Observation::Done(()),
+                Some(i) => pending(i.status.as_str(), None, None),
+            })
+        })
+        .await
+    }
+
+    async fn describe_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<Instance>, ClientError> {
+        let mut request = DescribeInstances::in_region(region);
+        request.instance_ids = vec![instance_id.to_string()];
+        let response = self.client().call(&request).await?;
+        Ok(response
+            .instances
+            .into_iter()
+            .find(|i| i.instance_id == instance_id))
+    }
+
+    /// Waits until the snapshot is `accomplished` with `Progress` 100%; `failed` ends the wait.
+    pub async fn snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Waited<Snapshot>, WaitError> {
+        let resource = format!("snapshot {snapshot_id}");
+        self.poll(&resource, "accomplished", || async {
+            let request = DescribeSnapshots {
+                region_id: region.to_string(),
+                snapshot_ids: vec![snapshot_id.to_string()],
+                ..Default::default()
+            };
+            let response = self.client().call(&request).await?;
+            let found = response
+                .snapshots
+                .into_iter()
+                .find(|s| s.snapshot_id == snapshot_id);
+            Ok(found.map_or(Observation::NotFound, snapshot_observation))
+        })
+        .await
+    }
+
+    /// Waits until the image is `Available`; `CreateFailed`/`UnAvailable` end the wait.
+    pub async fn image(&self, region: &str, image_id: &str) -> Result<Waited<Image>, WaitError> {
+        let resource = format!("image {image_id}");
+        self.poll(&resource, "Available", || async {
+            let request = DescribeImages {
+                region_id: region.to_string(),
+                image_id: Some(image_id.to_string()),
+                status: Some(ALL_IMAGE_STATUSES.to_string()),
+                ..Default::default()
+            };
+            let response = self.client().call(&request).await?;
+            let found = response.images.into_iter().find(|i| i.image_id == image_id);
+            Ok(found.map_or(Observation::NotFound, image_observation))
+        })
+        .await
+    }
+
+    /// Waits until the VPC is `Available`.
+    pub async fn vpc(&self, region: &str, vpc_id: &str) -> Result<Waited<Vpc>, WaitError> {
+        let resource = format!("VPC {vpc_id}");
+        self.poll(&resource, "Available", || async {
+            let request = DescribeVpcs {
+                region_id: region.to_string(),
+                vpc_id: Some(vpc_id.to_string()),
+                ..Default::default()
+            };
+            let response = self.client().call(&request).await?;
+            Ok(
+                match response.vpcs.into_iter().find(|v| v.vpc_id == vpc_id) {
+                    None => Observation::NotFound,
+                    Some(v) if network_ready(v.status) => Observation::Done(v),
+                    Some(v) => pending(v.status.as_str(), None, None),
+                },
+            )
+        })
+        .await
+    }
+
+    /// Waits until the vSwitch is `Available`.
+    pub async fn vswitch(
+        &self,
+        region: &str,
+        vswitch_id: &str,
+    ) -> Result<Waited<VSwitch>, WaitError> {
+        let resource = format!("vSwitch {vswitch_id}");
+        self.poll(&resource, "Available", || async {
+            let request = DescribeVSwitches {
+                region_id: region.to_string(),
+                vswitch_id: Some(vswitch_id.to_string()),
+                ..Default::default()
+            };
+            let response = self.client().call(&request).await?;
+            let found = response
+                .vswitches
+                .into_iter()
+                .find(|v| v.vswitch_id == vswitch_id);
+            Ok(match found {
+                None => Observation::NotFound,
+                Some(v) if network_ready(v.status) => Observation::Done(v),
+                Some(v) => pending(v.status.as_str(), None, None),
+            })
+        })
+        .await
+    }
+}
+
+fn pending<T>(status: &str, percent: Option<u8>, remaining: Option<Duration>) -> Observation<T> {
+    Observation::Pending {
+        status: status.to_string(),
+        percent,
+        remaining,
+    }
+}
+
+fn network_ready(status: NetworkStatus) -> bool {
+    matches!(status, NetworkStatus::Available | NetworkStatus::Created)
+}
+
+/// Done needs both `accomplished` and 100% (clients disagree on which one to trust, §3.5).
+pub fn snapshot_observation(s: Snapshot) -> Observation<Snapshot> {
+    let percent = parse_percent(&s.progress);
+    match s.status {
+        SnapshotStatus::Accomplished if percent.is_none_or(|p| p >= 100) => Observation::Done(s),
+        SnapshotStatus::Failed => Observation::Failed {
+            status: s.status.to_string(),
+            detail: format!(
+                " at progress {}",
+                if s.progress.is_empty() {
+                    "?"
+                } else {
+                    &s.progress
+                }
+            ),
+        },
+        status => {
+            let remaining = (s.remain_time > 0).then(|| Duration::from_secs(s.remain_time));
+            pending(status.as_str(), percent, remaining)
+        }
+    }
+}
+
+/// `Available` is done; `CreateFailed`/`UnAvailable`/`Deprecated` are terminal failures.
+pub fn image_observation(i: Image) -> Observation<Image> {
+    match i.status {
+        ImageStatus::Available => Observation::Done(i),
+        ImageStatus::Creating | ImageStatus::Waiting | ImageStatus::Unknown => {
+            pending(i.status.as_str(), parse_percent(&i.progress), None)
+        }
+        ImageStatus::CreateFailed | ImageStatus::UnAvailable | ImageStatus::Deprecated => {
+            Observation::Failed {
+                status: i.status.to_string(),
+                detail: String::new(),
+            }
+        }
+    }
+}
