@@ -15,13 +15,27 @@ use std::fmt;
 /// (V1 signs only the parameters). V1 stays available for gateways and proxies that only know the
 /// classic RPC signature; both are tested against the simulator and against the official SDKs'
 /// signers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 pub enum SignatureStyle {
     /// `SignatureVersion=1.0`, HMAC-SHA1, every parameter signed.
+    #[serde(rename = "v1", alias = "V1")]
     V1,
     /// `ACS3-HMAC-SHA256`, canonical request over method, query, headers and body hash.
     #[default]
+    #[serde(rename = "v3", alias = "V3")]
     V3,
+}
+
+impl std::str::FromStr for SignatureStyle {
+    type Err = String;
+    /// `v1` or `v3`, any case (spec files and command lines).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "v1" => Ok(SignatureStyle::V1),
+            "v3" => Ok(SignatureStyle::V3),
+            other => Err(format!("unknown signature style {other:?}; use v1 or v3")),
+        }
+    }
 }
 
 /// What is signed for one attempt; `nonce` and `timestamp` are fresh for every attempt.
@@ -253,6 +267,17 @@ mod tests {
         });
         let expected = sign::v3_signature("testsecret", &sign::v3_string_to_sign(&canonical));
         assert_eq!(parsed.signature, expected);
+    }
+
+    #[test]
+    fn signature_style_parses_from_spec_text() {
+        assert_eq!("V1".parse::<SignatureStyle>(), Ok(SignatureStyle::V1));
+        assert_eq!(
+            serde_json::from_str::<SignatureStyle>("\"v3\"").unwrap(),
+            SignatureStyle::V3
+        );
+        assert!("v2".parse::<SignatureStyle>().is_err());
+        assert_eq!(SignatureStyle::default(), SignatureStyle::V3);
     }
 
     #[test]
