@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Each command's options live with the module that runs it.
 
+use crate::build::commands as build;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -16,6 +17,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the image a spec (or Packer template) describes, unless it is already up to date.
+    Apply(build::ApplyArgs),
+    /// Continue an interrupted build from its last completed phase (a failed build retries its
+    /// failed step).
+    Resume(build::BuildArgs),
+    /// List builds with their phase.
+    #[command(alias = "list")]
+    Status(build::CommonArgs),
+    /// Show one build: phase, resources, events with durations.
+    Show(build::BuildArgs),
+    /// Stop a build and delete everything it created.
+    Cancel(build::BuildArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
 }
@@ -24,8 +37,36 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    crate::build::crash::setup();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
+        Command::Status(common) => finish(build::status(common)),
+        Command::Show(args) => finish(build::show(args)),
+        Command::Apply(args) => finish(block_on(build::apply(args))),
+        Command::Resume(args) => finish(block_on(build::resume(args))),
+        Command::Cancel(args) => finish(block_on(build::cancel(args))),
+    }
+}
+
+/// Runs an async command on a fresh runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => {
+            eprintln!("bakerd: cannot start the async runtime: {e}");
+            std::process::exit(70);
+        }
+    }
+}
+
+/// Prints a command's error once and turns the result into the process exit code.
+fn finish(result: Result<u8, build::CommandError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("bakerd: error: {}", err.message);
+            ExitCode::from(err.code)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use bakerd::build::keys::KeyStore;
 use bakerd::build::ssh::HostKey;
 use bakerd::build::state::{
-    BuildId, BuildStatus, Event, Intent, ProvisionerCheckpoint, StateDir, StateError, Timestamp,
+    BuildId, Event, Intent, ProvisionerCheckpoint, StateDir, StateError, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -66,10 +66,10 @@ fn build_record_and_events_survive_reopening_the_state_dir() {
                     },
                 );
                 b.host_key = Some(host_key.clone());
-                b.status = BuildStatus::Failed {
-                    step: "provision".into(),
-                    error: "exit 3".into(),
+                b.phase = Phase::InstanceCreated {
+                    instance: "i-123".into(),
                 };
+                b.attempt = 1;
             })
             .unwrap();
         for i in 0..5 {

@@ -7,3 +7,4 @@ mkdir -p /etc/bakerd-demo
 echo "${BUILT_BY:-unknown}" > /etc/bakerd-demo/built-by
 echo "${GREETING:-}" > /etc/bakerd-demo/greeting
 echo "demo-setup.sh ran as $(id -u)" > /etc/bakerd-demo/script-ran
+echo "demo-setup.sh: wrote /etc/bakerd-demo (built by ${BUILT_BY:-unknown})"

@@ -8,3 +8,13 @@
 pub mod keys;
 pub mod ssh;
 pub mod state;
+pub mod cleanup;
+pub mod cloud;
+pub mod commands;
+pub mod crash;
+pub mod output;
+pub mod phase;
+pub mod provision;
+pub mod reconcile;
+pub mod steps;
+pub mod store;

@@ -45,16 +45,44 @@ impl SshSession {
         remote_path: &str,
         mode: u32,
     ) -> Result<u64, SshError> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|source| SshError::ReadLocal {
+                path: local.to_path_buf(),
+                source,
+            })?;
+        self.upload_reader(file, local, remote_path, mode).await
+    }
+
+    /// Uploads `bytes` (e.g. a generated script) to `remote_path`, as [`upload_file`](Self::upload_file)
+    /// does for a file.
+    pub async fn upload_bytes(
+        &mut self,
+        bytes: &[u8],
+        remote_path: &str,
+        mode: u32,
+    ) -> Result<u64, SshError> {
+        self.upload_reader(bytes, Path::new("<generated>"), remote_path, mode)
+            .await
+    }
+
+    /// Streams `reader` to `remote_path`; `label` names the source in errors.
+    async fn upload_reader<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        mut reader: R,
+        label: &Path,
+        remote_path: &str,
+        mode: u32,
+    ) -> Result<u64, SshError> {
         let read_err = |source| SshError::ReadLocal {
-            path: local.to_path_buf(),
+            path: label.to_path_buf(),
             source,
         };
-        let mut file = tokio::fs::File::open(local).await.map_err(read_err)?;
         let mut channel = self.start(&upload_command(remote_path, mode), &[]).await?;
         let mut buffer = vec![0u8; CHUNK_BYTES];
         let mut sent = 0u64;
         loop {
-            let n = file.read(&mut buffer).await.map_err(read_err)?;
+            let n = reader.read(&mut buffer).await.map_err(read_err)?;
             if n == 0 {
                 break;
             }
@@ -69,7 +97,7 @@ impl SshSession {
         let mut sink = LineSink::new(|_, line: &str| stdout.push_str(line));
         let status = drain(&mut channel, &mut sink).await;
         let tail = sink.finish();
-        self.check_upload(local, remote_path, sent, status, &stdout, tail)?;
+        self.check_upload(label, remote_path, sent, status, &stdout, tail)?;
         Ok(sent)
     }
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 pub use journal::COMMITTED_FILE;
 pub use lock::{LockHolder, StateLock, LOCK_FILE};
 pub use record::{
-    spec_hash, BuildId, BuildRecord, BuildStatus, Event, Intent, ProvisionerCheckpoint, Timestamp,
+    spec_hash, BuildId, BuildRecord, Event, Intent, ProvisionerCheckpoint, Timestamp,
 };
 
 /// Subdirectory holding the sled database.
@@ -189,7 +189,7 @@ impl StateDir {
         self.path.join(KEYS_DIR)
     }
 
-    /// Stores a new build with a fresh id, status `Running`, and flushes.
+    /// Stores a new build with a fresh id and flushes.
     ///
     /// Guarantees: the id is unique in this directory; the record is durable on return.
     pub fn create_build<P: Serialize>(

@@ -80,20 +80,6 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Where a build stands overall. The fine-grained position is the phase (`P`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum BuildStatus {
-    /// Being built, or interrupted and resumable.
-    Running,
-    /// Finished: the image exists and temporary resources are cleaned up.
-    Succeeded,
-    /// Stopped on an error in `step`; `bakerd resume` retries that step.
-    Failed { step: String, error: String },
-    /// Cancelled by the user; what the build created has been (or is being) cleaned up.
-    Cancelled,
-}
-
 /// A cloud call about to be made: written and flushed before the call (the write-ahead rule), so a
 /// resume re-issues it with the same ClientToken instead of creating a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,8 +114,17 @@ pub struct BuildRecord<P> {
     pub spec_hash: String,
     /// The phase machine's position (opaque to the store).
     pub phase: P,
-    /// Overall status.
-    pub status: BuildStatus,
+    /// Attempt number: grows when a failed build is cleaned up (`on_failure: cleanup`), so that a
+    /// resume creates fresh resources under fresh ClientTokens instead of being handed back the
+    /// deleted ones.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Image name with `{{timestamp}}` rendered once, so every resume uses the same name.
+    #[serde(default)]
+    pub image_name: String,
+    /// The spec file the build came from (for `status`, and to re-read inline credentials).
+    #[serde(default)]
+    pub spec_path: String,
     /// Every cloud resource the build created, by role name (`instance`, `key_pair`, …) → id.
     pub resources: BTreeMap<String, String>,
     /// Intents by step name; a step with an intent and no result was interrupted mid-call.
@@ -147,7 +142,7 @@ pub struct BuildRecord<P> {
 }
 
 impl<P> BuildRecord<P> {
-    /// A new record in `Running` status with nothing created yet.
+    /// A new record with nothing created yet.
     pub fn new(id: BuildId, spec: serde_json::Value, phase: P) -> BuildRecord<P> {
         let now = Timestamp::now();
         BuildRecord {
@@ -155,7 +150,9 @@ impl<P> BuildRecord<P> {
             spec_hash: spec_hash(&spec),
             spec,
             phase,
-            status: BuildStatus::Running,
+            attempt: 0,
+            image_name: String::new(),
+            spec_path: String::new(),
             resources: BTreeMap::new(),
             intents: BTreeMap::new(),
             results: BTreeMap::new(),

@@ -1,0 +1,98 @@
+//! Deleting what a build created, in reverse dependency order (instance before the key pair and
+//! security group it uses, vSwitch before its VPC, image before its snapshot).
+//!
+//! Guarantees: every deletion is idempotent (a resource already gone counts as deleted), so a
+//! cleanup interrupted at any moment is finished by running it again.
+
+use super::reconcile::{BuildError, Reconciler};
+use super::steps::DEPENDENCY_RETRY;
+
+/// Temporary resources, in the order they are deleted.
+const TEMPORARY_ROLES: &[&str] = &["instance", "key_pair", "security_group", "vswitch", "vpc"];
+
+impl Reconciler {
+    /// Deletes the build's temporary resources. After a failure (`including_outputs`) the
+    /// unfinished outputs go too: an image that never became the build's result, and its
+    /// snapshot. Then the build starts a new attempt, so a later `resume` creates fresh
+    /// resources under fresh ClientTokens instead of being handed the deleted ones back.
+    pub async fn cleanup_temporary(&mut self, including_outputs: bool) -> Result<(), BuildError> {
+        let mut roles: Vec<String> = Vec::new();
+        if including_outputs {
+            roles.extend(self.copy_roles());
+            roles.extend(["image".to_string(), "snapshot".to_string()]);
+        }
+        roles.extend(TEMPORARY_ROLES.iter().map(|r| r.to_string()));
+        for role in roles {
+            self.delete_role(&role).await?;
+        }
+        self.remove_local_key()?;
+        if including_outputs {
+            self.start_new_attempt()?;
+        }
+        Ok(())
+    }
+
+    /// Roles of the image's copies in other regions.
+    fn copy_roles(&self) -> Vec<String> {
+        self.rec
+            .resources
+            .keys()
+            .filter(|k| k.starts_with("image_copy_"))
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes the resource recorded under `role`, if any, and records that it is gone.
+    async fn delete_role(&mut self, role: &str) -> Result<(), BuildError> {
+        let Some(id) = self.resource(role).map(str::to_string) else {
+            return Ok(());
+        };
+        let step = format!("delete-{role}");
+        let cloud = self.cloud.clone();
+        let role_owned = role.to_string();
+        self.once(&step, |_| async move {
+            match role_owned.as_str() {
+                "instance" => cloud.delete_instance_and_wait(&id).await?,
+                "key_pair" => cloud.delete_key_pair(&id).await?,
+                "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
+                "vswitch" => cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?,
+                "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,
+                "image" => cloud.delete_image_and_snapshots(&id).await?,
+                "snapshot" => cloud.delete_snapshot(&id).await?,
+                copy => {
+                    let region = copy.trim_start_matches("image_copy_");
+                    cloud.in_region(region).delete_image_and_snapshots(&id).await?
+                }
+            }
+            Ok("deleted".to_string())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Moves the record to a fresh attempt: resources and intents of the cleaned-up attempt are
+    /// kept in the history (events) but no longer drive the steps.
+    fn start_new_attempt(&mut self) -> Result<(), BuildError> {
+        let old: Vec<String> = self
+            .rec
+            .resources
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        self.event(
+            "cleanup",
+            format!("attempt {} cleaned up: {}", self.rec.attempt, old.join(" ")),
+        )?;
+        self.rec.attempt += 1;
+        self.rec.resources.clear();
+        self.rec.intents.clear();
+        self.rec.results.clear();
+        self.rec.provisioners.clear();
+        self.rec.host_key = None;
+        if let super::phase::Phase::Failed { at, .. } = &mut self.rec.phase {
+            **at = super::phase::Phase::Pending;
+        }
+        self.save()?;
+        Ok(())
+    }
+}

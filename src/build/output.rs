@@ -1,0 +1,130 @@
+//! What a build prints: a line per phase with its duration, provisioner output prefixed,
+//! progress bars for snapshot/image progress on a terminal, or one JSON event per line (`--json`).
+//!
+//! Guarantees: nothing secret passes through here — callers hand over ids, phases and
+//! provisioner output only.
+
+use super::phase::Phase;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+/// How output is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain lines (not a terminal).
+    Plain,
+    /// Plain lines plus progress bars (stdout is a terminal).
+    Terminal,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// Shared, cheap-to-clone output sink.
+#[derive(Clone)]
+pub struct Output {
+    mode: Mode,
+    bar: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+impl Output {
+    /// Picks the mode: JSON if asked, else a terminal check on stdout.
+    pub fn new(json: bool) -> Self {
+        let mode = if json {
+            Mode::Json
+        } else if std::io::stdout().is_terminal() {
+            Mode::Terminal
+        } else {
+            Mode::Plain
+        };
+        Output {
+            mode,
+            bar: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The rendering mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn emit(&self, line: &str, event: serde_json::Value) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = match self.mode {
+            Mode::Json => writeln!(stdout, "{event}"),
+            _ => writeln!(stdout, "{line}"),
+        };
+        let _ = stdout.flush();
+    }
+
+    /// A step is about to run.
+    pub fn step_started(&self, build: &str, phase: &Phase) {
+        self.emit(
+            &format!("[{build}] {} …", phase.step_description()),
+            json!({"event": "step_started", "build": build, "phase": phase.name(), "step": phase.step_description()}),
+        );
+    }
+
+    /// A step finished and the build reached `phase`.
+    pub fn step_done(&self, build: &str, phase: &Phase, secs: f64) {
+        self.emit(
+            &format!("[{build}] {} ({secs:.1}s)", phase.name()),
+            json!({"event": "phase", "build": build, "phase": phase.name(), "seconds": secs}),
+        );
+    }
+
+    /// A step failed.
+    pub fn step_failed(&self, build: &str, at: &Phase, secs: f64, error: &str) {
+        self.emit(
+            &format!("[{build}] FAILED: {} ({secs:.1}s): {error}", at.step_description()),
+            json!({"event": "failed", "build": build, "phase": at.name(), "seconds": secs, "error": error}),
+        );
+    }
+
+    /// A free-form note.
+    pub fn note(&self, message: &str) {
+        self.emit(message, json!({"event": "note", "message": message}));
+    }
+
+    /// One line of provisioner output.
+    pub fn provisioner_line(&self, build: &str, index: usize, stream: &str, line: &str) {
+        self.emit(
+            &format!("[{build}] [provisioner {index}] {line}"),
+            json!({"event": "output", "build": build, "provisioner": index, "stream": stream, "line": line}),
+        );
+    }
+
+    /// Progress of a snapshot or image, in percent.
+    pub fn progress(&self, what: &str, percent: u32) {
+        match self.mode {
+            Mode::Terminal => {
+                let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+                let bar = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(100);
+                    if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos:>3}%") {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    b.set_message(what.to_string());
+                    b
+                });
+                bar.set_position(percent.min(100) as u64);
+            }
+            Mode::Json => self.emit("", json!({"event": "progress", "what": what, "percent": percent})),
+            Mode::Plain => {}
+        }
+    }
+
+    /// Ends a progress bar started by [`progress`](Self::progress).
+    pub fn progress_done(&self, what: &str) {
+        let _ = what;
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// The final result of a command.
+    pub fn result(&self, message: &str, event: serde_json::Value) {
+        self.emit(message, event);
+    }
+}

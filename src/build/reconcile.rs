@@ -1,0 +1,276 @@
+//! The reconciler: drives one build from its current phase to a terminal one.
+//!
+//! Guarantees: every cloud call that creates or changes something follows the write-ahead rule
+//! ([`Reconciler::once`]): the intent (step name + deterministic ClientToken) is flushed to the
+//! state store before the call and the result after it. A build killed at any moment is continued
+//! by running the reconciler again on the same record: finished calls are not repeated, an
+//! interrupted call is re-issued with the same ClientToken (ECS returns the same resource), and
+//! actions without ClientToken are made idempotent by checking the cloud first.
+//!
+//! Assumptions: one reconciler per build at a time (the state directory lock ensures it).
+//!
+//! Caveats: every `.await` is a cancellation point; a provisioner that was interrupted runs
+//! again from its start on resume (provisioners should be idempotent, as with any image builder).
+
+use super::cloud::{Cloud, CloudError};
+use super::crash;
+use super::output::Output;
+use super::phase::Phase;
+use super::state::{BuildId, Intent, Timestamp};
+use super::store::{Build, Store, StoreError};
+use crate::spec::Spec;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Why a step of a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] super::keys::KeyError),
+    #[error("{0}")]
+    Ssh(String),
+    #[error("provisioner {index} ({kind}) failed: {message}")]
+    Provisioner {
+        index: usize,
+        kind: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything one build needs while it runs.
+pub struct Reconciler {
+    /// The build's persisted record; saved after every change that matters.
+    pub rec: Build,
+    /// The frozen spec (parsed back from the record).
+    pub spec: Spec,
+    /// Where the record is persisted.
+    pub store: Store,
+    /// The ECS API, bound to the spec's region.
+    pub cloud: Cloud,
+    /// Progress lines / JSON events.
+    pub out: Output,
+    /// Directory of the build's local private key file.
+    pub keys_dir: PathBuf,
+}
+
+impl Reconciler {
+    /// Assembles a reconciler for `rec`.
+    pub fn new(rec: Build, spec: Spec, store: Store, cloud: Cloud, out: Output, keys_dir: PathBuf) -> Self {
+        Reconciler { rec, spec, store, cloud, out, keys_dir }
+    }
+
+    /// The build's id.
+    pub fn build_id(&self) -> BuildId {
+        self.rec.id.clone()
+    }
+
+    /// Appends an event to the build's history (durable on return).
+    pub fn event(&self, kind: &str, message: impl Into<String>) -> Result<(), StoreError> {
+        self.store.event(&self.rec.id, kind, message)
+    }
+
+    /// The id of resource `role`, if the build has one.
+    pub fn resource(&self, role: &str) -> Option<&str> {
+        self.rec.resources.get(role).map(String::as_str)
+    }
+
+    /// Records resource `role` (durable on return).
+    pub fn set_resource(&mut self, role: &str, id: &str) -> Result<(), StoreError> {
+        if self.resource(role) != Some(id) {
+            self.rec.resources.insert(role.to_string(), id.to_string());
+            self.save()?;
+            self.event("resource", format!("{role} {id}"))?;
+        }
+        Ok(())
+    }
+
+    /// The deterministic ClientToken of `step`: stable across resumes, unique per build,
+    /// attempt and step, ASCII and at most 64 characters as ECS requires.
+    pub fn client_token(&self, step: &str) -> String {
+        let token = format!("bakerd-{}-a{}-{}", self.rec.id, self.rec.attempt, step);
+        token.chars().take(64).collect()
+    }
+
+    /// Runs steps until the build is terminal. Returns the final phase; a failed step has
+    /// already been recorded (and cleaned up according to `on_failure`) when this returns.
+    pub async fn run(mut self) -> Result<Phase, BuildError> {
+        while !self.rec.phase.is_terminal() {
+            let phase = self.rec.phase.clone();
+            self.out.step_started(self.rec.id.as_str(), &phase);
+            let started = Instant::now();
+            match self.step(&phase).await {
+                Ok(()) => {
+                    let next = phase.next();
+                    self.transition(next, started)?;
+                }
+                Err(err) => {
+                    self.fail(phase, err, started).await?;
+                }
+            }
+        }
+        Ok(self.rec.phase.clone())
+    }
+
+    /// Persists the move to `next`, with an event carrying the step's duration.
+    fn transition(&mut self, next: Phase, started: Instant) -> Result<(), BuildError> {
+        let secs = started.elapsed().as_secs_f64();
+        let name = next.name();
+        self.rec.phase = next;
+        crash::point(&format!("phase-{name}:before-flush"));
+        self.save()?;
+        crash::point(&format!("phase-{name}:after-flush"));
+        self.event("phase", format!("reached {name} in {secs:.1}s"))?;
+        self.out.step_done(self.rec.id.as_str(), &self.rec.phase, secs);
+        Ok(())
+    }
+
+    /// Records a failed step, then cleans up if the spec says so.
+    async fn fail(&mut self, at: Phase, err: BuildError, started: Instant) -> Result<(), BuildError> {
+        let message = format!("{err}");
+        self.rec.phase = at.clone().fail(message.clone());
+        self.save()?;
+        self.event("error", format!("{} failed: {message}", at.step_description()))?;
+        self.out.step_failed(self.rec.id.as_str(), &at, started.elapsed().as_secs_f64(), &message);
+        if self.spec.on_failure == crate::spec::OnFailure::Cleanup {
+            self.out.note("cleaning up after failure (on_failure: cleanup)");
+            if let Err(cleanup_err) = self.cleanup_temporary(true).await {
+                let message = format!("cleanup after failure incomplete: {cleanup_err}");
+                self.out.note(&message);
+                self.event("error", message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the record and flushes it to disk.
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        self.rec = self.store.put(&self.rec)?;
+        Ok(())
+    }
+
+    /// Runs the step that starts at `phase`.
+    async fn step(&mut self, phase: &Phase) -> Result<(), BuildError> {
+        match phase {
+            Phase::Pending => self.prepare().await,
+            Phase::Prepared => self.create_instance().await,
+            Phase::InstanceCreated => self.start_and_connect().await,
+            Phase::InstanceRunning => self.provision().await,
+            Phase::Provisioned => self.stop_instance().await,
+            Phase::InstanceStopped => self.snapshot().await,
+            Phase::SnapshotReady => self.create_image().await,
+            Phase::ImageReady => self.cleanup_temporary(false).await,
+            Phase::CleanedUp => Ok(()),
+            Phase::Succeeded | Phase::Failed { .. } | Phase::Cancelled => Ok(()),
+        }
+    }
+
+    /// Makes one cloud call under the write-ahead rule and returns its result.
+    ///
+    /// Guarantees: the intent for `step` (with its deterministic token) is durable before `call`
+    /// runs; the result is durable before this returns. If a result is already recorded the call
+    /// is not made again. If only the intent is recorded (killed mid-call), `call` runs again
+    /// with the same token.
+    pub async fn once<F, Fut>(&mut self, step: &str, call: F) -> Result<String, BuildError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<String, CloudError>>,
+    {
+        if let Some(result) = self.rec.results.get(step).and_then(|v| v.as_str()) {
+            return Ok(result.to_string());
+        }
+        let token = match self.rec.intents.get(step) {
+            Some(intent) => intent.client_token.clone(),
+            None => {
+                let intent = Intent {
+                    client_token: self.client_token(step),
+                    started_at: Timestamp::now(),
+                };
+                crash::point(&format!("{step}:before-intent"));
+                self.rec.intents.insert(step.to_string(), intent.clone());
+                self.save()?;
+                crash::point(&format!("{step}:after-intent"));
+                intent.client_token
+            }
+        };
+        let result = call(token).await?;
+        crash::point(&format!("{step}:after-call"));
+        self.rec
+            .results
+            .insert(step.to_string(), serde_json::Value::String(result.clone()));
+        self.save()?;
+        crash::point(&format!("{step}:after-result"));
+        Ok(result)
+    }
+
+    /// Like [`once`](Self::once), and also records the result as resource `role`.
+    pub async fn create<F, Fut>(&mut self, step: &str, role: &str, call: F) -> Result<String, BuildError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<String, CloudError>>,
+    {
+        let id = self.once(step, call).await?;
+        self.set_resource(role, &id)?;
+        Ok(id)
+    }
+}
+
+/// Local key and provisioner checkpoints.
+impl Reconciler {
+    /// Creates (or, on resume, reloads) the build's private key and returns its public half.
+    pub fn ensure_local_key(&mut self) -> Result<String, BuildError> {
+        let keys = super::keys::KeyStore::new(self.keys_dir.clone());
+        Ok(keys.load_or_create(&self.rec.id)?.public_openssh())
+    }
+
+    /// Removes the build's private key file (cleanup).
+    pub fn remove_local_key(&mut self) -> Result<(), BuildError> {
+        super::keys::KeyStore::new(self.keys_dir.clone()).delete(&self.rec.id)?;
+        Ok(())
+    }
+
+    /// True if provisioner `index` is recorded as finished.
+    pub fn provisioner_finished(&self, index: usize) -> bool {
+        self.rec
+            .provisioners
+            .get(&(index as u32))
+            .is_some_and(|c| c.finished_at.is_some())
+    }
+
+    /// Records that provisioner `index` starts (durable before it runs).
+    pub fn provisioner_started(&mut self, index: usize) -> Result<(), BuildError> {
+        let checkpoint = super::state::ProvisionerCheckpoint {
+            started_at: Timestamp::now(),
+            finished_at: None,
+        };
+        self.rec.provisioners.insert(index as u32, checkpoint);
+        self.save()?;
+        Ok(())
+    }
+
+    /// Records that provisioner `index` finished (durable before the next one starts).
+    pub fn provisioner_done(&mut self, index: usize) -> Result<(), BuildError> {
+        if let Some(c) = self.rec.provisioners.get_mut(&(index as u32)) {
+            c.finished_at = Some(Timestamp::now());
+        }
+        self.save()?;
+        self.event("provisioner", format!("provisioner {index} finished"))?;
+        Ok(())
+    }
+
+    /// `bakerd cancel`: deletes everything the build created (outputs included) and marks it
+    /// cancelled. Idempotent: a cancel interrupted at any moment can be run again.
+    pub async fn cancel(&mut self) -> Result<(), BuildError> {
+        self.cleanup_temporary(true).await?;
+        self.rec.phase = Phase::Cancelled;
+        self.save()?;
+        self.event("phase", "cancelled; resources deleted")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! The steps of a build, one per phase transition. Each step is idempotent: it may run again
+//! after a crash or a `resume`, and then finds in the record (or in the cloud) what it already did.
+
+use super::cloud::{ImageParams, InstanceParams, InstanceState};
+use crate::spec::{SourceImage, SshAddress};
+use super::reconcile::{BuildError, Reconciler};
+use std::time::Duration;
+
+/// CIDRs of the temporary network bakerd creates when the spec gives no vSwitch.
+
+impl Reconciler {
+    /// Tags bakerd puts on everything it creates, at creation time.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            ("bakerd:managed".to_string(), "true".to_string()),
+            ("bakerd:build-id".to_string(), self.rec.id.to_string()),
+        ]
+    }
+
+    /// Name of the build's temporary key pair, security group, VPC and vSwitch.
+    pub fn temp_name(&self) -> String {
+        format!("bakerd-{}", self.rec.id)
+    }
+
+    /// Pending → Prepared: import the build's key pair; find or create the network.
+    pub(super) async fn prepare(&mut self) -> Result<(), BuildError> {
+        let public_key = self.ensure_local_key()?;
+        self.resolve_source_image().await?;
+        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+        self.create("import-key-pair", "key_pair", |_| async move {
+            cloud.import_key_pair(&name, &public_key, &tags).await.map(|()| name)
+        })
+        .await?;
+        let given_sg = self.spec.instance.security_group_id.clone();
+        let sg_vpc = match &given_sg {
+            Some(sg) => self.cloud.security_group_vpc(sg).await?,
+            None => None,
+        };
+        let vswitch = match self.spec.instance.vswitch_id.clone() {
+            Some(v) => v,
+            None => self.create_temp_network(sg_vpc.clone()).await?,
+        };
+        self.set_resource("ssh_vswitch", &vswitch)?;
+        let sg = match given_sg {
+            Some(sg) => sg,
+            None => self.create_temp_security_group().await?,
+        };
+        self.set_resource("ssh_security_group", &sg)?;
+        Ok(())
+    }
+
+    /// Pins the source image id (a family is resolved once, so a resume uses the same image).
+    async fn resolve_source_image(&mut self) -> Result<(), BuildError> {
+        if self.resource("source_image").is_some() {
+            return Ok(());
+        }
+        let id = match &self.spec.source_image {
+            SourceImage::Id(id) => id.clone(),
+            SourceImage::Family(family) => self.cloud.image_from_family(family).await?,
+        };
+        self.set_resource("source_image", &id)?;
+        Ok(())
+    }
+
+    /// Creates the temporary VPC (unless `vpc` is given) and vSwitch; returns the vSwitch id.
+    async fn create_temp_network(&mut self, vpc: Option<String>) -> Result<String, BuildError> {
+        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+        let vpc = match vpc {
+            Some(vpc) => vpc,
+            None => {
+                let (c, n, t) = (cloud.clone(), name.clone(), tags.clone());
+                let cidr = self.spec.instance.vpc_cidr().to_string();
+                let vpc = self
+                    .create("create-vpc", "vpc", |token| async move {
+                        c.create_vpc(&token, &cidr, &n, &t).await
+                    })
+                    .await?;
+                cloud.wait_vpc_available(&vpc).await?;
+                vpc
+            }
+        };
+        let zone = match &self.spec.instance.zone {
+            Some(zone) => zone.clone(),
+            None => cloud.pick_zone(&self.spec.instance.instance_type).await?,
+        };
+        let c = cloud.clone();
+        let cidr = self.spec.instance.vswitch_cidr().to_string();
+        let vswitch = self
+            .create("create-vswitch", "vswitch", |token| async move {
+                c.create_vswitch(&token, &vpc, &zone, &cidr, &name, &tags)
+                    .await
+            })
+            .await?;
+        cloud.wait_vswitch_available(&vswitch).await?;
+        Ok(vswitch)
+    }
+
+    /// Creates the temporary security group, open only on the SSH port.
+    async fn create_temp_security_group(&mut self) -> Result<String, BuildError> {
+        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+        let vpc = match self.resource("vpc") {
+            Some(vpc) => Some(vpc.to_string()),
+            None => match self.resource("ssh_vswitch") {
+                Some(vsw) => self.cloud.vswitch_vpc(vsw).await?,
+                None => None,
+            },
+        };
+        let c = cloud.clone();
+        let sg = self
+            .create("create-security-group", "security_group", |token| async move {
+                c.create_security_group(&token, vpc.as_deref(), &name, &tags).await
+            })
+            .await?;
+        let (port, sg2) = (self.spec.ssh.port, sg.clone());
+        self.once("authorize-ssh", |token| async move {
+            cloud.authorize_tcp_ingress(&token, &sg2, port).await.map(|()| "ok".to_string())
+        })
+        .await?;
+        Ok(sg)
+    }
+
+    /// Prepared → InstanceCreated: one RunInstances with a deterministic ClientToken.
+    pub(super) async fn create_instance(&mut self) -> Result<(), BuildError> {
+        let params = InstanceParams {
+            source_image_id: self.resource("source_image").unwrap_or_default().to_string(),
+            instance_type: self.spec.instance.instance_type.clone(),
+            zone: self.spec.instance.zone.clone(),
+            security_group: self.resource("ssh_security_group").unwrap_or_default().to_string(),
+            vswitch: self.resource("ssh_vswitch").unwrap_or_default().to_string(),
+            key_pair: self.resource("key_pair").unwrap_or_default().to_string(),
+            name: self.temp_name(),
+            system_disk_category: self.spec.instance.system_disk.category.clone(),
+            system_disk_size_gb: self.spec.instance.system_disk.size_gb,
+            internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
+            user_data: self.spec.instance.user_data.clone(),
+            tags: [self.tags(), map_pairs(&self.spec.instance.tags)].concat(),
+        };
+        let cloud = self.cloud.clone();
+        self.create("run-instances", "instance", |token| async move {
+            cloud.run_instance(&token, &params).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// InstanceCreated → InstanceRunning: wait for Running, pick the SSH address (allocating a
+    /// public IP when asked), connect and pin the host key.
+    pub(super) async fn start_and_connect(&mut self) -> Result<(), BuildError> {
+        let instance = self.instance_id()?;
+        let state = self.cloud.describe_instance(&instance).await?;
+        if matches!(state.as_ref().map(|s| s.status.as_str()), Some("Stopped")) {
+            self.cloud.start_instance(&instance).await?;
+        }
+        let running = self
+            .cloud
+            .wait_instance_status(&instance, "Running", self.spec.timeouts.instance)
+            .await?;
+        let address = self.ssh_address(&instance, running).await?;
+        self.set_resource("ssh_address", &address)?;
+        let session = self.connect_ssh().await?;
+        drop(session);
+        Ok(())
+    }
+
+    /// The address bakerd connects to: the private IP, or a public one (allocated on demand).
+    async fn ssh_address(&mut self, instance: &str, state: InstanceState) -> Result<String, BuildError> {
+        if self.spec.ssh.address != SshAddress::Public {
+            return state.private_ip.ok_or_else(|| {
+                BuildError::Other(format!("instance {instance} has no private IP address"))
+            });
+        }
+        if let Some(ip) = state.public_ip {
+            return Ok(ip);
+        }
+        let (cloud, id) = (self.cloud.clone(), instance.to_string());
+        let ip = self
+            .once("allocate-public-ip", |_| async move { cloud.allocate_public_ip(&id).await })
+            .await?;
+        Ok(ip)
+    }
+
+    /// Provisioned → InstanceStopped: stop the instance for a consistent snapshot.
+    pub(super) async fn stop_instance(&mut self) -> Result<(), BuildError> {
+        if !self.spec.stop_before_snapshot {
+            return Ok(());
+        }
+        let instance = self.instance_id()?;
+        let status = self.cloud.describe_instance(&instance).await?.map(|s| s.status);
+        if matches!(status.as_deref(), Some("Running") | Some("Starting")) {
+            let deadline = self.spec.timeouts.instance;
+            let _ = self.cloud.wait_instance_status(&instance, "Running", deadline).await?;
+            self.cloud.stop_instance(&instance).await?;
+        }
+        let deadline = self.spec.timeouts.instance;
+        self.cloud.wait_instance_status(&instance, "Stopped", deadline).await?;
+        Ok(())
+    }
+
+    /// InstanceStopped → SnapshotReady: snapshot the system disk and wait for `accomplished`.
+    pub(super) async fn snapshot(&mut self) -> Result<(), BuildError> {
+        let instance = self.instance_id()?;
+        let disk = match self.resource("system_disk") {
+            Some(d) => d.to_string(),
+            None => {
+                let d = self.cloud.system_disk(&instance).await?;
+                self.set_resource("system_disk", &d)?;
+                d
+            }
+        };
+        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+        let snapshot = self
+            .create("create-snapshot", "snapshot", |token| async move {
+                cloud.create_snapshot(&token, &disk, &name, &tags).await
+            })
+            .await?;
+        let out = self.out.clone();
+        let timeout = self.spec.timeouts.snapshot;
+        self.cloud
+            .wait_snapshot(&snapshot, timeout, move |p| out.progress("snapshot", p))
+            .await?;
+        self.out.progress_done("snapshot");
+        Ok(())
+    }
+
+    /// SnapshotReady → ImageReady: replace a same-named image if `force`, create the image,
+    /// wait for Available, then copy and share it.
+    pub(super) async fn create_image(&mut self) -> Result<(), BuildError> {
+        if self.spec.image.force {
+            self.replace_existing_image().await?;
+        }
+        let mut tags = self.tags();
+        tags.push(("bakerd:spec-hash".into(), self.rec.spec_hash.clone()));
+        tags.extend(map_pairs(&self.spec.image.tags));
+        let params = ImageParams {
+            snapshot: self.resource("snapshot").unwrap_or_default().to_string(),
+            name: self.rec.image_name.clone(),
+            description: self.spec.image.description.clone(),
+            family: self.spec.image.family.clone(),
+            version: self.spec.image.version.clone(),
+            tags: tags.clone(),
+        };
+        let cloud = self.cloud.clone();
+        let image = self
+            .create("create-image", "image", |token| async move {
+                cloud.create_image(&token, &params).await
+            })
+            .await?;
+        let out = self.out.clone();
+        let timeout = self.spec.timeouts.image;
+        self.cloud
+            .wait_image(&image, timeout, move |p| out.progress("image", p))
+            .await?;
+        self.out.progress_done("image");
+        self.copy_and_share(&image, &tags).await
+    }
+
+    /// Deletes images with the build's image name that this build did not create (`force`).
+    async fn replace_existing_image(&mut self) -> Result<(), BuildError> {
+        let (cloud, name) = (self.cloud.clone(), self.rec.image_name.clone());
+        let ours = self.resource("image").map(str::to_string);
+        self.once("replace-image", |_| async move {
+            let mut removed = Vec::new();
+            for image in cloud.images_named(&name).await? {
+                if Some(&image) != ours.as_ref() {
+                    cloud.delete_image_and_snapshots(&image).await?;
+                    removed.push(image);
+                }
+            }
+            Ok(if removed.is_empty() { "none".into() } else { removed.join(",") })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Copies the image to each `copy_regions` entry and shares it with `share_accounts`.
+    async fn copy_and_share(&mut self, image: &str, tags: &[(String, String)]) -> Result<(), BuildError> {
+        for region in self.spec.image.copy_regions.clone() {
+            let (cloud, img, name, t) = (
+                self.cloud.clone(),
+                image.to_string(),
+                self.rec.image_name.clone(),
+                tags.to_vec(),
+            );
+            let r = region.clone();
+            let copy = self
+                .create(&format!("copy-image-{region}"), &format!("image_copy_{region}"), |token| async move {
+                    cloud.copy_image(&token, &img, &r, &name, &t).await
+                })
+                .await?;
+            self.cloud
+                .in_region(&region)
+                .wait_image(&copy, self.spec.timeouts.image, |_| {})
+                .await?;
+        }
+        let accounts = self.spec.image.share_accounts.clone();
+        if !accounts.is_empty() {
+            let (cloud, img) = (self.cloud.clone(), image.to_string());
+            self.once("share-image", |_| async move {
+                cloud.share_image(&img, &accounts).await.map(|()| "ok".into())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The build's instance id, which every step after `InstanceCreated` needs.
+    pub fn instance_id(&self) -> Result<String, BuildError> {
+        self.resource("instance").map(str::to_string).ok_or_else(|| {
+            BuildError::Other(format!("build {} has no instance recorded", self.rec.id))
+        })
+    }
+}
+
+/// How long to wait between attempts to delete a security group or network that the deleted
+/// instance still holds for a moment.
+pub(super) const DEPENDENCY_RETRY: Duration = Duration::from_millis(500);
+
+/// A tag map as (key, value) pairs.
+fn map_pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
