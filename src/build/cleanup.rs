@@ -61,7 +61,10 @@ impl Reconciler {
                 "snapshot" => cloud.delete_snapshot(&id).await?,
                 copy => {
                     let region = copy.trim_start_matches("image_copy_");
-                    cloud.in_region(region).delete_image_and_snapshots(&id).await?
+                    cloud
+                        .in_region(region)
+                        .delete_image_and_snapshots(&id)
+                        .await?
                 }
             }
             Ok("deleted".to_string())

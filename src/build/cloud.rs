@@ -16,7 +16,9 @@ use crate::client::api::network::{
     DeleteVSwitch, DeleteVpc, DescribeSecurityGroups, DescribeVSwitches, Permission,
 };
 use crate::client::api::regions::DescribeZones;
-use crate::client::api::storage::{CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots};
+use crate::client::api::storage::{
+    CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
+};
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
     ClientConfig, ClientError, EcsClient, Env, ExplicitCredentials, InstanceStatus, SignatureStyle,
@@ -106,7 +108,11 @@ fn explicit_credentials(spec: &Spec, env: &Env) -> ExplicitCredentials {
             explicit.profile = Some(name.clone());
             explicit.cli_config_path = config_file.clone();
         }
-        Credentials::AccessKey { id, secret, security_token_env } => {
+        Credentials::AccessKey {
+            id,
+            secret,
+            security_token_env,
+        } => {
             explicit.access_key_id = Some(id.clone());
             explicit.access_key_secret = match secret {
                 SecretSource::Env(var) => env.get(var).map(crate::client::Secret::new),
@@ -184,6 +190,25 @@ fn is_local(base_url: &str) -> bool {
     host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
+/// Repeats a call whose answer was lost (`OutcomeUnknown`). Only for calls where running twice
+/// equals running once: deletions (a second delete finds nothing), AllocatePublicIpAddress (a
+/// repeat returns the same address), share permissions (adding an account twice is a no-op).
+async fn repeat_if_lost<T, F, Fut>(mut call: F) -> std::result::Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, ClientError>>,
+{
+    for _ in 0..4 {
+        match call().await {
+            Err(ClientError::OutcomeUnknown { action, .. }) => {
+                tracing::debug!(%action, "answer lost; repeating an idempotent call");
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
 /// Treats a NotFound answer as success (the resource is already gone).
 fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
     match r {
@@ -219,33 +244,56 @@ impl Cloud {
         };
         let mut images: Vec<Image> = self.client.list_all(request).await?;
         images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
-        images.into_iter().next().map(|i| i.image_id).ok_or_else(|| {
-            CloudError::Unexpected(format!(
-                "no Available image in family {family:?} in {}",
-                self.region
-            ))
-        })
+        images
+            .into_iter()
+            .next()
+            .map(|i| i.image_id)
+            .ok_or_else(|| {
+                CloudError::Unexpected(format!(
+                    "no Available image in family {family:?} in {}",
+                    self.region
+                ))
+            })
     }
 
     /// Imports the build's public key; an existing key pair of that name counts as done (a
     /// resume after the call went through).
-    pub async fn import_key_pair(&self, name: &str, public_key: &str, t: &[(String, String)]) -> Result<()> {
-        let existing = DescribeKeyPairs {
-            region_id: self.region.clone(),
-            key_pair_name: Some(name.to_string()),
-            ..Default::default()
-        };
-        if self.client.list_all(existing).await?.iter().any(|k| k.key_pair_name == name) {
-            return Ok(());
-        }
+    pub async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        t: &[(String, String)],
+    ) -> Result<()> {
         let request = ImportKeyPair {
             region_id: self.region.clone(),
             key_pair_name: name.to_string(),
             public_key_body: public_key.to_string(),
             tags: tags(t),
         };
-        self.client.call(&request).await?;
-        Ok(())
+        for _ in 0..4 {
+            if self.key_pair_exists(name).await? {
+                return Ok(());
+            }
+            match self.client.call(&request).await {
+                Ok(_) => return Ok(()),
+                // Sent but unanswered: look it up by name before sending again.
+                Err(ClientError::OutcomeUnknown { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CloudError::Unexpected(format!(
+            "ImportKeyPair {name}: no answer after 4 attempts and the key pair does not exist"
+        )))
+    }
+
+    async fn key_pair_exists(&self, name: &str) -> Result<bool> {
+        let existing = DescribeKeyPairs {
+            region_id: self.region.clone(),
+            key_pair_name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let found = self.client.list_all(existing).await?;
+        Ok(found.iter().any(|k| k.key_pair_name == name))
     }
 
     /// Deletes a key pair (gone is fine).
@@ -254,7 +302,7 @@ impl Cloud {
             region_id: self.region.clone(),
             key_pair_names: vec![name.to_string()],
         };
-        gone_ok(self.client.call(&request).await)
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)
     }
 
     /// The VPC of a security group (to place a temporary vSwitch next to a given group).
@@ -265,12 +313,15 @@ impl Cloud {
             ..Default::default()
         };
         let groups = self.client.list_all(request).await?;
-        let group = groups.into_iter().find(|g| g.security_group_id == sg).ok_or_else(|| {
-            CloudError::Unexpected(format!(
-                "security group {sg} does not exist in {}: check `instance.security_group_id`",
-                self.region
-            ))
-        })?;
+        let group = groups
+            .into_iter()
+            .find(|g| g.security_group_id == sg)
+            .ok_or_else(|| {
+                CloudError::Unexpected(format!(
+                    "security group {sg} does not exist in {}: check `instance.security_group_id`",
+                    self.region
+                ))
+            })?;
         Ok(Some(group.vpc_id).filter(|v| !v.is_empty()))
     }
 
@@ -282,7 +333,10 @@ impl Cloud {
             ..Default::default()
         };
         let found = self.client.list_all(request).await?;
-        Ok(found.into_iter().find(|v| v.vswitch_id == vswitch).map(|v| v.vpc_id))
+        Ok(found
+            .into_iter()
+            .find(|v| v.vswitch_id == vswitch)
+            .map(|v| v.vpc_id))
     }
 
     /// A zone of the region that offers `instance_type` (first one when none says).
@@ -292,16 +346,24 @@ impl Cloud {
             verbose: None,
         };
         let zones = self.client.call(&request).await?.zones;
-        let offering = zones
-            .iter()
-            .find(|z| z.available_instance_types.iter().any(|t| t == instance_type));
+        let offering = zones.iter().find(|z| {
+            z.available_instance_types
+                .iter()
+                .any(|t| t == instance_type)
+        });
         offering
             .or(zones.first())
             .map(|z| z.zone_id.clone())
             .ok_or_else(|| CloudError::Unexpected(format!("region {} lists no zones", self.region)))
     }
 
-    pub async fn create_vpc(&self, token: &str, cidr: &str, name: &str, t: &[(String, String)]) -> Result<String> {
+    pub async fn create_vpc(
+        &self,
+        token: &str,
+        cidr: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
         let request = CreateVpc {
             region_id: self.region.clone(),
             cidr_block: Some(cidr.to_string()),
@@ -404,7 +466,14 @@ impl Cloud {
             client_token: Some(token.to_string()),
             ..Default::default()
         };
-        let ids = self.client.call(&RunInstances { spec, amount: Some(1) }).await?.instance_id_sets;
+        let ids = self
+            .client
+            .call(&RunInstances {
+                spec,
+                amount: Some(1),
+            })
+            .await?
+            .instance_id_sets;
         ids.into_iter()
             .next()
             .ok_or_else(|| CloudError::Unexpected("RunInstances returned no instance id".into()))
@@ -430,8 +499,11 @@ impl Cloud {
     }
 
     pub async fn start_instance(&self, id: &str) -> Result<()> {
-        self.client.call(&StartInstance { instance_id: id.to_string() }).await?;
-        Ok(())
+        let request = StartInstance {
+            instance_id: id.to_string(),
+        };
+        self.change_state(id, &["Starting", "Running"], || self.client.call(&request))
+            .await
     }
 
     pub async fn stop_instance(&self, id: &str) -> Result<()> {
@@ -439,26 +511,74 @@ impl Cloud {
             instance_id: id.to_string(),
             ..Default::default()
         };
-        self.client.call(&request).await?;
-        Ok(())
+        self.change_state(id, &["Stopping", "Stopped"], || self.client.call(&request))
+            .await
+    }
+
+    /// Sends a Start/Stop call. Start and Stop have no ClientToken, so when the answer is lost
+    /// (or the call is refused because of the instance's state) the instance is looked at: if
+    /// it is already on its way to the wanted state the call counts as done.
+    async fn change_state<T, F, Fut>(&self, id: &str, heading: &[&str], mut call: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ClientError>>,
+    {
+        for _ in 0..4 {
+            let err = match call().await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let lost = matches!(err, ClientError::OutcomeUnknown { .. });
+            if !lost
+                && !err
+                    .code()
+                    .is_some_and(|c| c.starts_with("IncorrectInstanceStatus"))
+            {
+                return Err(err.into());
+            }
+            let status = self.describe_instance(id).await?.map(|s| s.status);
+            if status.as_deref().is_some_and(|s| heading.contains(&s)) {
+                return Ok(());
+            }
+            if !lost {
+                return Err(err.into());
+            }
+        }
+        Err(CloudError::Unexpected(format!(
+            "instance {id}: no answer to 4 attempts to move it to {}",
+            heading.last().unwrap_or(&"?")
+        )))
     }
 
     /// Waits for `Running` or `Stopped` (the instance timeout of the spec applies).
-    pub async fn wait_instance_status(&self, id: &str, wanted: &str, deadline: Duration) -> Result<InstanceState> {
+    pub async fn wait_instance_status(
+        &self,
+        id: &str,
+        wanted: &str,
+        deadline: Duration,
+    ) -> Result<InstanceState> {
         let status = match wanted {
             "Stopped" => InstanceStatus::Stopped,
             _ => InstanceStatus::Running,
         };
-        self.waiter(Some(deadline)).instance_status(&self.region, id, status).await?;
+        self.waiter(Some(deadline))
+            .instance_status(&self.region, id, status)
+            .await?;
         self.describe_instance(id).await?.ok_or_else(|| {
-            CloudError::Unexpected(format!("instance {id} vanished right after becoming {wanted}"))
+            CloudError::Unexpected(format!(
+                "instance {id} vanished right after becoming {wanted}"
+            ))
         })
     }
 
     /// Allocates (or returns the already allocated) public IP.
     pub async fn allocate_public_ip(&self, id: &str) -> Result<String> {
-        let request = AllocatePublicIpAddress { instance_id: id.to_string() };
-        Ok(self.client.call(&request).await?.ip_address)
+        let request = AllocatePublicIpAddress {
+            instance_id: id.to_string(),
+        };
+        Ok(repeat_if_lost(|| self.client.call(&request))
+            .await?
+            .ip_address)
     }
 
     /// Deletes the instance (forced: it may be running) and waits until it is gone.
@@ -467,7 +587,7 @@ impl Cloud {
             instance_id: id.to_string(),
             force: Some(true),
         };
-        gone_ok(self.client.call(&request).await)?;
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)?;
         self.waiter(None).instance_deleted(&self.region, id).await?;
         Ok(())
     }
@@ -488,7 +608,13 @@ impl Cloud {
 }
 
 impl Cloud {
-    pub async fn create_snapshot(&self, token: &str, disk: &str, name: &str, t: &[(String, String)]) -> Result<String> {
+    pub async fn create_snapshot(
+        &self,
+        token: &str,
+        disk: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
         let request = CreateSnapshot {
             disk_id: disk.to_string(),
             snapshot_name: Some(name.to_string()),
@@ -501,7 +627,12 @@ impl Cloud {
     }
 
     /// Waits for `accomplished` (a `failed` snapshot ends the wait at once), reporting percent.
-    pub async fn wait_snapshot(&self, id: &str, deadline: Duration, progress: impl Fn(u32) + Send + Sync) -> Result<()> {
+    pub async fn wait_snapshot(
+        &self,
+        id: &str,
+        deadline: Duration,
+        progress: impl Fn(u32) + Send + Sync,
+    ) -> Result<()> {
         self.waiter(Some(deadline))
             .on_progress(move |p| progress(p.percent.unwrap_or(0) as u32))
             .snapshot(&self.region, id)
@@ -515,7 +646,7 @@ impl Cloud {
             snapshot_id: id.to_string(),
             force: Some(true),
         };
-        gone_ok(self.client.call(&request).await)
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)
     }
 
     /// Snapshots tagged as belonging to `build` (found by tag, for cleanup after a crash).
@@ -525,7 +656,13 @@ impl Cloud {
             tags: vec![Tag::new("bakerd:build-id", build)],
             ..Default::default()
         };
-        Ok(self.client.list_all(request).await?.into_iter().map(|s| s.snapshot_id).collect())
+        Ok(self
+            .client
+            .list_all(request)
+            .await?
+            .into_iter()
+            .map(|s| s.snapshot_id)
+            .collect())
     }
 
     pub async fn create_image(&self, token: &str, p: &ImageParams) -> Result<String> {
@@ -544,7 +681,12 @@ impl Cloud {
     }
 
     /// Waits for `Available` (`CreateFailed` ends the wait at once), reporting percent.
-    pub async fn wait_image(&self, id: &str, deadline: Duration, progress: impl Fn(u32) + Send + Sync) -> Result<()> {
+    pub async fn wait_image(
+        &self,
+        id: &str,
+        deadline: Duration,
+        progress: impl Fn(u32) + Send + Sync,
+    ) -> Result<()> {
         self.waiter(Some(deadline))
             .on_progress(move |p| progress(p.percent.unwrap_or(0) as u32))
             .image(&self.region, id)
@@ -562,7 +704,11 @@ impl Cloud {
             ..Default::default()
         };
         let images = self.client.list_all(request).await?;
-        Ok(images.into_iter().filter(|i| i.image_name == name).map(|i| i.image_id).collect())
+        Ok(images
+            .into_iter()
+            .filter(|i| i.image_name == name)
+            .map(|i| i.image_id)
+            .collect())
     }
 
     /// Deletes an image, then the snapshots behind it (gone is fine).
@@ -587,7 +733,7 @@ impl Cloud {
             image_id: id.to_string(),
             force: Some(true),
         };
-        gone_ok(self.client.call(&delete).await)?;
+        gone_ok(repeat_if_lost(|| self.client.call(&delete)).await)?;
         for snapshot in snapshots {
             self.delete_snapshot(&snapshot).await?;
         }
@@ -595,7 +741,14 @@ impl Cloud {
     }
 
     /// Copies an image to `region`; returns the copy's id there.
-    pub async fn copy_image(&self, token: &str, image: &str, region: &str, name: &str, t: &[(String, String)]) -> Result<String> {
+    pub async fn copy_image(
+        &self,
+        token: &str,
+        image: &str,
+        region: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
         let request = CopyImage {
             region_id: self.region.clone(),
             image_id: image.to_string(),
@@ -617,7 +770,7 @@ impl Cloud {
                 add_accounts: chunk.to_vec(),
                 remove_accounts: Vec::new(),
             };
-            self.client.call(&request).await?;
+            repeat_if_lost(|| self.client.call(&request)).await?;
         }
         Ok(())
     }
@@ -626,7 +779,12 @@ impl Cloud {
 impl Cloud {
     /// Retries a deletion while the resource is still held by something being deleted
     /// (`DependencyViolation`, `IncorrectStatus`, …) for up to a minute.
-    async fn delete_with_dependency_retry<F, Fut>(&self, what: &str, pause: Duration, mut call: F) -> Result<()>
+    async fn delete_with_dependency_retry<F, Fut>(
+        &self,
+        what: &str,
+        pause: Duration,
+        mut call: F,
+    ) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<(), ClientError>>,
@@ -636,6 +794,7 @@ impl Cloud {
             match call().await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_not_found() => return Ok(()),
+                Err(ClientError::OutcomeUnknown { .. }) => continue,
                 Err(e) if is_dependency(&e) && started.elapsed() < Duration::from_secs(60) => {
                     tracing::debug!(%what, error = %e, "still in use; retrying");
                     tokio::time::sleep(pause).await;

@@ -95,7 +95,9 @@ fn open_state(common: &CommonArgs, command: &str) -> Result<StateDir, CommandErr
 fn parse_id(text: &str) -> Result<BuildId, CommandError> {
     BuildId::parse(text).ok_or_else(|| CommandError {
         code: exit::BAD_INPUT,
-        message: format!("{text:?} is not a build id (expected b- and 10 hex digits; see `bakerd status`)"),
+        message: format!(
+            "{text:?} is not a build id (expected b- and 10 hex digits; see `bakerd status`)"
+        ),
     })
 }
 
@@ -111,7 +113,11 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
     let hash = spec.hash().or_exit(exit::BAD_INPUT)?;
     if !args.force {
-        if let Some(image) = cloud.image_for_spec_hash(&hash).await.or_exit(exit::CLOUD)? {
+        if let Some(image) = cloud
+            .image_for_spec_hash(&hash)
+            .await
+            .or_exit(exit::CLOUD)?
+        {
             out.result(
                 &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, args.spec.display()),
                 json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": hash}),
@@ -133,7 +139,13 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
 }
 
 /// Runs the reconciler on `rec` and prints the outcome.
-async fn drive(rec: BuildRecord<Phase>, spec: Spec, store: Store, cloud: Cloud, out: Output) -> CmdResult {
+async fn drive(
+    rec: BuildRecord<Phase>,
+    spec: Spec,
+    store: Store,
+    cloud: Cloud,
+    out: Output,
+) -> CmdResult {
     let keys_dir = store.keys_dir();
     let id = rec.id.clone();
     let reconciler = Reconciler::new(rec, spec, store.clone(), cloud, out.clone(), keys_dir);
@@ -180,7 +192,10 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
     match &rec.phase {
         Phase::Succeeded | Phase::Cancelled => {
             out.result(
-                &format!("build {id} already ended ({}); nothing to resume", rec.phase.name()),
+                &format!(
+                    "build {id} already ended ({}); nothing to resume",
+                    rec.phase.name()
+                ),
                 json!({"event": "nothing_to_do", "build": id.as_str(), "phase": rec.phase.name()}),
             );
             return Ok(exit::OK);
@@ -193,7 +208,10 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
     }
     let spec = thaw_spec(&rec)?;
     let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
-    out.note(&format!("resuming build {id} at '{}'", rec.phase.step_description()));
+    out.note(&format!(
+        "resuming build {id} at '{}'",
+        rec.phase.step_description()
+    ));
     drive(rec, spec, store, cloud, out).await
 }
 
@@ -215,7 +233,10 @@ pub async fn cancel(args: BuildArgs) -> CmdResult {
     let keys_dir = store.keys_dir();
     let mut reconciler = Reconciler::new(rec, spec, store, cloud, out.clone(), keys_dir);
     reconciler.cancel().await.or_exit(exit::CLOUD)?;
-    out.result(&format!("build {id} cancelled; its resources are deleted"), json!({"event": "cancelled", "build": id.as_str()}));
+    out.result(
+        &format!("build {id} cancelled; its resources are deleted"),
+        json!({"event": "cancelled", "build": id.as_str()}),
+    );
     Ok(exit::OK)
 }
 
@@ -254,11 +275,19 @@ pub fn show(args: BuildArgs) -> CmdResult {
         println!("{value}");
         return Ok(exit::OK);
     }
-    println!("build     {}\nspec      {}\nphase     {}", rec.id, spec_path(&rec), rec.phase.name());
+    println!(
+        "build     {}\nspec      {}\nphase     {}",
+        rec.id,
+        spec_path(&rec),
+        rec.phase.name()
+    );
     if let Phase::Failed { at, error } = &rec.phase {
         println!("failed at {}: {error}", at.step_description());
     }
-    println!("created   {}\nupdated   {}\nresources:", rec.created_at, rec.updated_at);
+    println!(
+        "created   {}\nupdated   {}\nresources:",
+        rec.created_at, rec.updated_at
+    );
     for (role, id) in &rec.resources {
         println!("  {role:<20} {id}");
     }
@@ -292,9 +321,11 @@ fn load_spec(args: &ApplyArgs) -> Result<Loaded, CommandError> {
 
 /// TEMPORARY until `Spec::from_frozen` lands.
 fn thaw_spec(rec: &BuildRecord<Phase>) -> Result<Spec, CommandError> {
-    let mut spec: Spec =
-        serde_json::from_value(rec.spec.clone()).or_exit(exit::STATE)?;
-    spec.base_dir = Path::new(&rec.spec_path).parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut spec: Spec = serde_json::from_value(rec.spec.clone()).or_exit(exit::STATE)?;
+    spec.base_dir = Path::new(&rec.spec_path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     Ok(spec)
 }
 

@@ -25,10 +25,12 @@ mod imp {
     static CONFIG: OnceLock<Config> = OnceLock::new();
 
     pub fn setup() {
-        let crash_at = std::env::var("BAKERD_CRASH_AT").ok().map(|v| match v.split_once('#') {
-            Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
-            None => (v, 1),
-        });
+        let crash_at = std::env::var("BAKERD_CRASH_AT")
+            .ok()
+            .map(|v| match v.split_once('#') {
+                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+                None => (v, 1),
+            });
         let log = std::env::var_os("BAKERD_FAILPOINT_LOG").map(Into::into);
         let _ = CONFIG.set(Config {
             crash_at,
@@ -40,7 +42,11 @@ mod imp {
     pub fn point(name: &str) {
         let Some(cfg) = CONFIG.get() else { return };
         if let Some(path) = &cfg.log {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = writeln!(f, "{name}");
             }
         }

@@ -5,16 +5,16 @@
 //! - [`ssh`]: SSH sessions to build instances: connect with retry and host-key pinning, exec with
 //!   live output, streamed uploads.
 
-pub mod keys;
-pub mod ssh;
-pub mod state;
 pub mod cleanup;
 pub mod cloud;
 pub mod commands;
 pub mod crash;
+pub mod keys;
 pub mod output;
 pub mod phase;
 pub mod provision;
 pub mod reconcile;
+pub mod ssh;
+pub mod state;
 pub mod steps;
 pub mod store;

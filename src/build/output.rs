@@ -102,7 +102,8 @@ impl Output {
                 let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
                 let bar = bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(100);
-                    if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos:>3}%") {
+                    if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos:>3}%")
+                    {
                         b.set_style(style.progress_chars("=> "));
                     }
                     b.set_message(what.to_string());
@@ -110,7 +111,10 @@ impl Output {
                 });
                 bar.set_position(percent.min(100) as u64);
             }
-            Mode::Json => self.emit("", json!({"event": "progress", "what": what, "percent": percent})),
+            Mode::Json => self.emit(
+                "",
+                json!({"event": "progress", "what": what, "percent": percent}),
+            ),
             Mode::Plain => {}
         }
     }

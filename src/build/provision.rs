@@ -23,10 +23,15 @@ impl Reconciler {
         let key = KeyStore::new(self.keys_dir.clone()).load(&self.build_id())?;
         let pinned = self.rec.host_key.clone();
         let timeout = self.spec.ssh.timeout;
-        let (session, host_key) =
-            ssh::connect_with_retry(addr, &self.spec.ssh.username, &key, pinned.as_ref(), timeout)
-                .await
-                .map_err(|e| BuildError::Ssh(self.explain_ssh(e)))?;
+        let (session, host_key) = ssh::connect_with_retry(
+            addr,
+            &self.spec.ssh.username,
+            &key,
+            pinned.as_ref(),
+            timeout,
+        )
+        .await
+        .map_err(|e| BuildError::Ssh(self.explain_ssh(e)))?;
         if pinned.is_none() {
             self.pin_host_key(host_key)?;
         }
@@ -41,7 +46,11 @@ impl Reconciler {
                  `ssh.address: {}` is reachable from here",
                 self.resource("ssh_security_group").unwrap_or("?"),
                 self.spec.ssh.port,
-                if self.spec.ssh.address == SshAddress::Public { "public" } else { "private" },
+                if self.spec.ssh.address == SshAddress::Public {
+                    "public"
+                } else {
+                    "private"
+                },
             ),
             other => other.to_string(),
         }
@@ -104,17 +113,28 @@ impl Reconciler {
         shell: &ShellProvisioner,
     ) -> Result<bool, BuildError> {
         let scripts: Vec<Script> = match shell.source() {
-            ShellSource::Inline(lines) => vec![Script::Inline(format!("#!/bin/sh -e\n{}\n", lines.join("\n")))],
-            ShellSource::Scripts(paths) => paths.iter().map(|p| Script::File(self.spec.resolve_path(p))).collect(),
+            ShellSource::Inline(lines) => vec![Script::Inline(format!(
+                "#!/bin/sh -e\n{}\n",
+                lines.join("\n")
+            ))],
+            ShellSource::Scripts(paths) => paths
+                .iter()
+                .map(|p| Script::File(self.spec.resolve_path(p)))
+                .collect(),
         };
         let count = scripts.len();
         for (n, script) in scripts.into_iter().enumerate() {
             let remote = format!("/tmp/bakerd-{}-{index}-{n}.sh", self.rec.id);
             self.stage_script(session, index, &script, &remote).await?;
             let quoted = ssh::shell_quote(&remote);
-            let command = format!("{}; rc=$?; rm -f {quoted}; exit $rc", shell.command_for(&remote));
+            let command = format!(
+                "{}; rc=$?; rm -f {quoted}; exit $rc",
+                shell.command_for(&remote)
+            );
             if shell.expect_disconnect && n + 1 == count {
-                return self.run_expecting_disconnect(session, index, &command).await;
+                return self
+                    .run_expecting_disconnect(session, index, &command)
+                    .await;
             }
             let (out, build) = (self.out.clone(), self.rec.id.to_string());
             let result = session
@@ -175,10 +195,18 @@ impl Reconciler {
     }
 
     /// Runs a `file` provisioner: a file or a whole directory.
-    async fn upload(&mut self, session: &mut SshSession, index: usize, file: &FileProvisioner) -> Result<(), BuildError> {
+    async fn upload(
+        &mut self,
+        session: &mut SshSession,
+        index: usize,
+        file: &FileProvisioner,
+    ) -> Result<(), BuildError> {
         let source = self.spec.resolve_path(&file.source);
         let result = if source.is_dir() {
-            session.upload_dir(&source, &file.destination).await.map(|s| s.bytes)
+            session
+                .upload_dir(&source, &file.destination)
+                .await
+                .map(|s| s.bytes)
         } else {
             let mode = file_mode(&source);
             session.upload_file(&source, &file.destination, mode).await
@@ -188,13 +216,20 @@ impl Reconciler {
             self.rec.id.as_str(),
             index,
             "info",
-            &format!("uploaded {} ({bytes} bytes) to {}", file.source, file.destination),
+            &format!(
+                "uploaded {} ({bytes} bytes) to {}",
+                file.source, file.destination
+            ),
         );
         Ok(())
     }
 
     fn provisioner_error(&self, index: usize, kind: &'static str, message: String) -> BuildError {
-        BuildError::Provisioner { index, kind, message }
+        BuildError::Provisioner {
+            index,
+            kind,
+            message,
+        }
     }
 }
 
@@ -209,5 +244,7 @@ enum Script {
 /// Permission bits of a local file, so executables stay executable on the instance.
 fn file_mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644)
 }

@@ -62,8 +62,22 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// Assembles a reconciler for `rec`.
-    pub fn new(rec: Build, spec: Spec, store: Store, cloud: Cloud, out: Output, keys_dir: PathBuf) -> Self {
-        Reconciler { rec, spec, store, cloud, out, keys_dir }
+    pub fn new(
+        rec: Build,
+        spec: Spec,
+        store: Store,
+        cloud: Cloud,
+        out: Output,
+        keys_dir: PathBuf,
+    ) -> Self {
+        Reconciler {
+            rec,
+            spec,
+            store,
+            cloud,
+            out,
+            keys_dir,
+        }
     }
 
     /// The build's id.
@@ -127,19 +141,34 @@ impl Reconciler {
         self.save()?;
         crash::point(&format!("phase-{name}:after-flush"));
         self.event("phase", format!("reached {name} in {secs:.1}s"))?;
-        self.out.step_done(self.rec.id.as_str(), &self.rec.phase, secs);
+        self.out
+            .step_done(self.rec.id.as_str(), &self.rec.phase, secs);
         Ok(())
     }
 
     /// Records a failed step, then cleans up if the spec says so.
-    async fn fail(&mut self, at: Phase, err: BuildError, started: Instant) -> Result<(), BuildError> {
+    async fn fail(
+        &mut self,
+        at: Phase,
+        err: BuildError,
+        started: Instant,
+    ) -> Result<(), BuildError> {
         let message = format!("{err}");
         self.rec.phase = at.clone().fail(message.clone());
         self.save()?;
-        self.event("error", format!("{} failed: {message}", at.step_description()))?;
-        self.out.step_failed(self.rec.id.as_str(), &at, started.elapsed().as_secs_f64(), &message);
+        self.event(
+            "error",
+            format!("{} failed: {message}", at.step_description()),
+        )?;
+        self.out.step_failed(
+            self.rec.id.as_str(),
+            &at,
+            started.elapsed().as_secs_f64(),
+            &message,
+        );
         if self.spec.on_failure == crate::spec::OnFailure::Cleanup {
-            self.out.note("cleaning up after failure (on_failure: cleanup)");
+            self.out
+                .note("cleaning up after failure (on_failure: cleanup)");
             if let Err(cleanup_err) = self.cleanup_temporary(true).await {
                 let message = format!("cleanup after failure incomplete: {cleanup_err}");
                 self.out.note(&message);
@@ -210,7 +239,12 @@ impl Reconciler {
     }
 
     /// Like [`once`](Self::once), and also records the result as resource `role`.
-    pub async fn create<F, Fut>(&mut self, step: &str, role: &str, call: F) -> Result<String, BuildError>
+    pub async fn create<F, Fut>(
+        &mut self,
+        step: &str,
+        role: &str,
+        call: F,
+    ) -> Result<String, BuildError>
     where
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<String, CloudError>>,

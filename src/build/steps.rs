@@ -2,11 +2,9 @@
 //! after a crash or a `resume`, and then finds in the record (or in the cloud) what it already did.
 
 use super::cloud::{ImageParams, InstanceParams, InstanceState};
-use crate::spec::{SourceImage, SshAddress};
 use super::reconcile::{BuildError, Reconciler};
+use crate::spec::{SourceImage, SshAddress};
 use std::time::Duration;
-
-/// CIDRs of the temporary network bakerd creates when the spec gives no vSwitch.
 
 impl Reconciler {
     /// Tags bakerd puts on everything it creates, at creation time.
@@ -28,7 +26,10 @@ impl Reconciler {
         self.resolve_source_image().await?;
         let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
         self.create("import-key-pair", "key_pair", |_| async move {
-            cloud.import_key_pair(&name, &public_key, &tags).await.map(|()| name)
+            cloud
+                .import_key_pair(&name, &public_key, &tags)
+                .await
+                .map(|()| name)
         })
         .await?;
         let given_sg = self.spec.instance.security_group_id.clone();
@@ -107,13 +108,21 @@ impl Reconciler {
         };
         let c = cloud.clone();
         let sg = self
-            .create("create-security-group", "security_group", |token| async move {
-                c.create_security_group(&token, vpc.as_deref(), &name, &tags).await
-            })
+            .create(
+                "create-security-group",
+                "security_group",
+                |token| async move {
+                    c.create_security_group(&token, vpc.as_deref(), &name, &tags)
+                        .await
+                },
+            )
             .await?;
         let (port, sg2) = (self.spec.ssh.port, sg.clone());
         self.once("authorize-ssh", |token| async move {
-            cloud.authorize_tcp_ingress(&token, &sg2, port).await.map(|()| "ok".to_string())
+            cloud
+                .authorize_tcp_ingress(&token, &sg2, port)
+                .await
+                .map(|()| "ok".to_string())
         })
         .await?;
         Ok(sg)
@@ -122,10 +131,16 @@ impl Reconciler {
     /// Prepared → InstanceCreated: one RunInstances with a deterministic ClientToken.
     pub(super) async fn create_instance(&mut self) -> Result<(), BuildError> {
         let params = InstanceParams {
-            source_image_id: self.resource("source_image").unwrap_or_default().to_string(),
+            source_image_id: self
+                .resource("source_image")
+                .unwrap_or_default()
+                .to_string(),
             instance_type: self.spec.instance.instance_type.clone(),
             zone: self.spec.instance.zone.clone(),
-            security_group: self.resource("ssh_security_group").unwrap_or_default().to_string(),
+            security_group: self
+                .resource("ssh_security_group")
+                .unwrap_or_default()
+                .to_string(),
             vswitch: self.resource("ssh_vswitch").unwrap_or_default().to_string(),
             key_pair: self.resource("key_pair").unwrap_or_default().to_string(),
             name: self.temp_name(),
@@ -163,7 +178,11 @@ impl Reconciler {
     }
 
     /// The address bakerd connects to: the private IP, or a public one (allocated on demand).
-    async fn ssh_address(&mut self, instance: &str, state: InstanceState) -> Result<String, BuildError> {
+    async fn ssh_address(
+        &mut self,
+        instance: &str,
+        state: InstanceState,
+    ) -> Result<String, BuildError> {
         if self.spec.ssh.address != SshAddress::Public {
             return state.private_ip.ok_or_else(|| {
                 BuildError::Other(format!("instance {instance} has no private IP address"))
@@ -174,7 +193,9 @@ impl Reconciler {
         }
         let (cloud, id) = (self.cloud.clone(), instance.to_string());
         let ip = self
-            .once("allocate-public-ip", |_| async move { cloud.allocate_public_ip(&id).await })
+            .once("allocate-public-ip", |_| async move {
+                cloud.allocate_public_ip(&id).await
+            })
             .await?;
         Ok(ip)
     }
@@ -185,14 +206,23 @@ impl Reconciler {
             return Ok(());
         }
         let instance = self.instance_id()?;
-        let status = self.cloud.describe_instance(&instance).await?.map(|s| s.status);
+        let status = self
+            .cloud
+            .describe_instance(&instance)
+            .await?
+            .map(|s| s.status);
         if matches!(status.as_deref(), Some("Running") | Some("Starting")) {
             let deadline = self.spec.timeouts.instance;
-            let _ = self.cloud.wait_instance_status(&instance, "Running", deadline).await?;
+            let _ = self
+                .cloud
+                .wait_instance_status(&instance, "Running", deadline)
+                .await?;
             self.cloud.stop_instance(&instance).await?;
         }
         let deadline = self.spec.timeouts.instance;
-        self.cloud.wait_instance_status(&instance, "Stopped", deadline).await?;
+        self.cloud
+            .wait_instance_status(&instance, "Stopped", deadline)
+            .await?;
         Ok(())
     }
 
@@ -266,14 +296,22 @@ impl Reconciler {
                     removed.push(image);
                 }
             }
-            Ok(if removed.is_empty() { "none".into() } else { removed.join(",") })
+            Ok(if removed.is_empty() {
+                "none".into()
+            } else {
+                removed.join(",")
+            })
         })
         .await?;
         Ok(())
     }
 
     /// Copies the image to each `copy_regions` entry and shares it with `share_accounts`.
-    async fn copy_and_share(&mut self, image: &str, tags: &[(String, String)]) -> Result<(), BuildError> {
+    async fn copy_and_share(
+        &mut self,
+        image: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), BuildError> {
         for region in self.spec.image.copy_regions.clone() {
             let (cloud, img, name, t) = (
                 self.cloud.clone(),
@@ -283,9 +321,11 @@ impl Reconciler {
             );
             let r = region.clone();
             let copy = self
-                .create(&format!("copy-image-{region}"), &format!("image_copy_{region}"), |token| async move {
-                    cloud.copy_image(&token, &img, &r, &name, &t).await
-                })
+                .create(
+                    &format!("copy-image-{region}"),
+                    &format!("image_copy_{region}"),
+                    |token| async move { cloud.copy_image(&token, &img, &r, &name, &t).await },
+                )
                 .await?;
             self.cloud
                 .in_region(&region)
@@ -296,7 +336,10 @@ impl Reconciler {
         if !accounts.is_empty() {
             let (cloud, img) = (self.cloud.clone(), image.to_string());
             self.once("share-image", |_| async move {
-                cloud.share_image(&img, &accounts).await.map(|()| "ok".into())
+                cloud
+                    .share_image(&img, &accounts)
+                    .await
+                    .map(|()| "ok".into())
             })
             .await?;
         }
@@ -305,9 +348,11 @@ impl Reconciler {
 
     /// The build's instance id, which every step after `InstanceCreated` needs.
     pub fn instance_id(&self) -> Result<String, BuildError> {
-        self.resource("instance").map(str::to_string).ok_or_else(|| {
-            BuildError::Other(format!("build {} has no instance recorded", self.rec.id))
-        })
+        self.resource("instance")
+            .map(str::to_string)
+            .ok_or_else(|| {
+                BuildError::Other(format!("build {} has no instance recorded", self.rec.id))
+            })
     }
 }
 

@@ -58,7 +58,8 @@ impl Store {
     /// Replaces the stored record with `rec` (durable on return).
     pub fn put(&self, rec: &Build) -> Result<Build, StoreError> {
         let rec = rec.clone();
-        self.dir.update_build(&rec.id.clone(), move |b: &mut Build| *b = rec)
+        self.dir
+            .update_build(&rec.id.clone(), move |b: &mut Build| *b = rec)
     }
 
     /// Every build, oldest first.
@@ -67,7 +68,12 @@ impl Store {
     }
 
     /// Appends to a build's history.
-    pub fn event(&self, id: &BuildId, kind: &str, message: impl Into<String>) -> Result<(), StoreError> {
+    pub fn event(
+        &self,
+        id: &BuildId,
+        kind: &str,
+        message: impl Into<String>,
+    ) -> Result<(), StoreError> {
         self.dir.append_event(id, &Event::new(kind, message))
     }
 
