@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
+    /// Print the bakerd YAML spec equivalent to a Packer JSON template (secrets as env references).
+    Convert(crate::spec::source::ConvertArgs),
 }
 
 /// Entry point of the `bakerd` binary.
@@ -26,6 +28,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
+        Command::Convert(args) => crate::spec::source::run_convert(args),
     }
 }
 

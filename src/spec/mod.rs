@@ -20,6 +20,7 @@ mod locate;
 mod model;
 pub mod packer;
 mod provisioner;
+pub mod source;
 mod template;
 mod validate;
 
@@ -35,6 +36,7 @@ pub use provisioner::{
     shell_quote, Direction, FileProvisioner, Provisioner, ShellProvisioner, ShellSource,
     DEFAULT_EXECUTE_COMMAND,
 };
+pub use source::{SourceError, SourceKind, SpecSource};
 pub use template::render as render_template;
 
 use serde::{Deserialize, Serialize};
