@@ -31,6 +31,8 @@ pub enum Command {
     Cancel(build::BuildArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
+    /// Print the bakerd YAML spec equivalent to a Packer JSON template (secrets as env references).
+    Convert(crate::spec::source::ConvertArgs),
 }
 
 /// Entry point of the `bakerd` binary.
@@ -45,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => finish(block_on(build::apply(args))),
         Command::Resume(args) => finish(block_on(build::resume(args))),
         Command::Cancel(args) => finish(block_on(build::cancel(args))),
+        Command::Convert(args) => crate::spec::source::run_convert(args),
     }
 }
 

@@ -1,12 +1,18 @@
 //! Packer template conversion: the seed's template byte for byte, an alicloud-ecs template using most
 //! options, and the errors for everything bakerd does not support.
 
-use bakerd::spec::packer::draft::{
-    Credential, Provisioner, ShellSource, SourceImage, SshAddress, SystemDisk,
+use bakerd::spec::packer::draft::DEFAULT_SECRET_ENV;
+use bakerd::spec::packer::{
+    convert, is_packer_template, parse_var_arg, Converted, Options, PackerError,
 };
-use bakerd::spec::packer::{is_packer_template, parse_var_arg, to_draft, Options, PackerError};
+use bakerd::spec::{
+    Credentials, Direction, FileProvisioner, ImageSpec, InstanceSpec, OnFailure, Provisioner,
+    Secret, SecretSource, ShellProvisioner, SourceImage, Spec, SshAddress, SshSpec, SystemDisk,
+    Timeouts,
+};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use time::macros::datetime;
 
 const SEED: &str = include_str!("fixtures/packer/seed.json");
@@ -23,7 +29,24 @@ fn options(env: &[(&str, &str)]) -> Options {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         now: datetime!(2024-03-05 07:08:09 UTC),
+        base_dir: fixtures_dir(),
     }
+}
+
+/// The fixtures' directory, where the alicloud template's scripts and uploads live.
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packer")
+}
+
+fn converted(text: &str, opts: &Options) -> Converted {
+    convert(text, opts).unwrap_or_else(|e| panic!("conversion failed: {e}"))
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn seed_env() -> Options {
@@ -44,7 +67,7 @@ fn alicloud_env() -> Options {
 }
 
 fn error_of(text: &str, opts: &Options) -> PackerError {
-    match to_draft(text, opts) {
+    match convert(text, opts) {
         Ok(_) => panic!("conversion unexpectedly succeeded"),
         Err(e) => e,
     }
@@ -59,54 +82,62 @@ fn seed_fixture_is_the_readme_code_block_byte_for_byte() {
 }
 
 #[test]
-fn seed_template_converts_with_aliyun_env() {
+fn seed_template_converts_to_the_expected_spec() {
     assert!(is_packer_template(SEED));
-    let (draft, warnings) = to_draft(SEED, &seed_env()).unwrap();
-    assert_eq!(draft.region, "cn-shanghai");
-    assert_eq!(
-        draft.source_image,
-        SourceImage::Id("ubuntu1404_64_40G_cloudinit_20160427.raw".into())
-    );
-    assert_eq!(draft.instance.instance_type, "ecs.s2.large");
-    assert_eq!(draft.instance.security_group_id.as_deref(), Some("sg-seed"));
-    assert_eq!(draft.image.name, format!("packer-ubuntu-{NOW_UNIX}"));
-    assert_eq!(
-        draft.image.description.as_deref(),
-        Some(format!("ubuntu image created by packer at {NOW_UNIX}").as_str())
-    );
-    assert_eq!(draft.ssh.address, Some(SshAddress::Private));
-    assert_eq!(draft.ssh.username.as_deref(), Some("root"));
-    assert_eq!(
-        draft.provisioners,
-        vec![Provisioner::Shell {
-            source: ShellSource::Inline(vec!["echo ubuntu".into()]),
+    let Converted { spec, warnings } = converted(SEED, &seed_env());
+    let expected = Spec {
+        region: "cn-shanghai".into(),
+        endpoint: None,
+        credentials: Credentials::AccessKey {
+            id: "testid".into(),
+            secret: SecretSource::Env("ALIYUN_ACCESS_KEY_SECRET".into()),
+            security_token_env: None,
+        },
+        signature: None,
+        source_image: SourceImage::Id("ubuntu1404_64_40G_cloudinit_20160427.raw".into()),
+        instance: InstanceSpec {
+            instance_type: "ecs.s2.large".into(),
+            zone: None,
+            vswitch_id: None,
+            vpc_cidr: None,
+            vswitch_cidr: None,
+            security_group_id: Some("sg-seed".into()),
+            system_disk: SystemDisk::default(),
+            internet_max_bandwidth_out: None,
+            user_data: None,
+            tags: BTreeMap::new(),
+        },
+        ssh: SshSpec {
+            username: "root".into(),
+            port: 22,
+            address: SshAddress::Private,
+            timeout: Duration::from_secs(300),
+        },
+        provisioners: vec![Provisioner::Shell(ShellProvisioner {
+            inline: vec!["echo ubuntu".into()],
+            script: None,
+            scripts: vec![],
             environment: BTreeMap::new(),
             expect_disconnect: false,
             execute_command: None,
-        }]
-    );
-    let secret = &draft.credentials.access_key_secret;
-    assert_eq!(secret.value, "testsecret");
-    assert_eq!(secret.env.as_deref(), Some("ALIYUN_ACCESS_KEY_SECRET"));
-    assert_eq!(draft.credentials.access_key_id.value, "testid");
+        })],
+        image: ImageSpec {
+            name: format!("packer-ubuntu-{NOW_UNIX}"),
+            description: Some(format!("ubuntu image created by packer at {NOW_UNIX}")),
+            family: None,
+            version: None,
+            tags: BTreeMap::new(),
+            force: false,
+            copy_regions: vec![],
+            share_accounts: vec![],
+        },
+        stop_before_snapshot: true,
+        on_failure: OnFailure::Cleanup,
+        timeouts: Timeouts::default(),
+        base_dir: fixtures_dir(),
+    };
+    assert_eq!(spec, expected);
     assert!(warnings.is_empty(), "{warnings:?}");
-}
-
-#[test]
-fn seed_builder_defaults_image_name_and_description_and_falls_back_to_env() {
-    let template = r#"{"builders":[{"type":"aliyun","region_id":"cn-shanghai",
-        "base_image_id":"img","instance_type":"ecs.t1"}]}"#;
-    let (draft, _) = to_draft(template, &seed_env()).unwrap();
-    assert_eq!(draft.image.name, format!("packer-{NOW_UNIX}"));
-    assert_eq!(
-        draft.image.description.as_deref(),
-        Some("Created by Packer for Aliyun")
-    );
-    assert_eq!(draft.instance.security_group_id.as_deref(), Some("sg-seed"));
-    assert_eq!(
-        draft.credentials.access_key_id.env.as_deref(),
-        Some("ALIYUN_ACCESS_KEY_ID")
-    );
 }
 
 #[test]
@@ -120,83 +151,89 @@ fn seed_template_without_credentials_names_the_missing_option_and_env_var() {
     );
 }
 
+fn shell(inline: &[&str], scripts: &[&str]) -> ShellProvisioner {
+    ShellProvisioner {
+        inline: inline.iter().map(|l| l.to_string()).collect(),
+        script: None,
+        scripts: scripts.iter().map(|l| l.to_string()).collect(),
+        environment: BTreeMap::new(),
+        expect_disconnect: false,
+        execute_command: None,
+    }
+}
+
 #[test]
 fn alicloud_template_using_most_options_converts_field_by_field() {
-    let (d, warnings) = to_draft(ALICLOUD_FULL, &alicloud_env()).unwrap();
-    assert_eq!(d.region, "cn-hangzhou");
-    assert_eq!(d.endpoint.as_deref(), Some("http://127.0.0.1:8086"));
+    let Converted { spec: s, warnings } = converted(ALICLOUD_FULL, &alicloud_env());
+    assert_eq!(s.region, "cn-hangzhou");
+    assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:8086"));
     assert_eq!(
-        d.credentials.access_key_id,
-        Credential {
-            value: "ak".into(),
-            env: Some("ALICLOUD_ACCESS_KEY".into())
+        s.credentials,
+        Credentials::AccessKey {
+            id: "ak".into(),
+            secret: SecretSource::Env("ALICLOUD_SECRET_KEY".into()),
+            security_token_env: None,
         }
     );
+    assert_eq!(s.signature, None);
     assert_eq!(
-        d.credentials.access_key_secret.env.as_deref(),
-        Some("ALICLOUD_SECRET_KEY")
-    );
-    assert_eq!(
-        d.source_image,
+        s.source_image,
         SourceImage::Family("acs:ubuntu_22_04_x64".into())
     );
-    let i = &d.instance;
-    assert_eq!(i.instance_type, "ecs.g6.large");
-    assert_eq!(i.zone.as_deref(), Some("cn-hangzhou-h"));
-    assert_eq!(i.vswitch_id.as_deref(), Some("vsw-456"));
-    assert_eq!(i.security_group_id.as_deref(), Some("sg-789"));
-    assert_eq!(
-        i.system_disk,
-        Some(SystemDisk {
+    let expected_instance = InstanceSpec {
+        instance_type: "ecs.g6.large".into(),
+        zone: Some("cn-hangzhou-h".into()),
+        vswitch_id: Some("vsw-456".into()),
+        vpc_cidr: None,
+        vswitch_cidr: None,
+        security_group_id: Some("sg-789".into()),
+        system_disk: SystemDisk {
             category: Some("cloud_essd".into()),
-            size_gb: Some(60)
-        })
-    );
-    assert_eq!(i.internet_max_bandwidth_out, Some(10));
-    assert_eq!(i.user_data.as_deref(), Some("#!/bin/sh\necho hi"));
-    assert_eq!(i.tags, BTreeMap::from([("purpose".into(), "build".into())]));
-    assert_eq!(d.ssh.username.as_deref(), Some("ubuntu"));
-    assert_eq!(d.ssh.port, Some(2222));
-    assert_eq!(d.ssh.address, Some(SshAddress::Public));
-    assert_eq!(d.ssh.timeout_secs, Some(600));
-    let img = &d.image;
-    assert_eq!(img.name, format!("web-cn-hangzhou-1.2.3-{NOW_UNIX}"));
-    assert_eq!(img.description.as_deref(), Some("web built 2024-03-05"));
-    assert_eq!(img.family.as_deref(), Some("web"));
-    assert_eq!(img.version.as_deref(), Some("1.2.3"));
+            size_gb: Some(60),
+        },
+        internet_max_bandwidth_out: Some(10),
+        user_data: Some("#!/bin/sh\necho hi".into()),
+        tags: map(&[("purpose", "build")]),
+    };
+    assert_eq!(s.instance, expected_instance);
+    let expected_ssh = SshSpec {
+        username: "ubuntu".into(),
+        port: 2222,
+        address: SshAddress::Public,
+        timeout: Duration::from_secs(600),
+    };
+    assert_eq!(s.ssh, expected_ssh);
+    let expected_image = ImageSpec {
+        name: format!("web-cn-hangzhou-1.2.3-{NOW_UNIX}"),
+        description: Some("web built 2024-03-05".into()),
+        family: Some("web".into()),
+        version: Some("1.2.3".into()),
+        tags: map(&[("team", "web"), ("version", "1.2.3")]),
+        force: true,
+        copy_regions: vec!["cn-beijing".into(), "cn-shanghai".into()],
+        share_accounts: vec!["1234567890".into()],
+    };
+    assert_eq!(s.image, expected_image);
+    assert!(s.stop_before_snapshot);
+    assert_eq!(s.on_failure, OnFailure::Cleanup);
+    assert_eq!(s.timeouts, Timeouts::default());
+    assert_eq!(s.base_dir, fixtures_dir());
+    let first = ShellProvisioner {
+        environment: map(&[("APP", "web"), ("EQ", "a=b")]),
+        expect_disconnect: true,
+        execute_command: Some("echo 'packer' | sudo -S sh -c '{{vars}} {{path}}'".into()),
+        ..shell(&["echo 1.2.3 > /etc/app-version"], &[])
+    };
     assert_eq!(
-        img.tags,
-        BTreeMap::from([
-            ("team".into(), "web".into()),
-            ("version".into(), "1.2.3".into())
-        ])
-    );
-    assert!(img.force);
-    assert_eq!(img.copy_regions, vec!["cn-beijing", "cn-shanghai"]);
-    assert_eq!(img.share_accounts, vec!["1234567890"]);
-    assert!(d.stop_before_snapshot);
-    assert_eq!(
-        d.provisioners,
+        s.provisioners,
         vec![
-            Provisioner::Shell {
-                source: ShellSource::Inline(vec!["echo 1.2.3 > /etc/app-version".into()]),
-                environment: BTreeMap::from([
-                    ("APP".into(), "web".into()),
-                    ("EQ".into(), "a=b".into())
-                ]),
-                expect_disconnect: true,
-                execute_command: Some("echo 'packer' | sudo -S sh -c '{{.Vars}} {{.Path}}'".into()),
-            },
-            Provisioner::File {
+            Provisioner::Shell(first),
+            Provisioner::File(FileProvisioner {
                 source: "files/app.conf".into(),
-                destination: "/etc/app.conf".into()
-            },
-            Provisioner::Shell {
-                source: ShellSource::Scripts(vec!["scripts/a.sh".into(), "scripts/b.sh".into()]),
-                environment: BTreeMap::new(),
-                expect_disconnect: false,
-                execute_command: None,
-            },
+                destination: "/etc/app.conf".into(),
+                direction: Direction::Upload,
+            }),
+            Provisioner::Shell(shell(&[], &["scripts/a.sh", "scripts/b.sh"])),
         ]
     );
     let joined = warnings.join("\n");
@@ -217,26 +254,81 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
 }
 
 #[test]
-fn debug_output_of_a_draft_never_shows_the_secret() {
-    let (draft, _) = to_draft(ALICLOUD_FULL, &alicloud_env()).unwrap();
-    assert!(!format!("{draft:?}").contains("sk-canary"));
+fn converted_spec_round_trips_through_yaml_and_hashes() {
+    for (text, opts) in [(SEED, seed_env()), (ALICLOUD_FULL, alicloud_env())] {
+        let spec = converted(text, &opts).spec;
+        let again = Spec::from_yaml_str(&spec.to_yaml(), fixtures_dir()).unwrap();
+        assert_eq!(again, spec);
+        assert_eq!(again.hash().unwrap(), spec.hash().unwrap());
+    }
+}
+
+#[test]
+fn script_paths_resolve_against_the_template_directory() {
+    let spec = converted(ALICLOUD_FULL, &alicloud_env()).spec;
+    let files: Vec<PathBuf> = spec
+        .referenced_files()
+        .into_iter()
+        .map(|f| f.local)
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            fixtures_dir().join("files/app.conf"),
+            fixtures_dir().join("scripts/a.sh"),
+            fixtures_dir().join("scripts/b.sh"),
+        ]
+    );
+    let mut elsewhere = alicloud_env();
+    elsewhere.base_dir = fixtures_dir().join("files");
+    let text = error_of(ALICLOUD_FULL, &elsewhere).to_string();
+    assert!(
+        text.contains("does not validate")
+            && text.contains("`provisioners[1].file.source`")
+            && text.contains("files/app.conf")
+            && !text.contains("<spec>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn neither_public_nor_private_ip_warns_and_uses_the_private_address() {
+    let Converted { spec, warnings } = converted(&minimal_alicloud(""), &options(&[]));
+    assert_eq!(spec.ssh.address, SshAddress::Private);
+    assert!(
+        warnings.iter().any(|w| w.contains("ssh_private_ip")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn debug_output_of_a_conversion_never_shows_the_secret() {
+    let mut opts = alicloud_env();
+    opts.vars.push(("secret_key".into(), "sk-canary".into()));
+    let result = converted(ALICLOUD_FULL, &opts);
+    assert!(!format!("{result:?}").contains("sk-canary"));
 }
 
 #[test]
 fn a_literal_secret_has_no_env_source() {
     let template = r#"{"variables":{"sk":"{{env `OTHER`}}-x"},"builders":[{"type":"alicloud-ecs",
         "access_key":"ak","secret_key":"{{user `sk`}}","region":"r","source_image":"img",
-        "instance_type":"t","image_name":"n"}]}"#;
-    let (draft, _) = to_draft(template, &options(&[("OTHER", "o")])).unwrap();
-    assert_eq!(draft.credentials.access_key_secret.value, "o-x");
-    assert_eq!(draft.credentials.access_key_secret.env, None);
-    assert_eq!(draft.credentials.access_key_id.env, None);
+        "instance_type":"t","image_name":"img-n"}]}"#;
+    let spec = converted(template, &options(&[("OTHER", "o")])).spec;
+    assert_eq!(
+        spec.credentials,
+        Credentials::AccessKey {
+            id: "ak".into(),
+            secret: SecretSource::Inline(Secret::new("o-x")),
+            security_token_env: None,
+        }
+    );
 }
 
 fn minimal_alicloud(extra: &str) -> String {
     format!(
         r#"{{"builders":[{{"type":"alicloud-ecs","access_key":"a","secret_key":"s","region":"r",
-        "source_image":"img","instance_type":"t","image_name":"n"{extra}}}]}}"#
+        "source_image":"img","instance_type":"t","image_name":"img-n"{extra}}}]}}"#
     )
 }
 
@@ -349,18 +441,18 @@ fn var_and_var_file_override_defaults_in_order() {
     let file: PathBuf = dir.path().join("vars.json");
     std::fs::write(
         &file,
-        r#"{"app_version":"from-file","region":"cn-beijing"}"#,
+        r#"{"app_version":"from-file","region":"cn-qingdao"}"#,
     )
     .unwrap();
     let mut opts = alicloud_env();
     opts.vars = vec![parse_var_arg("app_version=from-flag").unwrap()];
     opts.var_files = vec![file];
-    let (draft, _) = to_draft(ALICLOUD_FULL, &opts).unwrap();
-    assert_eq!(draft.region, "cn-beijing");
-    assert_eq!(draft.image.version.as_deref(), Some("from-flag"));
+    let spec = converted(ALICLOUD_FULL, &opts).spec;
+    assert_eq!(spec.region, "cn-qingdao");
+    assert_eq!(spec.image.version.as_deref(), Some("from-flag"));
     assert_eq!(
-        draft.image.name,
-        format!("web-cn-beijing-from-flag-{NOW_UNIX}")
+        spec.image.name,
+        format!("web-cn-qingdao-from-flag-{NOW_UNIX}")
     );
 }
 
@@ -368,9 +460,11 @@ fn var_and_var_file_override_defaults_in_order() {
 fn overriding_an_env_variable_drops_its_env_source() {
     let mut opts = alicloud_env();
     opts.vars.push(("secret_key".into(), "given".into()));
-    let (draft, _) = to_draft(ALICLOUD_FULL, &opts).unwrap();
-    assert_eq!(draft.credentials.access_key_secret.value, "given");
-    assert_eq!(draft.credentials.access_key_secret.env, None);
+    let spec = converted(ALICLOUD_FULL, &opts).spec;
+    let Credentials::AccessKey { secret, .. } = spec.credentials else {
+        panic!("access key credentials expected")
+    };
+    assert_eq!(secret, SecretSource::Inline(Secret::new("given")));
 }
 
 #[test]
@@ -420,32 +514,34 @@ fn content_detection_recognises_templates_only() {
 }
 
 #[test]
-fn written_credentials_reference_env_vars_and_never_the_secret() {
-    use bakerd::spec::packer::draft::{WrittenCredential, DEFAULT_SECRET_ENV};
-    let converted = bakerd::spec::packer::convert(SEED, &seed_env()).unwrap();
-    let creds = &converted.draft.credentials;
+fn written_spec_references_env_vars_and_never_the_secret() {
+    let (written, warnings) = converted(SEED, &seed_env()).written();
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(
-        creds.written_id(),
-        WrittenCredential::Env("ALIYUN_ACCESS_KEY_ID".into())
+        written.credentials,
+        Credentials::AccessKey {
+            id: "testid".into(),
+            secret: SecretSource::Env("ALIYUN_ACCESS_KEY_SECRET".into()),
+            security_token_env: None,
+        }
     );
+    let literal =
+        minimal_alicloud(r#","secret_key":"sk-canary""#).replace(r#""secret_key":"s","#, "");
+    let result = converted(&literal, &options(&[]));
+    let (written, warnings) = result.written();
     assert_eq!(
-        creds.written_secret(),
-        (
-            WrittenCredential::Env("ALIYUN_ACCESS_KEY_SECRET".into()),
-            None
-        )
+        written.credentials,
+        Credentials::AccessKey {
+            id: "a".into(),
+            secret: SecretSource::Env(DEFAULT_SECRET_ENV.into()),
+            security_token_env: None,
+        }
     );
-    let literal = minimal_alicloud("");
-    let draft = bakerd::spec::packer::convert(&literal, &options(&[]))
-        .unwrap()
-        .draft;
-    assert_eq!(
-        draft.credentials.written_id(),
-        WrittenCredential::Literal("a".into())
+    assert!(!written.to_yaml().contains("sk-canary"));
+    assert!(
+        warnings.last().unwrap().contains(DEFAULT_SECRET_ENV),
+        "{warnings:?}"
     );
-    let (written, warning) = draft.credentials.written_secret();
-    assert_eq!(written, WrittenCredential::Env(DEFAULT_SECRET_ENV.into()));
-    assert!(warning.unwrap().contains(DEFAULT_SECRET_ENV));
 }
 
 fn with_provisioners(provisioners: &str, extra: &str) -> String {
@@ -462,16 +558,15 @@ fn provisioner_override_and_except_follow_the_builder_name() {
             {"type":"shell","inline":["c"],"except":["alicloud-ecs"]}]"#,
         "",
     );
-    let converted = bakerd::spec::packer::convert(&template, &options(&[])).unwrap();
-    assert_eq!(converted.draft.provisioners.len(), 1);
-    assert!(matches!(
-        &converted.draft.provisioners[0],
-        Provisioner::Shell { source: ShellSource::Inline(lines), .. } if lines == &["b"]
-    ));
+    let result = converted(&template, &options(&[]));
+    assert_eq!(
+        result.spec.provisioners,
+        vec![Provisioner::Shell(shell(&["b"], &[]))]
+    );
     assert!(
-        converted.warnings[0].contains("provisioner #1"),
+        result.warnings[0].contains("provisioner #1"),
         "{:?}",
-        converted.warnings
+        result.warnings
     );
 }
 

@@ -100,6 +100,10 @@ pub enum SpecError {
         source: io::Error,
     },
 
+    /// The frozen spec stored in a build's state cannot be read back (see `Spec::from_frozen`).
+    #[error("the spec stored in the build state cannot be read: {detail}; the state was written by another bakerd version or is damaged, so start a new build with `bakerd apply`")]
+    Frozen { detail: String },
+
     /// A referenced file could not be read while hashing (it changed or vanished after validation).
     #[error("cannot read {} (named by `{path}`) to hash the spec: {source}", local.display())]
     ReadReferenced {

@@ -14,15 +14,18 @@
 
 mod duration;
 mod error;
+mod frozen;
 mod hash;
 mod locate;
 mod model;
 pub mod packer;
 mod provisioner;
+pub mod source;
 mod template;
 mod validate;
 
 pub use error::{Location, SourcePos, SpecError};
+pub use frozen::FROZEN_FORMAT;
 pub use hash::{FileUse, ReferencedFile};
 pub use model::{
     Credentials, ImageSpec, InstanceSpec, OnFailure, Secret, SecretSource, SignatureVersion,
@@ -33,6 +36,7 @@ pub use provisioner::{
     shell_quote, Direction, FileProvisioner, Provisioner, ShellProvisioner, ShellSource,
     DEFAULT_EXECUTE_COMMAND,
 };
+pub use source::{SourceError, SourceKind, SpecSource};
 pub use template::render as render_template;
 
 use serde::{Deserialize, Serialize};
@@ -160,6 +164,31 @@ impl Spec {
     pub fn to_yaml(&self) -> String {
         // Serializing plain structs, strings and maps to YAML cannot fail.
         serde_yaml::to_string(self).expect("spec serializes to YAML")
+    }
+
+    /// The spec as the reconciler stores it in a build's state: JSON, **without any inline secret**
+    /// (removed, with `credentials_withheld: true`), with `base_dir` made absolute. See [`frozen`].
+    ///
+    /// Guarantees: no inline access key secret appears anywhere in the value;
+    /// `Spec::from_frozen(&spec.frozen())` equals `spec` except that withheld credentials become
+    /// [`Credentials::Default`] and `base_dir` is absolute.
+    pub fn frozen(&self) -> serde_json::Value {
+        frozen::freeze(self)
+    }
+
+    /// Reads back a [`Spec::frozen`] value. Withheld credentials come back as [`Credentials::Default`]
+    /// (the environment chain); when [`Spec::frozen_withholds_credentials`] says so, the reconciler
+    /// should load the original spec file again and use its `credentials`.
+    ///
+    /// Assumptions: the value was produced by [`Spec::frozen`] from a validated spec, so the semantic
+    /// checks are not repeated (scripts are read, and fail clearly, when used).
+    pub fn from_frozen(frozen: &serde_json::Value) -> Result<Spec, SpecError> {
+        frozen::thaw(frozen)
+    }
+
+    /// Whether [`Spec::frozen`] removed an inline secret from this frozen value.
+    pub fn frozen_withholds_credentials(frozen: &serde_json::Value) -> bool {
+        frozen::withheld(frozen)
     }
 
     /// The canonical JSON form the hash is computed from (see [`hash`] for what is included).

@@ -25,16 +25,26 @@ pub struct Options {
     pub env: BTreeMap<String, String>,
     /// The run's time: every `{{timestamp}}`/`{{isotime}}` in the template shows this one instant.
     pub now: OffsetDateTime,
+    /// The template's directory: relative `script`/`source` paths resolve against it.
+    pub base_dir: PathBuf,
 }
 
 impl Options {
     /// Options for a real run: the process environment and the current time.
-    pub fn from_process(vars: Vec<(String, String)>, var_files: Vec<PathBuf>) -> Self {
+    pub fn from_process(
+        vars: Vec<(String, String)>,
+        var_files: Vec<PathBuf>,
+        base_dir: PathBuf,
+    ) -> Self {
         Options {
             vars,
             var_files,
-            env: std::env::vars().collect(),
+            // vars_os: std::env::vars panics on a non-UTF-8 variable; such variables are skipped.
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
             now: OffsetDateTime::now_utc(),
+            base_dir,
         }
     }
 }

@@ -118,39 +118,5 @@ pub struct Draft {
     pub stop_before_snapshot: bool,
 }
 
-/// How a credential may appear in a written spec (`bakerd convert` output).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WrittenCredential {
-    /// Written as is: only ever an AccessKey ID, which is not a secret.
-    Literal(String),
-    /// Written as a reference to an environment variable bakerd reads at apply time.
-    Env(String),
-}
-
 /// Environment variable a written spec names for a secret that did not come from the environment.
 pub const DEFAULT_SECRET_ENV: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
-
-impl Credentials {
-    /// The AccessKey ID as written: its env var if it came from one, else the value (not secret).
-    pub fn written_id(&self) -> WrittenCredential {
-        match &self.access_key_id.env {
-            Some(env) => WrittenCredential::Env(env.clone()),
-            None => WrittenCredential::Literal(self.access_key_id.value.clone()),
-        }
-    }
-
-    /// The secret as written: always an env reference, never the value. If the template gave the
-    /// secret literally (or through -var), the reference is [`DEFAULT_SECRET_ENV`] and the returned
-    /// warning tells the user to set it.
-    pub fn written_secret(&self) -> (WrittenCredential, Option<String>) {
-        match &self.access_key_secret.env {
-            Some(env) => (WrittenCredential::Env(env.clone()), None),
-            None => (
-                WrittenCredential::Env(DEFAULT_SECRET_ENV.to_string()),
-                Some(format!(
-                    "the AccessKey secret was given in the template or by -var, and bakerd never writes secrets: the spec reads it from ${DEFAULT_SECRET_ENV}; set that variable"
-                )),
-            ),
-        }
-    }
-}

@@ -67,6 +67,24 @@ pub enum PackerError {
         owner: String,
         detail: String,
     },
+    #[error("the template converts to a bakerd spec that does not validate: {}; field names are bakerd's (docs/spec.md maps them to Packer options), relative paths resolve against the template's directory", without_position(source))]
+    InvalidSpec {
+        #[source]
+        source: crate::spec::SpecError,
+    },
     #[error("provisioner #{index} has type `{kind}`, which bakerd does not support (supported: `shell`, `file`)")]
     UnsupportedProvisioner { index: usize, kind: String },
+}
+
+/// The spec error without its `<spec>:line:column: ` prefix: those point into YAML the user never saw.
+fn without_position(error: &crate::spec::SpecError) -> String {
+    let text = error.to_string();
+    let prefix = match error.location() {
+        Some(location) => format!("<spec>:{location}: "),
+        None => "<spec>: ".to_string(),
+    };
+    match text.strip_prefix(&prefix) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
 }

@@ -3,13 +3,15 @@
 //!
 //! Pipeline: [`template`] parses the JSON and resolves variables (with [`funcs`], the `{{ }}` engine),
 //! [`seed`] or [`alicloud`] maps the builder's options, [`provisioners`] maps shell/file provisioners,
-//! giving a [`draft::Draft`] that becomes a spec.
+//! giving a [`draft::Draft`] that [`to_spec`] turns into a validated [`Spec`] (relative paths resolve
+//! against the template's directory, see [`to_spec`]).
 //!
-//! Credentials: `apply` uses the values in memory. A written spec (`bakerd convert`) never contains
-//! the AccessKey secret: it names the environment variable the secret came from (`{{env `X`}}` in a
+//! Credentials: the spec names the environment variable the secret came from (`{{env `X`}}` in a
 //! variable default used as `{{user `v`}}`, or the builder's fallback such as
-//! `ALIYUN_ACCESS_KEY_SECRET`); a secret given literally or by `-var` is replaced by a reference to
-//! `ALIBABA_CLOUD_ACCESS_KEY_SECRET` with a warning. See [`draft::Credentials::written_secret`].
+//! `ALIYUN_ACCESS_KEY_SECRET`); a secret given literally or by `-var` is held in memory
+//! (`SecretSource::Inline`) for `apply`. A written spec (`bakerd convert`, [`Converted::written`])
+//! never contains it: it is replaced by a reference to `ALIBABA_CLOUD_ACCESS_KEY_SECRET` with a
+//! warning. The AccessKey ID, not a secret, is written as its value.
 //!
 //! Nothing is silently ignored: each builder lists its mapped options and its warn-only options
 //! (`alicloud::WARN_ONLY`: options that cannot change the image); any other option is an error.
@@ -23,15 +25,19 @@ pub mod options;
 pub mod provisioners;
 pub mod seed;
 pub mod template;
+pub mod to_spec;
 
 pub use convert::{parse_var_arg, to_draft, Options};
 pub use error::PackerError;
 pub use template::is_packer_template;
 
+use crate::spec::Spec;
+
 /// A converted template and what the user should know about it.
 #[derive(Debug, Clone)]
 pub struct Converted {
-    pub draft: draft::Draft,
+    /// The validated spec, credentials usable as they are (an inline secret only in memory).
+    pub spec: Spec,
     /// Options or sections ignored on purpose because they cannot change the image, and skipped
     /// provisioners; print them so nothing is silently dropped.
     pub warnings: Vec<String>,
@@ -40,8 +46,21 @@ pub struct Converted {
 /// Converts a Packer JSON template (builder `aliyun` or `alicloud-ecs`).
 ///
 /// Guarantees: every option is either mapped, warned about (see [`alicloud::WARN_ONLY`]), or an
-/// error naming it. Pure: reads only `text`, `options` and the `-var-file`s.
+/// error naming it; the spec passed [`Spec::from_yaml_str`] with `options.base_dir`.
+/// Pure apart from reading the `-var-file`s and checking that scripts and uploads exist.
 pub fn convert(text: &str, options: &Options) -> Result<Converted, PackerError> {
-    let (draft, warnings) = to_draft(text, options)?;
-    Ok(Converted { draft, warnings })
+    let (draft, mut warnings) = to_draft(text, options)?;
+    let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
+    Ok(Converted { spec, warnings })
+}
+
+impl Converted {
+    /// The spec to write out (`bakerd convert`): no secret in it; see [`to_spec::written_spec`].
+    /// The returned warnings are [`Converted::warnings`] plus, if a secret was withheld, how to supply it.
+    pub fn written(&self) -> (Spec, Vec<String>) {
+        let (spec, warning) = to_spec::written_spec(&self.spec);
+        let mut warnings = self.warnings.clone();
+        warnings.extend(warning);
+        (spec, warnings)
+    }
 }

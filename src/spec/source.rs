@@ -1,0 +1,226 @@
+//! The CLI's single entry point for "a spec file": a bakerd YAML spec or a Packer JSON template,
+//! recognised by content, and the `bakerd convert` command.
+//!
+//! Detection: a file whose text is a JSON object with a `builders` key is a Packer template
+//! ([`packer::is_packer_template`]); anything else is read as YAML, so a YAML spec gets YAML's located
+//! errors. Both are refused unread above [`MAX_SPEC_BYTES`].
+
+use super::packer::{self, PackerError};
+use super::{Spec, SpecError, MAX_SPEC_BYTES};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// What kind of file a spec came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A bakerd YAML spec.
+    Yaml,
+    /// A Packer JSON template (builder `aliyun` or `alicloud-ecs`), converted.
+    PackerTemplate,
+}
+
+/// A loaded, validated spec and what the user should be told before building.
+#[derive(Clone, Debug)]
+pub struct SpecSource {
+    /// Credentials usable as they are: a Packer secret given literally or by `-var` is held in memory
+    /// only ([`Spec::frozen`] removes it before anything is stored).
+    pub spec: Spec,
+    /// Conversion notes (Packer options ignored on purpose) and [`Spec::warnings`], ready to print.
+    pub warnings: Vec<String>,
+    pub kind: SourceKind,
+}
+
+/// Why a spec file could not be loaded. `Display` is the message for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read spec file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the file is more than {limit} bytes; a spec or template this large is not one", path.display())]
+    TooLarge { path: PathBuf, limit: usize },
+    #[error("{}: the file is not UTF-8 text; specs are YAML and templates JSON", path.display())]
+    NotText { path: PathBuf },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{}: {source}", path.display())]
+    Packer {
+        path: PathBuf,
+        /// Boxed: a conversion error can carry a whole `SpecError`.
+        #[source]
+        source: Box<PackerError>,
+    },
+    #[error("{}: {} only apply to Packer templates, and this is a bakerd YAML spec; remove them (a YAML spec has no variables)", path.display(), flags.join(", "))]
+    VarsWithYamlSpec {
+        path: PathBuf,
+        /// `--var NAME` (names only: values may be secrets) and `--var-file FILE`.
+        flags: Vec<String>,
+    },
+    #[error("{}: not a Packer template (a JSON object with a `builders` list); `bakerd convert` converts Packer templates, and a bakerd YAML spec needs no conversion", path.display())]
+    NotATemplate { path: PathBuf },
+}
+
+impl SpecSource {
+    /// Reads `path` (at most [`MAX_SPEC_BYTES`]), converts it if it is a Packer template (with `vars`
+    /// as `-var name=value`, `var_files` as `-var-file`, the process environment and the current
+    /// time), else loads it as a YAML spec. Relative paths in either resolve against the file's
+    /// directory.
+    ///
+    /// Errors: `vars`/`var_files` with a YAML spec; anything [`Spec::load`] or [`packer::convert`]
+    /// refuses.
+    pub fn load(
+        path: &Path,
+        vars: &[String],
+        var_files: &[PathBuf],
+    ) -> Result<SpecSource, SourceError> {
+        let text = read_limited(path)?;
+        let (spec, mut warnings, kind) = if packer::is_packer_template(&text) {
+            let converted = convert_template(path, &text, vars, var_files)?;
+            (
+                converted.spec,
+                converted.warnings,
+                SourceKind::PackerTemplate,
+            )
+        } else {
+            refuse_template_flags(path, vars, var_files)?;
+            let label = path.display().to_string();
+            let spec = super::parse(&text, &base_dir_of(path), &label)?;
+            (spec, Vec::new(), SourceKind::Yaml)
+        };
+        warnings.extend(spec.warnings().iter().map(ToString::to_string));
+        Ok(SpecSource {
+            spec,
+            warnings,
+            kind,
+        })
+    }
+}
+
+fn convert_template(
+    path: &Path,
+    text: &str,
+    vars: &[String],
+    var_files: &[PathBuf],
+) -> Result<packer::Converted, SourceError> {
+    let packer_error = |source| SourceError::Packer {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let vars = vars
+        .iter()
+        .map(|arg| packer::parse_var_arg(arg))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(packer_error)?;
+    let options = packer::Options::from_process(vars, var_files.to_vec(), base_dir_of(path));
+    packer::convert(text, &options).map_err(packer_error)
+}
+
+fn refuse_template_flags(
+    path: &Path,
+    vars: &[String],
+    var_files: &[PathBuf],
+) -> Result<(), SourceError> {
+    let names = vars.iter().map(|arg| match arg.split_once('=') {
+        Some((name, _)) => format!("--var {name}"),
+        None => "--var".to_string(),
+    });
+    let files = var_files
+        .iter()
+        .map(|file| format!("--var-file {}", file.display()));
+    let flags: Vec<String> = names.chain(files).collect();
+    if flags.is_empty() {
+        return Ok(());
+    }
+    Err(SourceError::VarsWithYamlSpec {
+        path: path.to_path_buf(),
+        flags,
+    })
+}
+
+/// The file's text, refusing more than [`MAX_SPEC_BYTES`] without reading further (also for files
+/// that grow, or pipes whose size metadata does not tell).
+fn read_limited(path: &Path) -> Result<String, SourceError> {
+    let read_error = |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(SourceError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_SPEC_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| SourceError::NotText {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The directory relative paths resolve against: the file's own (`.` for a bare file name).
+fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `bakerd convert`: print the bakerd YAML spec equivalent to a Packer template.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConvertArgs {
+    /// The Packer JSON template (builder `aliyun` or `alicloud-ecs`).
+    pub template: PathBuf,
+    /// Set a template variable, as Packer's `-var` (repeatable; later wins).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read template variables from a JSON file, as Packer's `-var-file` (repeatable, in order).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+/// Runs `bakerd convert`: the spec on stdout, warnings on stderr. No secret is ever printed: a secret
+/// given literally or by `--var` becomes a reference to `ALIBABA_CLOUD_ACCESS_KEY_SECRET`.
+///
+/// Exit codes: 0 converted; 2 bad input (unreadable, not a template, conversion refused), the
+/// error on stderr; 1 stdout could not be written.
+pub fn run_convert(args: ConvertArgs) -> ExitCode {
+    let converted = read_limited(&args.template)
+        .and_then(|text| {
+            if !packer::is_packer_template(&text) {
+                return Err(SourceError::NotATemplate {
+                    path: args.template.clone(),
+                });
+            }
+            convert_template(&args.template, &text, &args.vars, &args.var_files)
+        })
+        .map(|converted| converted.written());
+    let (spec, warnings) = match converted {
+        Ok(written) => written,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    let header = format!(
+        "# bakerd spec converted from the Packer template {} by `bakerd convert`.\n\
+         # Relative paths are relative to the template's directory: save this file next to it.\n",
+        args.template.display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    match write!(stdout, "{header}{}", spec.to_yaml()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write the spec to stdout: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
