@@ -3,11 +3,14 @@
 #   openssh-server, busybox-static: the simulator's instances are chrooted sshd's over busybox roots
 #   pkg-config, libsodium-dev: thrussh's libsodium binding links against the system library
 #   python3-venv: the official Alibaba Cloud Python SDKs are installed into target/pyenv for tests
+# Usage: scripts/install-deps.sh [--no-python]   (--no-python: skip the test-only Python SDKs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_python=1
+[ "${1:-}" = "--no-python" ] && with_python=0
 
 need_apt=0
-for bin in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/busybox /usr/bin/pkg-config; do
+for bin in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/busybox /usr/bin/pkg-config /usr/bin/curl; do
   [ -x "$bin" ] || need_apt=1
 done
 dpkg -s libsodium-dev >/dev/null 2>&1 || need_apt=1
@@ -16,7 +19,7 @@ if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get install -y --no-install-recommends openssh-server openssh-client busybox-static \
-    pkg-config libsodium-dev python3 python3-venv ca-certificates
+    pkg-config libsodium-dev python3 python3-venv ca-certificates curl
 fi
 
 # sshd refuses to start without its privilege-separation directory.
@@ -30,6 +33,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+[ "$with_python" = 1 ] || exit 0
 venv=target/pyenv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkecs, alibabacloud_ecs20140526' 2>/dev/null; then
   python3 -m venv "$venv"

@@ -9,7 +9,7 @@ use super::phase::Phase;
 use super::reconcile::Reconciler;
 use super::state::{BuildId, BuildRecord, StateDir};
 use super::store::Store;
-use crate::spec::Spec;
+use crate::spec::{Spec, SpecSource};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +125,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
             return Ok(exit::OK);
         }
     }
-    let frozen = serde_json::to_value(&spec).or_exit(exit::BAD_INPUT)?;
+    let frozen = spec.frozen();
     let store = Store::new(state);
     let spec_path = std::fs::canonicalize(&args.spec).unwrap_or_else(|_| args.spec.clone());
     let rec = store
@@ -295,7 +295,7 @@ pub fn show(args: BuildArgs) -> CmdResult {
     let mut previous = rec.created_at;
     for e in &events {
         let secs = e.at.millis_since(previous) as f64 / 1000.0;
-        println!("  {}  +{secs:>6.1}s  {:<8} {}", e.at, e.kind, e.message);
+        println!("  {}  +{secs:>6.1}s  {:<11} {}", e.at, e.kind, e.message);
         previous = e.at;
     }
     Ok(exit::OK)
@@ -306,26 +306,25 @@ pub fn display_path(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// A loaded spec and the warnings to print before building.
-struct Loaded {
-    spec: Spec,
-    warnings: Vec<String>,
+/// Loads a spec or Packer template.
+fn load_spec(args: &ApplyArgs) -> Result<SpecSource, CommandError> {
+    SpecSource::load(&args.spec, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)
 }
 
-/// TEMPORARY until `spec::SpecSource` lands: YAML specs only.
-fn load_spec(args: &ApplyArgs) -> Result<Loaded, CommandError> {
-    let spec = Spec::load(&args.spec).or_exit(exit::BAD_INPUT)?;
-    let warnings = spec.warnings().iter().map(|w| w.to_string()).collect();
-    Ok(Loaded { spec, warnings })
-}
-
-/// TEMPORARY until `Spec::from_frozen` lands.
+/// The spec frozen in a build record. Inline credentials are never frozen (they would land in
+/// the state files); they are read again from the original spec file, else the environment's
+/// credential chain applies.
 fn thaw_spec(rec: &BuildRecord<Phase>) -> Result<Spec, CommandError> {
-    let mut spec: Spec = serde_json::from_value(rec.spec.clone()).or_exit(exit::STATE)?;
-    spec.base_dir = Path::new(&rec.spec_path)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let mut spec = Spec::from_frozen(&rec.spec).or_exit(exit::STATE)?;
+    if Spec::frozen_withholds_credentials(&rec.spec) {
+        match SpecSource::load(Path::new(&rec.spec_path), &[], &[]) {
+            Ok(original) => spec.credentials = original.spec.credentials,
+            Err(e) => tracing::warn!(
+                "credentials of {} not re-read ({e}); using the environment's credential chain",
+                rec.spec_path
+            ),
+        }
+    }
     Ok(spec)
 }
 
