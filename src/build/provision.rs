@@ -209,7 +209,11 @@ impl Reconciler {
                 .map(|s| s.bytes)
         } else {
             let mode = file_mode(&source);
-            session.upload_file(&source, &file.destination, mode).await
+            let destination = match (file.destination.ends_with('/'), source.file_name()) {
+                (true, Some(name)) => format!("{}{}", file.destination, name.to_string_lossy()),
+                _ => file.destination.clone(),
+            };
+            session.upload_file(&source, &destination, mode).await
         };
         let bytes = result.map_err(|e| self.provisioner_error(index, "file", e.to_string()))?;
         self.out.provisioner_line(

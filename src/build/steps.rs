@@ -22,6 +22,7 @@ impl Reconciler {
 
     /// Pending → Prepared: import the build's key pair; find or create the network.
     pub(super) async fn prepare(&mut self) -> Result<(), BuildError> {
+        self.check_image_name_free().await?;
         let public_key = self.ensure_local_key()?;
         self.resolve_source_image().await?;
         let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
@@ -48,6 +49,23 @@ impl Reconciler {
         };
         self.set_resource("ssh_security_group", &sg)?;
         Ok(())
+    }
+
+    /// Fails early (before anything is created) when the image name is taken and `force` is off,
+    /// as Packer's pre-validation does.
+    async fn check_image_name_free(&mut self) -> Result<(), BuildError> {
+        if self.spec.image.force {
+            return Ok(());
+        }
+        let taken = self.cloud.images_named(&self.rec.image_name).await?;
+        match taken.first() {
+            None => Ok(()),
+            Some(existing) => Err(BuildError::Other(format!(
+                "an image named {:?} already exists ({existing}); choose another `image.name` \
+                 (e.g. with {{{{timestamp}}}}) or set `image.force: true` to replace it",
+                self.rec.image_name
+            ))),
+        }
     }
 
     /// Pins the source image id (a family is resolved once, so a resume uses the same image).
@@ -147,7 +165,10 @@ impl Reconciler {
             system_disk_category: self.spec.instance.system_disk.category.clone(),
             system_disk_size_gb: self.spec.instance.system_disk.size_gb,
             internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
-            user_data: self.spec.instance.user_data.clone(),
+            user_data: self.spec.instance.user_data.as_ref().map(|text| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(text)
+            }),
             tags: [self.tags(), map_pairs(&self.spec.instance.tags)].concat(),
         };
         let cloud = self.cloud.clone();
@@ -237,7 +258,8 @@ impl Reconciler {
                 d
             }
         };
-        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+        let (cloud, name) = (self.cloud.clone(), self.temp_name());
+        let tags = [self.tags(), map_pairs(&self.spec.image.tags)].concat();
         let snapshot = self
             .create("create-snapshot", "snapshot", |token| async move {
                 cloud.create_snapshot(&token, &disk, &name, &tags).await
