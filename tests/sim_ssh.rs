@@ -267,6 +267,18 @@ fn sshd_processes_of(data_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The sshd listeners of `data_dir` (sessions rename themselves `sshd: root@…`; listeners keep
+/// their `-f <config>` command line).
+fn sshd_listeners_of(data_dir: &Path) -> Vec<u32> {
+    sshd_processes_of(data_dir)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("sshd_config")
+        })
+        .collect()
+}
+
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
@@ -597,6 +609,12 @@ async fn delete_instance_removes_its_disk_filesystem_and_ends_its_sshd() {
         "{} survived DeleteInstance",
         disk_dir.display()
     );
+    let sshd_dir = sim.data_dir.join("sshd").join(&booted.instance_id);
+    assert!(
+        !sshd_dir.exists(),
+        "{} survived DeleteInstance",
+        sshd_dir.display()
+    );
     assert!(port_22_refuses(&booted.ip));
     let inventory = sim.inventory().await;
     let disk = inventory
@@ -604,4 +622,24 @@ async fn delete_instance_removes_its_disk_filesystem_and_ends_its_sshd() {
         .find(|r| r["id"] == disk_id.as_str())
         .expect("disk in inventory");
     assert_eq!(disk["status"], "Deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sshd_that_dies_is_restarted_while_its_instance_is_running() {
+    let sim = SimProcess::start("e2e-sshd-dies");
+    let booted = boot_reachable_instance(&sim).await;
+    let listeners = sshd_listeners_of(&sim.data_dir);
+    assert_eq!(
+        listeners.len(),
+        1,
+        "expected one sshd listener: {listeners:?}"
+    );
+    unsafe { libc::kill(listeners[0] as i32, libc::SIGKILL) };
+    wait_ssh(&booted.ip, &booted.key.path).await;
+    let now = sshd_listeners_of(&sim.data_dir);
+    assert!(!now.contains(&listeners[0]) && now.len() == 1, "{now:?}");
+    assert_eq!(
+        describe_instance(&sim, &booted.instance_id).await["Status"],
+        "Running"
+    );
 }
