@@ -1,6 +1,6 @@
-//! Asynchronous lifecycles: a background ticker moves instances, snapshots, images, VPCs and vSwitches
-//! through their states on the profile's latencies, and keeps each instance's sshd in line with
-//! whether it should be reachable.
+//! Asynchronous lifecycles: a background thread moves instances, snapshots, images, VPCs and vSwitches
+//! through their states on the profile's latencies; a second one keeps each instance's sshd in line
+//! with whether it should be reachable (and restarts sshd's after a simulator restart or a crash).
 //!
 //! Guarantees: a state change happens only on a tick at or after its due time; sshd runs only while the
 //! instance is Running, its boot delay has passed and one of its security groups accepts tcp/22.
@@ -253,18 +253,18 @@ fn advance_and_flush(sim: &Sim) {
 /// starts empty, so every reachable instance gets its sshd again; an sshd that died is restarted.
 fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
     let now = store::now_ms();
-    let desired: Vec<(String, Option<SshTarget>)> = {
+    let desired: Vec<(String, bool, Option<SshTarget>)> = {
         let state = sim.lock_state();
         state
             .instances
             .values()
             .map(|i| {
                 let want = desired_sshd(&state, i, &sim.latencies, now);
-                (i.meta.id.clone(), want)
+                (i.meta.id.clone(), i.meta.live(), want)
             })
             .collect()
     };
-    for (id, want) in desired {
+    for (id, live, want) in desired {
         let alive = want.is_none() || sim.machines.sshd_pid(&id).is_some();
         if applied.targets.get(&id) == Some(&want) && alive {
             continue;
@@ -272,9 +272,12 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
         if applied.retry_at.get(&id).is_some_and(|t| now < *t) {
             continue;
         }
+        // Why forget for deleted instances: DeleteInstance already did, but this thread may have
+        // been starting the sshd from a target computed just before the deletion.
         let result = match &want {
             Some(target) => sim.machines.ensure_sshd(target),
-            None => sim.machines.stop_sshd(&id),
+            None if live => sim.machines.stop_sshd(&id),
+            None => sim.machines.forget_instance(&id),
         };
         match result {
             Ok(()) => {
