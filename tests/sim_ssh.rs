@@ -326,6 +326,19 @@ async fn boot_reachable_instance(sim: &SimProcess) -> Booted {
     }
 }
 
+/// Stops the simulator and removes its data dir (kept when `BAKERD_KEEP_TEST_SIM` is set, and
+/// always kept after a failure, since a panicking test never gets here).
+fn finish(sim: SimProcess) {
+    let data_dir = sim.stop();
+    remove_data_dir(&data_dir);
+}
+
+fn remove_data_dir(data_dir: &Path) {
+    if std::env::var_os("BAKERD_KEEP_TEST_SIM").is_none() {
+        let _ = std::fs::remove_dir_all(data_dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn file_written_over_ssh_survives_stop_snapshot_image_and_a_new_instance() {
     let sim = SimProcess::start("e2e-image");
@@ -404,6 +417,7 @@ async fn file_written_over_ssh_survives_stop_snapshot_image_and_a_new_instance()
     wait_ssh(&b_ip, &a.key.path).await;
     let marker = ssh_ok(&b_ip, &a.key.path, "cat /opt/app/marker.txt").await;
     assert_eq!(marker, "baked by bakerd\n");
+    finish(sim);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -429,6 +443,7 @@ async fn ssh_fails_without_a_tcp22_rule_and_works_after_authorize_security_group
         ssh_ok(&ip, &key.path, "echo reachable").await,
         "reachable\n"
     );
+    finish(sim);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -470,6 +485,7 @@ async fn public_ip_answers_ssh_with_the_private_key_from_create_key_pair() {
         ssh_ok(&ip, &key_path, "echo via-private").await,
         "via-private\n"
     );
+    finish(sim);
 }
 
 /// Every resource in the inventory as `id → (kind, status, deleted)`.
@@ -533,6 +549,7 @@ async fn restart_keeps_every_resource_and_status_and_a_running_instance_answers_
         ssh_ok(&booted.ip, &booted.key.path, "cat /marker").await,
         "before-restart\n"
     );
+    finish(sim);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -582,6 +599,8 @@ async fn no_sshd_outlives_the_simulator_after_sigterm_or_sigkill() {
         "sshd's survived SIGKILL of the simulator"
     );
     assert!(port_22_refuses(&booted.ip));
+    drop(sim);
+    remove_data_dir(&data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -622,6 +641,7 @@ async fn delete_instance_removes_its_disk_filesystem_and_ends_its_sshd() {
         .find(|r| r["id"] == disk_id.as_str())
         .expect("disk in inventory");
     assert_eq!(disk["status"], "Deleted");
+    finish(sim);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -642,4 +662,5 @@ async fn an_sshd_that_dies_is_restarted_while_its_instance_is_running() {
         describe_instance(&sim, &booted.instance_id).await["Status"],
         "Running"
     );
+    finish(sim);
 }
