@@ -161,3 +161,80 @@ impl Faults {
         r > 0.0 && self.rng.gen_bool(r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(throttle_rate: f64, fault_rate: f64) -> FaultConfig {
+        FaultConfig {
+            throttle_rate,
+            fault_rate,
+            fault_kinds: FaultKind::ALL_FAULTS.to_vec(),
+            snapshot_failure_rate: 0.0,
+            image_failure_rate: 0.0,
+            actions: Vec::new(),
+            one_shot: Vec::new(),
+        }
+    }
+
+    fn series(faults: &mut Faults, calls: usize) -> Vec<Option<FaultKind>> {
+        (0..calls).map(|_| faults.pick("RunInstances")).collect()
+    }
+
+    #[test]
+    fn seeded_rates_are_applied_to_a_series_of_calls_and_replay_identically() {
+        const CALLS: usize = 2_000;
+        let picks = series(&mut Faults::new(config(0.2, 0.3), 42), CALLS);
+        let throttled = picks
+            .iter()
+            .filter(|p| **p == Some(FaultKind::Throttling))
+            .count();
+        let faulted = picks
+            .iter()
+            .filter(|p| p.is_some_and(|k| k != FaultKind::Throttling))
+            .count();
+        // Expected: 20 % throttled; 30 % of the remaining 80 % (24 %) faulted. Wide bands: the
+        // point is that the rates are applied, not the RNG's exact figures.
+        assert!((300..=500).contains(&throttled), "throttled {throttled}");
+        assert!((360..=600).contains(&faulted), "faulted {faulted}");
+        for kind in FaultKind::ALL_FAULTS {
+            assert!(picks.contains(&Some(kind)), "{kind:?} never picked");
+        }
+        assert_eq!(picks, series(&mut Faults::new(config(0.2, 0.3), 42), CALLS));
+        assert_ne!(picks, series(&mut Faults::new(config(0.2, 0.3), 43), CALLS));
+    }
+
+    #[test]
+    fn zero_rates_inject_nothing_and_full_rates_hit_every_call() {
+        assert!(series(&mut Faults::new(config(0.0, 0.0), 7), 500)
+            .iter()
+            .all(Option::is_none));
+        assert!(series(&mut Faults::new(config(1.0, 0.0), 7), 500)
+            .iter()
+            .all(|p| *p == Some(FaultKind::Throttling)));
+        assert!(series(&mut Faults::new(config(0.0, 1.0), 7), 500)
+            .iter()
+            .all(|p| p.is_some_and(|k| k != FaultKind::Throttling)));
+    }
+
+    #[test]
+    fn random_faults_spare_actions_outside_the_configured_list() {
+        let mut c = config(1.0, 1.0);
+        c.actions = vec!["CreateImage".into()];
+        let mut faults = Faults::new(c, 1);
+        assert_eq!(faults.pick("RunInstances"), None);
+        assert_eq!(faults.pick("CreateImage"), Some(FaultKind::Throttling));
+    }
+
+    #[test]
+    fn seeded_snapshot_and_image_failure_rates_are_applied() {
+        let mut c = config(0.0, 0.0);
+        c.snapshot_failure_rate = 0.5;
+        c.image_failure_rate = 0.0;
+        let mut faults = Faults::new(c, 9);
+        let failed = (0..1_000).filter(|_| faults.snapshot_fails()).count();
+        assert!((400..=600).contains(&failed), "failed {failed}");
+        assert!((0..100).all(|_| !faults.image_fails()));
+    }
+}

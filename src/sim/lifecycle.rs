@@ -1,6 +1,6 @@
-//! Asynchronous lifecycles: a background ticker moves instances, snapshots, images, VPCs and vSwitches
-//! through their states on the profile's latencies, and keeps each instance's sshd in line with
-//! whether it should be reachable.
+//! Asynchronous lifecycles: a background thread moves instances, snapshots, images, VPCs and vSwitches
+//! through their states on the profile's latencies; a second one keeps each instance's sshd in line
+//! with whether it should be reachable (and restarts sshd's after a simulator restart or a crash).
 //!
 //! Guarantees: a state change happens only on a tick at or after its due time; sshd runs only while the
 //! instance is Running, its boot delay has passed and one of its security groups accepts tcp/22.
@@ -206,46 +206,78 @@ struct Applied {
 const TICK: Duration = Duration::from_millis(100);
 const MACHINE_RETRY_MS: u64 = 2_000;
 
-/// Runs the ticker on its own thread (it does blocking machine work) until `stop` is set.
-pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut applied = Applied::default();
-        while !stop.load(Ordering::SeqCst) {
-            tick(&sim, &mut applied);
-            std::thread::sleep(TICK);
-        }
-    })
+/// The two background threads: one advances states, one keeps sshd's in line with them. Separate
+/// so that a slow sshd start (up to ~10 s) never delays lifecycles; neither holds the state lock
+/// while doing machine work, so request handling never waits on sshd.
+pub struct Ticker {
+    states: std::thread::JoinHandle<()>,
+    sshds: std::thread::JoinHandle<()>,
 }
 
-fn tick(sim: &Sim, applied: &mut Applied) {
-    let now = store::now_ms();
-    let desired: Vec<(String, Option<SshTarget>)> = {
-        let mut state = sim.lock_state();
-        if advance(&mut state, &sim.latencies, now) {
-            sim.mark_dirty();
+impl Ticker {
+    /// Waits for both threads (after `stop` was set). Guarantees: no sshd is started afterwards.
+    pub fn join(self) {
+        let _ = self.states.join();
+        let _ = self.sshds.join();
+    }
+}
+
+/// Runs the ticker threads until `stop` is set.
+pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
+    let (sim2, stop2) = (sim.clone(), stop.clone());
+    let states = std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            advance_and_flush(&sim);
+            std::thread::sleep(TICK);
         }
-        sim.flush_if_dirty(&state);
+    });
+    let sshds = std::thread::spawn(move || {
+        let mut applied = Applied::default();
+        while !stop2.load(Ordering::SeqCst) {
+            reconcile_sshds(&sim2, &mut applied);
+            std::thread::sleep(TICK);
+        }
+    });
+    Ticker { states, sshds }
+}
+
+fn advance_and_flush(sim: &Sim) {
+    let mut state = sim.lock_state();
+    if advance(&mut state, &sim.latencies, store::now_ms()) {
+        sim.mark_dirty();
+    }
+    sim.flush_if_dirty(&state);
+}
+
+/// Brings every instance's sshd to what [`desired_sshd`] says. After a simulator restart `applied`
+/// starts empty, so every reachable instance gets its sshd again; an sshd that died is restarted.
+fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
+    let now = store::now_ms();
+    let desired: Vec<(String, bool, Option<SshTarget>)> = {
+        let state = sim.lock_state();
         state
             .instances
             .values()
             .map(|i| {
-                (
-                    i.meta.id.clone(),
-                    desired_sshd(&state, i, &sim.latencies, now),
-                )
+                let want = desired_sshd(&state, i, &sim.latencies, now);
+                (i.meta.id.clone(), i.meta.live(), want)
             })
             .collect()
     };
-    for (id, want) in desired {
-        if applied.targets.get(&id) == Some(&want) {
+    for (id, live, want) in desired {
+        let alive = want.is_none() || sim.machines.sshd_pid(&id).is_some();
+        if applied.targets.get(&id) == Some(&want) && alive {
             continue;
         }
         if applied.retry_at.get(&id).is_some_and(|t| now < *t) {
             continue;
         }
+        // Why forget for deleted instances: DeleteInstance already did, but this thread may have
+        // been starting the sshd from a target computed just before the deletion.
         let result = match &want {
             Some(target) => sim.machines.ensure_sshd(target),
-            None => sim.machines.stop_sshd(&id),
+            None if live => sim.machines.stop_sshd(&id),
+            None => sim.machines.forget_instance(&id),
         };
         match result {
             Ok(()) => {
@@ -257,5 +289,221 @@ fn tick(sim: &Sim, applied: &mut Applied) {
                 applied.retry_at.insert(id, now + MACHINE_RETRY_MS);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::store::{KeyPair, Meta, SecurityGroup};
+    use std::net::Ipv4Addr;
+
+    const T0: u64 = 1_000_000;
+
+    fn meta(id: &str) -> Meta {
+        Meta {
+            id: id.into(),
+            region: "cn-hangzhou".into(),
+            created_ms: 0,
+            deleted_ms: None,
+            tags: Default::default(),
+            client_token: None,
+        }
+    }
+
+    fn rule(protocol: &str, ports: &str) -> Rule {
+        Rule {
+            ip_protocol: protocol.into(),
+            port_range: ports.into(),
+            source_cidr_ip: "0.0.0.0/0".into(),
+            policy: "accept".into(),
+            priority: 1,
+            nic_type: "intranet".into(),
+            description: String::new(),
+        }
+    }
+
+    /// A state with one instance, Running since `T0`, in group `sg-1` holding `rules`.
+    fn state_with(rules: Vec<Rule>) -> State {
+        let mut state = State::new();
+        state.security_groups.insert(
+            "sg-1".into(),
+            SecurityGroup {
+                meta: meta("sg-1"),
+                name: String::new(),
+                description: String::new(),
+                vpc_id: String::new(),
+                group_type: "normal".into(),
+                rules,
+            },
+        );
+        state.key_pairs.insert(
+            "kp-1".into(),
+            KeyPair {
+                meta: meta("kp-1"),
+                name: "key".into(),
+                fingerprint: String::new(),
+                public_key: "ssh-ed25519 AAAA".into(),
+            },
+        );
+        state.instances.insert("i-1".into(), instance());
+        state
+    }
+
+    fn instance() -> Instance {
+        Instance {
+            meta: meta("i-1"),
+            zone: "cn-hangzhou-h".into(),
+            status: "Running".into(),
+            target: None,
+            next_ms: 0,
+            running_since_ms: Some(T0),
+            instance_type: "ecs.s2.large".into(),
+            image_id: "m-1".into(),
+            name: String::new(),
+            description: String::new(),
+            host_name: String::new(),
+            key_pair_name: Some("key".into()),
+            security_group_ids: vec!["sg-1".into()],
+            vpc_id: String::new(),
+            vswitch_id: String::new(),
+            private_ip: Ipv4Addr::new(127, 20, 0, 1),
+            public_ip: None,
+            internet_max_bandwidth_out: 0,
+            system_disk_id: "d-1".into(),
+            stopped_mode: String::new(),
+        }
+    }
+
+    fn fast() -> Latencies {
+        Latencies::for_profile(Profile::Fast)
+    }
+
+    fn booted() -> u64 {
+        T0 + fast().ssh_boot_ms
+    }
+
+    fn desired(state: &State, now: u64) -> Option<SshTarget> {
+        desired_sshd(state, &state.instances["i-1"], &fast(), now)
+    }
+
+    #[test]
+    fn rules_that_cover_tcp_22_allow_ssh() {
+        for (protocol, ports) in [
+            ("TCP", "22/22"),
+            ("tcp", "1/65535"),
+            ("TCP", "20/30"),
+            ("TCP", "-1/-1"),
+            ("ALL", "-1/-1"),
+            ("all", "1/65535"),
+        ] {
+            assert!(allows_ssh(&rule(protocol, ports)), "{protocol} {ports}");
+        }
+    }
+
+    #[test]
+    fn rules_that_miss_tcp_22_do_not_allow_ssh() {
+        for (protocol, ports) in [
+            ("TCP", "80/443"),
+            ("TCP", "23/65535"),
+            ("TCP", "1/21"),
+            ("UDP", "22/22"),
+            ("UDP", "1/65535"),
+            ("ICMP", "-1/-1"),
+            ("TCP", "22"),
+            ("TCP", "x/y"),
+        ] {
+            assert!(!allows_ssh(&rule(protocol, ports)), "{protocol} {ports}");
+        }
+        let mut drop = rule("ALL", "-1/-1");
+        drop.policy = "drop".into();
+        assert!(!allows_ssh(&drop));
+    }
+
+    #[test]
+    fn a_running_booted_instance_with_an_open_group_gets_sshd_on_its_addresses_with_its_key() {
+        let mut state = state_with(vec![rule("TCP", "22/22")]);
+        let target = desired(&state, booted()).expect("reachable");
+        assert_eq!(target.instance_id, "i-1");
+        assert_eq!(target.disk_id, "d-1");
+        assert_eq!(target.addresses, vec![Ipv4Addr::new(127, 20, 0, 1)]);
+        assert_eq!(target.authorized_keys, "ssh-ed25519 AAAA\n");
+
+        let public = Ipv4Addr::new(127, 30, 0, 1);
+        state.instances.get_mut("i-1").unwrap().public_ip = Some(public);
+        let target = desired(&state, booted()).expect("reachable");
+        assert_eq!(target.addresses[1], public);
+    }
+
+    #[test]
+    fn sshd_waits_for_the_boot_delay_after_running() {
+        let state = state_with(vec![rule("TCP", "1/65535")]);
+        assert_eq!(desired(&state, T0), None);
+        assert_eq!(desired(&state, booted() - 1), None);
+        assert!(desired(&state, booted()).is_some());
+    }
+
+    #[test]
+    fn no_sshd_unless_running() {
+        for status in ["Pending", "Starting", "Stopping", "Stopped"] {
+            let mut state = state_with(vec![rule("ALL", "-1/-1")]);
+            let inst = state.instances.get_mut("i-1").unwrap();
+            inst.status = status.into();
+            assert_eq!(desired(&state, booted() + 60_000), None, "{status}");
+        }
+        let mut state = state_with(vec![rule("ALL", "-1/-1")]);
+        state.instances.get_mut("i-1").unwrap().meta.deleted_ms = Some(T0);
+        assert_eq!(desired(&state, booted()), None, "deleted");
+    }
+
+    #[test]
+    fn no_sshd_without_a_group_rule_for_tcp_22() {
+        let state = state_with(vec![]);
+        assert_eq!(desired(&state, booted()), None);
+        let state = state_with(vec![rule("TCP", "80/80"), rule("UDP", "22/22")]);
+        assert_eq!(desired(&state, booted()), None);
+        let mut state = state_with(vec![rule("TCP", "22/22")]);
+        state
+            .security_groups
+            .get_mut("sg-1")
+            .unwrap()
+            .meta
+            .deleted_ms = Some(T0);
+        assert_eq!(desired(&state, booted()), None, "deleted group");
+    }
+
+    #[test]
+    fn any_of_several_groups_may_open_tcp_22() {
+        let mut state = state_with(vec![rule("TCP", "80/80")]);
+        let mut open = state.security_groups["sg-1"].clone();
+        open.meta.id = "sg-2".into();
+        open.rules = vec![rule("TCP", "22/22")];
+        state.security_groups.insert("sg-2".into(), open);
+        state
+            .instances
+            .get_mut("i-1")
+            .unwrap()
+            .security_group_ids
+            .push("sg-2".into());
+        assert!(desired(&state, booted()).is_some());
+    }
+
+    #[test]
+    fn stop_then_start_restarts_the_boot_delay() {
+        let mut state = state_with(vec![rule("TCP", "22/22")]);
+        let lat = fast();
+        let inst = state.instances.get_mut("i-1").unwrap();
+        inst.status = "Stopping".into();
+        inst.target = Some("Running".into());
+        inst.running_since_ms = None;
+        inst.next_ms = T0;
+        let mut now = T0;
+        while state.instances["i-1"].status != "Running" {
+            advance(&mut state, &lat, now);
+            now += lat.instance_step_ms;
+        }
+        let since = state.instances["i-1"].running_since_ms.expect("running");
+        assert_eq!(desired(&state, since), None);
+        assert!(desired(&state, since + lat.ssh_boot_ms).is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! Real instances for the simulator: root filesystems on disk and one chrooted OpenSSH `sshd` per
-//! reachable instance. The API layer (`sim::api`) owns the resource records and decides *when* an
-//! instance should be reachable; this module only does the file-system and process work.
+//! reachable instance. The API layer (`sim::actions`, `sim::lifecycle`) owns the resource records
+//! and decides *when* an instance should be reachable; this module only does the file-system and
+//! process work.
 //!
 //! Disk layout under the simulator's data dir (every path component root-owned, mode 0755, because
 //! sshd's `ChrootDirectory` demands it):

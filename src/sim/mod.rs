@@ -215,7 +215,7 @@ async fn run(args: SimArgs) -> Result<(), SimStartError> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     stop.store(true, Ordering::SeqCst);
-    let _ = ticker.join();
+    ticker.join();
     sim.machines.stop_all();
     let state = sim.lock_state();
     if let Err(e) = store::save(&sim.data_dir, &state) {

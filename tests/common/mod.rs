@@ -92,6 +92,11 @@ impl SimProcess {
         }
     }
 
+    /// The simulator's process id (e.g. to SIGKILL it); `None` once stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the data dir for a restart.
     pub fn stop(mut self) -> PathBuf {
         if let Some(mut child) = self.child.take() {

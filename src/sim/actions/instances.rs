@@ -327,7 +327,7 @@ pub fn delete_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     let (id, disk_id) = (inst.meta.id.clone(), inst.system_disk_id.clone());
     ctx.dry_run()?;
-    ctx.machines.stop_sshd(&id)?;
+    ctx.machines.forget_instance(&id)?;
     ctx.machines.delete_disk(&disk_id)?;
     let inst = ctx.state.instances.get_mut(&id).expect("found above");
     inst.meta.deleted_ms = Some(now);

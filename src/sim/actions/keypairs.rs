@@ -1,5 +1,6 @@
 //! Key pairs: ImportKeyPair (rsa, dsa, ecdsa and ed25519 OpenSSH public keys), CreateKeyPair
-//! (generates an ed25519 key), DescribeKeyPairs, DeleteKeyPairs.
+//! (generates an ed25519 key, returned in OpenSSH's private key format), DescribeKeyPairs,
+//! DeleteKeyPairs.
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -101,16 +102,16 @@ pub fn create_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     check_name(ctx, &region, &name)?;
     let key = thrussh_keys::key::KeyPair::generate_ed25519()
         .ok_or_else(|| SimError::bad_request("InternalError", "key generation failed"))?;
-    let mut pem = Vec::new();
-    thrussh_keys::encode_pkcs8_pem(&key, &mut pem).map_err(|e| {
-        SimError::bad_request("InternalError", format!("encoding the key failed: {e}"))
-    })?;
+    // Without thrussh-keys' `openssl` feature, ed25519 is the only kind of key pair.
+    let thrussh_keys::key::KeyPair::Ed25519(secret) = &key;
+    // OpenSSH's format, not PKCS#8: `ssh -i` (OpenSSH 9.2) cannot load PKCS#8 ed25519 keys.
+    let pem = super::openssh_key::encode_ed25519(&secret.key, &name, rand::random());
     let (public_key, fingerprint) =
         parse_public_key(&format!("ssh-ed25519 {}", key.public_key_base64()))?;
     let id = insert(ctx, &region, &name, public_key, fingerprint.clone())?;
     Ok(json!({
         "KeyPairName": name, "KeyPairId": id, "KeyPairFingerPrint": fingerprint,
-        "PrivateKeyBody": String::from_utf8_lossy(&pem),
+        "PrivateKeyBody": pem,
     }))
 }
 
