@@ -257,7 +257,7 @@ async fn boot_from_image(sim: &SimProcess, image: &str, dir: &Path) -> (String, 
                         ("RegionId", REGION),
                         ("VpcId", &vpc),
                         ("CidrBlock", "172.16.1.0/24"),
-                        ("ZoneId", "cn-hangzhou-b"),
+                        ("ZoneId", "cn-hangzhou-h"),
                     ],
                 )
                 .await;
@@ -450,7 +450,10 @@ const FAILING_PROVISIONERS: &str = r#"  - shell:
 fn assert_failed_with_exit_3(run: &Run) {
     assert_eq!(run.code(), 1, "{}", run.all());
     let out = run.stdout();
-    for needle in ["provisioner 1", "exit code 3", "some output"] {
+    for needle in [
+        "provisioner 1",
+        "exit code 3; last output:\n    some output",
+    ] {
         assert!(
             out.contains(needle),
             "no {needle:?} in the failure output:\n{}",
