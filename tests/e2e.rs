@@ -521,6 +521,22 @@ async fn a_provisioner_exiting_3_with_on_failure_cleanup_fails_and_leaves_nothin
         live.is_empty(),
         "alive after a failed build with on_failure: cleanup: {live:?}"
     );
+
+    // The cleaned-up attempt is over: a resume starts a fresh one, fails the same way, cleans up.
+    let again = ws.bakerd(&sim.endpoint, &["resume", &id]);
+    assert_failed_with_exit_3(&again);
+    let inventory = sim.inventory().await;
+    let instances = of_kind(&inventory, &id, "instance");
+    assert_eq!(
+        instances.len(),
+        2,
+        "one instance per attempt: {instances:#?}"
+    );
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(
+        live.is_empty(),
+        "alive after the resumed attempt failed: {live:?}"
+    );
 }
 
 /// Counts the `provisioner <index> finished` events of a build.
@@ -732,4 +748,22 @@ async fn cancel_of_a_killed_build_deletes_every_resource_and_status_says_cancell
         ws.show_json(&sim.endpoint, &id)["phase"]["phase"],
         "cancelled"
     );
+}
+
+#[tokio::test]
+async fn a_build_killed_during_provisioning_resumes_after_a_simulator_restart_with_the_same_host_key(
+) {
+    let sim = SimProcess::start("e2e-restart");
+    let ws = Workspace::new();
+    let spec = ws.spec("", SLEEPY_PROVISIONERS);
+    let id = ws.apply_and_kill_at(&sim.endpoint, &spec, "p2-sleeping");
+    let data_dir = sim.stop();
+    let sim = SimProcess::start_in(&data_dir, &[]);
+
+    let resume = ws.bakerd(&sim.endpoint, &["resume", &id]);
+    assert_eq!(resume.code(), 0, "resume failed: {}", resume.all());
+    let inventory = sim.inventory().await;
+    assert_only_image_and_snapshot_alive(&inventory, &id);
+    let shown = ws.show_json(&sim.endpoint, &id);
+    assert_eq!(provisioner_finished_events(&shown, 0), 1, "{shown:#}");
 }
