@@ -29,6 +29,14 @@ impl Workspace {
         }
     }
 
+    /// Files in the state dir's private key directory.
+    fn key_files(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.state.path().join("keys")) {
+            Ok(dir) => dir.map(|e| e.expect("read keys dir").path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn state_dir(&self) -> &str {
         self.state.path().to_str().expect("utf-8 temp path")
     }
@@ -358,6 +366,12 @@ async fn demo_spec_builds_an_image_whose_new_instance_has_every_provisioned_file
     let image = assert_only_image_and_snapshot_alive(&inventory, &id);
     assert_eq!(shown["resources"]["image"], image.as_str());
 
+    assert_eq!(
+        ws.key_files(),
+        Vec::<PathBuf>::new(),
+        "private key left after success"
+    );
+
     let (ip, key) = boot_from_image(&sim, &image, ws.specs.path()).await;
     let files_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/files");
     let local = |p: &str| std::fs::read_to_string(files_dir.join(p)).expect("local demo file");
@@ -483,6 +497,13 @@ async fn a_provisioner_exiting_3_with_on_failure_keep_fails_keeps_the_instance_a
         "instance deleted despite on_failure: keep"
     );
     assert!(of_kind(&inventory, &id, "image").is_empty());
+
+    let keys = ws.key_files();
+    assert_eq!(keys.len(), 1, "the kept build's private key: {keys:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&keys[0]).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", keys[0].display());
 
     let again = ws.bakerd(&sim.endpoint, &["resume", &id]);
     assert_failed_with_exit_3(&again);
@@ -733,6 +754,11 @@ async fn cancel_of_a_killed_build_deletes_every_resource_and_status_says_cancell
             "disk alive after cancel: {disk:#}"
         );
     }
+    assert_eq!(
+        ws.key_files(),
+        Vec::<PathBuf>::new(),
+        "private key left after cancel"
+    );
     let status = ws.bakerd(&sim.endpoint, &["status"]);
     let line = status
         .stdout()
