@@ -144,7 +144,7 @@ impl Reconciler {
                 .await
                 .map_err(|e| self.provisioner_error(index, "shell", e.to_string()))?;
             if !result.success() {
-                let message = format!("{} (last output:\n{})", result.status, result.tail);
+                let message = format!("{}{}", result.status, result.tail);
                 return Err(self.provisioner_error(index, "shell", message));
             }
         }
@@ -183,7 +183,7 @@ impl Reconciler {
             .map_err(|e| self.provisioner_error(index, "shell", e.to_string()))?;
         if let DisconnectOutcome::Exited(result) = outcome {
             if !result.success() {
-                let message = format!("{} (last output:\n{})", result.status, result.tail);
+                let message = format!("{}{}", result.status, result.tail);
                 return Err(self.provisioner_error(index, "shell", message));
             }
         }

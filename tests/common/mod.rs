@@ -345,3 +345,109 @@ pub async fn call_v3(
             .unwrap_or(Value::Null),
     )
 }
+
+/// Runs the real `bakerd` binary with `args` and extra environment `env`; waits for it.
+pub fn run_bakerd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bakerd"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("BAKERD_STATE_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bakerd")
+}
+
+/// Starts the real `bakerd` binary with `args` and `env`, stdout piped (stderr inherited).
+pub fn spawn_bakerd(args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_bakerd"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("BAKERD_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn bakerd")
+}
+
+/// Writes `yaml` to `<dir>/spec.yaml` and returns its path.
+pub fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("spec.yaml");
+    std::fs::write(&path, yaml).expect("write spec");
+    path
+}
+
+/// A fresh ed25519 client key pair made by `ssh-keygen`; returns (private key path, public line).
+pub fn ssh_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run ssh-keygen");
+    assert!(status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("read public key");
+    (path, public.trim().to_string())
+}
+
+/// Runs `command` as root on `ip` with OpenSSH's `ssh` (no host key checking, batch mode).
+pub fn ssh_run(ip: &str, key: &Path, command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .args(["-F", "/dev/null", "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg(format!("root@{ip}"))
+        .arg(command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh")
+}
+
+/// Reads `path` on `ip` over SSH; panics with ssh's stderr if that fails.
+pub fn ssh_read(ip: &str, key: &Path, path: &str) -> String {
+    let out = ssh_run(ip, key, &format!("cat {path}"));
+    assert!(
+        out.status.success(),
+        "ssh {ip} cat {path} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Inventory entries tagged `bakerd:build-id=<build>`.
+pub fn resources_of_build(inventory: &[Value], build: &str) -> Vec<Value> {
+    inventory
+        .iter()
+        .filter(|r| r["tags"]["bakerd:build-id"] == build)
+        .cloned()
+        .collect()
+}
+
+/// Inventory entries tagged with `build` that are not deleted, as `kind id`.
+pub fn live_resources_of_build(inventory: &[Value], build: &str) -> Vec<String> {
+    resources_of_build(inventory, build)
+        .iter()
+        .filter(|r| r["deleted"].is_null())
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["kind"].as_str().unwrap_or("?"),
+                r["id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
