@@ -24,6 +24,7 @@ const FAST_INTRINSIC_SECS: f64 = 0.6 + 0.4 + 0.3 + 1.0 + 1.0 + 0.4;
 fn run_build(sim: &SimProcess, state: &std::path::Path) -> (f64, i64, i32) {
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/demo.yaml");
     let started = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports peak RSS
     let child = Command::new(env!("CARGO_BIN_EXE_bakerd"))
         .args(["apply", spec, "--force", "--state-dir"])
         .arg(state)
@@ -47,7 +48,11 @@ fn run_build(sim: &SimProcess, state: &std::path::Path) -> (f64, i64, i32) {
 fn counts(calls: &Value) -> BTreeMap<String, u64> {
     calls["counts"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -61,7 +66,9 @@ fn main() {
     let sim = SimProcess::start_in(&data, &["--profile", &profile]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut before = counts(&runtime.block_on(sim.calls()));
-    println!("bakerd build benchmark: {builds} builds of specs/demo.yaml, simulator profile {profile}");
+    println!(
+        "bakerd build benchmark: {builds} builds of specs/demo.yaml, simulator profile {profile}"
+    );
     let mut walls = Vec::new();
     for n in 0..builds {
         let state = data.join(format!("state-{n}"));
@@ -73,7 +80,11 @@ fn main() {
             .filter(|(_, v)| *v > 0)
             .collect();
         let total: u64 = delta.values().sum();
-        let polls: u64 = delta.iter().filter(|(k, _)| k.starts_with("Describe")).map(|(_, v)| v).sum();
+        let polls: u64 = delta
+            .iter()
+            .filter(|(k, _)| k.starts_with("Describe"))
+            .map(|(_, v)| v)
+            .sum();
         println!(
             "build {n}: exit {code}, {wall:.2} s wall, {total} API calls ({polls} Describe), peak RSS {:.1} MiB",
             rss_kib as f64 / 1024.0

@@ -42,12 +42,31 @@ pub fn main() -> ExitCode {
     crate::build::crash::setup();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
-        Command::Status(common) => finish(build::status(common)),
-        Command::Show(args) => finish(build::show(args)),
+        Command::Status(common) => {
+            quiet_broken_pipe();
+            finish(build::status(common))
+        }
+        Command::Show(args) => {
+            quiet_broken_pipe();
+            finish(build::show(args))
+        }
         Command::Apply(args) => finish(block_on(build::apply(args))),
         Command::Resume(args) => finish(block_on(build::resume(args))),
         Command::Cancel(args) => finish(block_on(build::cancel(args))),
-        Command::Convert(args) => crate::spec::source::run_convert(args),
+        Command::Convert(args) => {
+            quiet_broken_pipe();
+            crate::spec::source::run_convert(args)
+        }
+    }
+}
+
+/// For commands that only print: end quietly when the reader goes away (`bakerd show | head`),
+/// as Unix tools do, instead of panicking on a broken pipe. Not for commands that talk to the
+/// network, where an EPIPE must stay an error and not kill the process.
+fn quiet_broken_pipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -54,15 +54,13 @@ impl SimProcess {
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
         let log = std::fs::File::create(data_dir.join("sim.log")).expect("sim log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_bakerd"))
-            .args([
-                "sim",
-                "--listen",
-                "127.0.0.1:0",
-                "--profile",
-                "fast",
-                "--data-dir",
-            ])
+            .args(["sim", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(if extra.contains(&"--profile") {
+                &[][..]
+            } else {
+                &["--profile", "fast"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

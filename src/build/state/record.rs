@@ -71,7 +71,9 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nanos = i128::from(self.0) * 1_000_000;
         match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => match t.format(&time::format_description::well_known::Rfc3339) {
+            Ok(t) => match t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            )) {
                 Ok(text) => f.write_str(&text),
                 Err(_) => write!(f, "{}ms", self.0),
             },
