@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 
 use super::snapshots::{new_snapshot, progress};
-use super::{csv, has_tags, known_region, list_body, paginate, tags_json, Ctx, Paging};
+use super::{
+    csv, has_tags, known_region, list_body, paginate_by_age, tags_json, Ctx, Order, Paging,
+};
 use crate::sim::catalog::{self, SYSTEM_IMAGES};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Image, Snapshot, State};
@@ -143,14 +145,8 @@ pub fn describe_images(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
                 .is_none_or(|o| o.eq_ignore_ascii_case("linux"))
             && (p.opt("SnapshotId").is_none() || field(v, "ImageOwnerAlias") == "self")
     });
-    items.sort_by(|a, b| b.0.cmp(&a.0));
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: false,
-    };
-    let (page, mut fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 100);
+    let (page, mut fields) = paginate_by_age(items, Order::NewestFirst, p, &paging)?;
     fields.insert("RegionId".into(), json!(region));
     Ok(list_body("Images", "Image", page, fields))
 }

@@ -154,6 +154,49 @@ pub struct Paging {
     pub tokens: bool,
 }
 
+impl Paging {
+    /// `PageNumber`/`PageSize` only.
+    pub fn numbered(default_size: i64, max_size: i64) -> Self {
+        Paging {
+            default_size,
+            max_size,
+            tokens: false,
+        }
+    }
+
+    /// `PageNumber`/`PageSize`, or `NextToken`/`MaxResults` when the caller sends either.
+    pub fn with_tokens(default_size: i64, max_size: i64) -> Self {
+        Paging {
+            default_size,
+            max_size,
+            tokens: true,
+        }
+    }
+}
+
+/// In which creation order a Describe* action lists its resources.
+#[derive(Clone, Copy)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Sorts `(creation time, item)` rows (stable: rows created at the same time keep their order) and
+/// cuts the requested page, as [`paginate`] does.
+pub fn paginate_by_age<K: Ord>(
+    mut rows: Vec<(K, Value)>,
+    order: Order,
+    params: &Params,
+    paging: &Paging,
+) -> Result<(Vec<Value>, Map<String, Value>), SimError> {
+    match order {
+        Order::OldestFirst => rows.sort_by(|a, b| a.0.cmp(&b.0)),
+        Order::NewestFirst => rows.sort_by(|a, b| b.0.cmp(&a.0)),
+    }
+    let items = rows.into_iter().map(|(_, v)| v).collect();
+    paginate(items, params, paging)
+}
+
 /// Cuts `items` into the requested page and returns it with the paging fields to add to the body.
 pub fn paginate<T>(
     items: Vec<T>,

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    has_tags, known_region, list_body, name_matches, paginate, tags_json, vpc_tags_json, Ctx,
-    Paging,
+    has_tags, known_region, list_body, name_matches, paginate_by_age, tags_json, vpc_tags_json,
+    Ctx, Order, Paging,
 };
 use crate::sim::catalog;
 use crate::sim::error::SimError;
@@ -171,7 +171,7 @@ pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let p = ctx.params;
     let ids = p.json_list("SecurityGroupIds")?;
     let tags = p.tags()?;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .security_groups
         .values()
@@ -186,14 +186,8 @@ pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|g| has_tags(&g.meta.tags, &tags))
         .map(|g| (g.meta.created_ms, group_json(ctx, g)))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, mut fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, mut fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     fields.insert("RegionId".into(), json!(region));
     Ok(list_body("SecurityGroups", "SecurityGroup", page, fields))
 }
@@ -284,7 +278,7 @@ pub fn describe_vpcs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let p = ctx.params;
     let tags = p.tags()?;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .vpcs
         .values()
@@ -304,21 +298,15 @@ pub fn describe_vpcs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             }))
         })
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("Vpcs", "Vpc", page, fields))
 }
 
 pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.params.opt("RegionId").map(known_region).transpose()?;
     let p = ctx.params;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .vswitches
         .values()
@@ -333,14 +321,8 @@ pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             "Tags": vpc_tags_json(&v.meta.tags),
         })))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("VSwitches", "VSwitch", page, fields))
 }
 

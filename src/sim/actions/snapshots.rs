@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{csv, has_tags, list_body, paginate, tags_json, Ctx, Paging};
+use super::{csv, has_tags, list_body, paginate_by_age, tags_json, Ctx, Order, Paging};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Disk, Snapshot};
 
@@ -122,7 +122,7 @@ pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             .map(|d| d.meta.id.clone())
             .collect()
     });
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .snapshots
         .values()
@@ -143,14 +143,8 @@ pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|s| has_tags(&s.meta.tags, &tags))
         .map(|s| (s.meta.created_ms, snapshot_json(ctx, s)))
         .collect();
-    items.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, fields) = paginate_by_age(items, Order::NewestFirst, p, &paging)?;
     Ok(list_body("Snapshots", "Snapshot", page, fields))
 }
 
@@ -209,7 +203,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .one_of("DiskType", &["all", "system", "data"])?
         .unwrap_or("all");
     let status = p.opt("Status").filter(|s| !s.eq_ignore_ascii_case("All"));
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .disks
         .values()
@@ -225,13 +219,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|d| has_tags(&d.meta.tags, &tags))
         .map(|d| (d.meta.created_ms, disk_json(d)))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("Disks", "Disk", page, fields))
 }

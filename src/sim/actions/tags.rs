@@ -153,11 +153,7 @@ pub fn list_tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     let mut params = ctx.params.clone();
     params.insert("MaxResults", "50");
-    let paging = Paging {
-        default_size: 50,
-        max_size: 50,
-        tokens: true,
-    };
+    let paging = Paging::with_tokens(50, 50);
     let (page, fields) = paginate(rows, &params, &paging)?;
     Ok(
         json!({ "TagResources": { "TagResource": page }, "NextToken": fields.get("NextToken").cloned().unwrap_or(json!("")) }),
