@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use super::snapshots::{new_snapshot, progress};
 use super::{
-    csv, has_tags, known_region, list_body, paginate_by_age, tags_json, Ctx, Order, Paging,
+    csv, has_tags, known_region, list_body, mark_deleted, paginate_by_age, refuse_while_used,
+    tags_json, Ctx, Order, Paging,
 };
 use crate::sim::catalog::{self, SYSTEM_IMAGES};
 use crate::sim::error::SimError;
@@ -322,30 +323,16 @@ pub fn delete_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         ));
     }
     if !force {
-        if let Some(i) = ctx
-            .state
-            .instances
-            .values()
-            .find(|i| i.meta.live() && i.image_id == id)
-        {
-            return Err(SimError::forbidden(
-                "ImageUsingByInstance",
-                format!(
-                    "Image {id} is used by instance {}; delete it or pass Force=true.",
-                    i.meta.id
-                ),
-            ));
-        }
+        refuse_while_used(
+            &ctx.state.instances,
+            |i| i.image_id == id,
+            "ImageUsingByInstance",
+            |user| format!("Image {id} is used by instance {user}; delete it or pass Force=true."),
+        )?;
     }
     ctx.dry_run()?;
     ctx.machines.delete_image(&id)?;
-    let now = ctx.now;
-    ctx.state
-        .images
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    mark_deleted(&mut ctx.state.images, &id, ctx.now);
     Ok(json!({}))
 }
 

@@ -20,7 +20,7 @@ use super::faults::Faults;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::params::Params;
-use super::store::{Meta, State};
+use super::store::{Meta, Resource, State};
 
 /// Everything an action may read or change.
 pub struct Ctx<'a> {
@@ -137,6 +137,27 @@ pub fn vpc_tags_json(tags: &BTreeMap<String, String>) -> Value {
         .map(|(k, v)| json!({"Key": k, "Value": v}))
         .collect();
     json!({ "Tag": list })
+}
+
+/// Marks the record `id` of `table` deleted at `now`.
+///
+/// Assumptions: the caller has checked that `id` is in `table` (panics otherwise).
+pub fn mark_deleted<R: Resource>(table: &mut BTreeMap<String, R>, id: &str, now: u64) {
+    table.get_mut(id).expect("checked").meta_mut().deleted_ms = Some(now);
+}
+
+/// Refuses a deletion (403 `code`) while a live record of `table` still `uses` the resource; the
+/// message, from `message(<user id>)`, names the first such user.
+pub fn refuse_while_used<R: Resource>(
+    table: &BTreeMap<String, R>,
+    uses: impl Fn(&R) -> bool,
+    code: &'static str,
+    message: impl FnOnce(&str) -> String,
+) -> Result<(), SimError> {
+    match table.values().find(|r| r.meta().live() && uses(r)) {
+        Some(user) => Err(SimError::forbidden(code, message(&user.meta().id))),
+        None => Ok(()),
+    }
 }
 
 /// Whether `tags` has every `(key, value)` asked for (an empty value matches any value).

@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::{csv, has_tags, list_body, paginate_by_age, tags_json, Ctx, Order, Paging};
+use super::{
+    csv, has_tags, list_body, mark_deleted, paginate_by_age, refuse_while_used, tags_json, Ctx,
+    Order, Paging,
+};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Disk, Snapshot};
 
@@ -155,28 +158,14 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     if !live {
         return Ok(json!({}));
     }
-    if let Some(img) = ctx
-        .state
-        .images
-        .values()
-        .find(|i| i.meta.live() && i.snapshot_id.as_deref() == Some(id.as_str()))
-    {
-        return Err(SimError::forbidden(
-            "SnapshotCreatedImage",
-            format!(
-                "Snapshot {id} was used to create image {}; delete the image first.",
-                img.meta.id
-            ),
-        ));
-    }
+    refuse_while_used(
+        &ctx.state.images,
+        |i| i.snapshot_id.as_deref() == Some(id.as_str()),
+        "SnapshotCreatedImage",
+        |user| format!("Snapshot {id} was used to create image {user}; delete the image first."),
+    )?;
     ctx.machines.delete_snapshot(&id)?;
-    let now = ctx.now;
-    ctx.state
-        .snapshots
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    mark_deleted(&mut ctx.state.snapshots, &id, ctx.now);
     Ok(json!({}))
 }
 
