@@ -8,11 +8,13 @@
 //! - [`build`]: the reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
 //! - [`sim`]: `bakerd sim`, a local ECS simulator whose instances are real OpenSSH servers.
 //!   The product talks to it only over HTTP and SSH, exactly as to the real cloud.
+//! - [`secret`]: the redacting [`secret::Secret`] string shared by the client and the spec.
 //! - [`cli`]: command-line parsing and dispatch.
 
 pub mod build;
 pub mod cli;
 pub mod client;
+pub mod secret;
 pub mod sign;
 pub mod sim;
 pub mod spec;

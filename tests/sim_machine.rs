@@ -146,6 +146,23 @@ fn machines_with_disk(data: &DataDir) -> Machines {
     machines
 }
 
+/// The directories a test's machines use; dropped after the machines (bind it first), the keys
+/// before the data dir, as the tests always did.
+struct Dirs {
+    keys: tempfile::TempDir,
+    data: DataDir,
+}
+
+/// What most tests start from: a fresh data dir, a client key pair (private key path, public key
+/// line) in a temp dir, and [`machines_with_disk`] on that data dir.
+fn machines_and_key(test: &str) -> (Dirs, PathBuf, String, Machines) {
+    let data = DataDir::new(test);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = client_key(keys.path(), "key");
+    let machines = machines_with_disk(&data);
+    (Dirs { keys, data }, key, public, machines)
+}
+
 fn pid_runs(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
@@ -159,11 +176,8 @@ fn pid_runs(pid: u32) -> bool {
 
 #[test]
 fn instance_from_base_image_accepts_its_key_runs_commands_and_refuses_another_key() {
-    let data = DataDir::new("accepts-key");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "good");
-    let (wrong_key, _) = client_key(keys.path(), "wrong");
-    let machines = machines_with_disk(&data);
+    let (dirs, key, public, machines) = machines_and_key("accepts-key");
+    let (wrong_key, _) = client_key(dirs.keys.path(), "wrong");
     let ip = random_ip();
     machines
         .ensure_sshd(&target("i-1", "d-1", ip, &public))
@@ -193,7 +207,7 @@ fn instance_from_base_image_accepts_its_key_runs_commands_and_refuses_another_ke
         "wrong key must be refused"
     );
 
-    let upload = keys.path().join("upload.txt");
+    let upload = dirs.keys.path().join("upload.txt");
     std::fs::write(&upload, "via sftp\n").expect("write upload");
     let scp = Command::new("scp")
         .args(ssh_options(&key))
@@ -211,10 +225,7 @@ fn instance_from_base_image_accepts_its_key_runs_commands_and_refuses_another_ke
 
 #[test]
 fn file_written_over_ssh_survives_snapshot_image_and_a_new_instance() {
-    let data = DataDir::new("snapshot-image");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "key");
-    let machines = machines_with_disk(&data);
+    let (_dirs, key, public, machines) = machines_and_key("snapshot-image");
     let first_ip = random_ip();
     machines
         .ensure_sshd(&target("i-1", "d-1", first_ip, &public))
@@ -259,10 +270,7 @@ fn file_written_over_ssh_survives_snapshot_image_and_a_new_instance() {
 
 #[test]
 fn stopped_sshd_refuses_connections_and_keeps_its_host_key_across_restart() {
-    let data = DataDir::new("host-key");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "key");
-    let machines = machines_with_disk(&data);
+    let (_dirs, key, public, machines) = machines_and_key("host-key");
     machines
         .create_disk_from_image("d-2", "m-base")
         .expect("disk 2");
@@ -299,11 +307,8 @@ fn stopped_sshd_refuses_connections_and_keeps_its_host_key_across_restart() {
 
 #[test]
 fn identical_target_keeps_sshd_and_changed_addresses_restart_it() {
-    let data = DataDir::new("reconfigure");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "key");
-    let (second_key, second_public) = client_key(keys.path(), "second");
-    let machines = machines_with_disk(&data);
+    let (dirs, key, public, machines) = machines_and_key("reconfigure");
+    let (second_key, second_public) = client_key(dirs.keys.path(), "second");
     let private_ip = random_ip();
     let mut wanted = target("i-1", "d-1", private_ip, &public);
     machines.ensure_sshd(&wanted).expect("sshd");
@@ -336,10 +341,7 @@ fn identical_target_keeps_sshd_and_changed_addresses_restart_it() {
 
 #[test]
 fn stop_all_and_drop_leave_no_sshd_or_session_running() {
-    let data = DataDir::new("stop-all");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "key");
-    let machines = machines_with_disk(&data);
+    let (_dirs, key, public, machines) = machines_and_key("stop-all");
     machines
         .create_disk_from_image("d-2", "m-base")
         .expect("disk 2");
@@ -388,10 +390,7 @@ fn processes_rooted_in(dir: &Path) -> Vec<u32> {
 
 #[test]
 fn a_new_machines_on_the_same_data_dir_kills_the_sshd_of_an_earlier_run() {
-    let data = DataDir::new("stale");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (_key, public) = client_key(keys.path(), "key");
-    let machines = machines_with_disk(&data);
+    let (dirs, _key, public, machines) = machines_and_key("stale");
     let ip = random_ip();
     machines
         .ensure_sshd(&target("i-1", "d-1", ip, &public))
@@ -401,7 +400,7 @@ fn a_new_machines_on_the_same_data_dir_kills_the_sshd_of_an_earlier_run() {
     std::mem::forget(machines);
     assert!(pid_runs(pid));
 
-    let restarted = Machines::new(&data.0).expect("machines again");
+    let restarted = Machines::new(&dirs.data.0).expect("machines again");
     assert!(!pid_runs(pid), "stale sshd {pid} survived a new Machines");
     assert!(refuses(ip));
     restarted
@@ -460,10 +459,7 @@ fn missing_resources_and_deletions_are_reported_and_idempotent() {
 
 #[test]
 fn sshd_started_from_a_short_lived_blocking_thread_outlives_that_thread() {
-    let data = DataDir::new("blocking-thread");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = client_key(keys.path(), "key");
-    let machines = machines_with_disk(&data);
+    let (_dirs, key, public, machines) = machines_and_key("blocking-thread");
     let ip = random_ip();
     // Blocking-pool threads that idle for 10 ms exit; an sshd whose parent-death signal were
     // tied to such a thread would die with it.

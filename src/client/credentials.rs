@@ -15,33 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-/// A secret string (AccessKeySecret, STS token, instance password). Printing it never shows it;
-/// only [`Secret::expose`] does, and only the signer and the HTTP layer call that.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself. Call only where the value must leave the process (signing, request bodies).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("** redacted **")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("** redacted **")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Where a credential was found; named in errors (e.g. `InvalidAccessKeyId.NotFound`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,12 +168,6 @@ struct CliProfile {
     access_key_secret: Secret,
     #[serde(default)]
     sts_token: Secret,
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,6 +33,35 @@ impl Meta {
     }
 }
 
+/// A resource record: anything with a [`Meta`].
+pub trait Resource {
+    fn meta(&self) -> &Meta;
+    fn meta_mut(&mut self) -> &mut Meta;
+}
+
+macro_rules! resource {
+    ($($record:ty),*) => {$(
+        impl Resource for $record {
+            fn meta(&self) -> &Meta {
+                &self.meta
+            }
+            fn meta_mut(&mut self) -> &mut Meta {
+                &mut self.meta
+            }
+        }
+    )*};
+}
+resource!(
+    Instance,
+    Disk,
+    Snapshot,
+    Image,
+    KeyPair,
+    SecurityGroup,
+    Vpc,
+    VSwitch
+);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Instance {
     pub meta: Meta,

@@ -1,6 +1,6 @@
 //! Images: describe, create, delete, copy, share.
 
-use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use super::{action, numbered_paging, Ack, Params};
 use crate::client::types::{inner_list, lenient_string, ImageStatus, Tag};
 use serde::Deserialize;
 
@@ -97,24 +97,7 @@ pub struct DiskDeviceMapping {
     pub disk_type: String,
 }
 
-impl Paged for DescribeImages {
-    type Item = Image;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(100));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<Image>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.images.len());
-        (r.images, next)
-    }
-}
+numbered_paging!(DescribeImages, Image, images, 100);
 
 /// `CreateImage` from a snapshot (or an instance).
 #[derive(Debug, Clone, Default)]
@@ -274,21 +257,4 @@ pub struct ShareAccount {
     pub aliyun_id: String,
 }
 
-impl Paged for DescribeImageSharePermission {
-    type Item = ShareAccount;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(100));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<ShareAccount>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.accounts.len());
-        (r.accounts, next)
-    }
-}
+numbered_paging!(DescribeImageSharePermission, ShareAccount, accounts, 100);

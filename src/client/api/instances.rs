@@ -1,6 +1,6 @@
 //! Instances: create, run, start, stop, reboot, delete, describe, public IP.
 
-use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use super::{action, numbered_paging, Ack, Params};
 use crate::client::credentials::Secret;
 use crate::client::types::{inner_list, InstanceStatus, Tag};
 use serde::Deserialize;
@@ -301,24 +301,7 @@ pub struct VpcAttributes {
     pub private_ip_address: Vec<String>,
 }
 
-impl Paged for DescribeInstances {
-    type Item = Instance;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(100));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<Instance>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.instances.len());
-        (r.instances, next)
-    }
-}
+numbered_paging!(DescribeInstances, Instance, instances, 100);
 
 /// `DescribeInstanceStatus`: cheap status poll (`InstanceId.N`, PageNumber paging).
 #[derive(Debug, Clone, Default)]
@@ -361,22 +344,9 @@ pub struct InstanceStatusEntry {
     pub status: InstanceStatus,
 }
 
-impl Paged for DescribeInstanceStatus {
-    type Item = InstanceStatusEntry;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(50));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<InstanceStatusEntry>, Page) {
-        let n = r.instance_statuses.len();
-        let next = next_numbered_page(current, r.page_size, r.total_count, n);
-        (r.instance_statuses, next)
-    }
-}
+numbered_paging!(
+    DescribeInstanceStatus,
+    InstanceStatusEntry,
+    instance_statuses,
+    50
+);

@@ -1,6 +1,6 @@
 //! Key pairs (bakerd imports a locally generated ed25519 public key).
 
-use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use super::{action, numbered_paging, Ack, Params};
 use crate::client::types::{inner_list, Tag};
 use serde::Deserialize;
 
@@ -83,24 +83,7 @@ pub struct KeyPair {
     pub tags: Vec<Tag>,
 }
 
-impl Paged for DescribeKeyPairs {
-    type Item = KeyPair;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(50));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<KeyPair>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.key_pairs.len());
-        (r.key_pairs, next)
-    }
-}
+numbered_paging!(DescribeKeyPairs, KeyPair, key_pairs, 50);
 
 /// `DeleteKeyPairs` (`KeyPairNames` JSON array, ≤ 100).
 #[derive(Debug, Clone, Default)]

@@ -212,6 +212,69 @@ macro_rules! action {
 }
 pub(crate) use action;
 
+/// Implements [`Paged`] for a `PageNumber`/`PageSize` list action whose request has
+/// `page_number`/`page_size` fields and whose response has `page_size`, `total_count` and the
+/// item list in `$items`. `$default_size` is sent when the caller set no page size.
+macro_rules! numbered_paging {
+    ($req:ty, $item:ty, $items:ident, $default_size:literal) => {
+        impl $crate::client::api::Paged for $req {
+            type Item = $item;
+            fn first_page() -> $crate::client::api::Page {
+                $crate::client::api::Page::Number(1)
+            }
+            fn at_page(&self, page: &$crate::client::api::Page) -> Self {
+                let mut next = self.clone();
+                if let $crate::client::api::Page::Number(n) = page {
+                    next.page_number = Some(*n);
+                    next.page_size = Some(self.page_size.unwrap_or($default_size));
+                }
+                next
+            }
+            fn split(
+                r: Self::Response,
+                current: &$crate::client::api::Page,
+            ) -> (Vec<$item>, $crate::client::api::Page) {
+                let got = r.$items.len();
+                let next = $crate::client::api::next_numbered_page(
+                    current,
+                    r.page_size,
+                    r.total_count,
+                    got,
+                );
+                (r.$items, next)
+            }
+        }
+    };
+}
+pub(crate) use numbered_paging;
+
+/// Implements [`Paged`] for a `NextToken` list action whose request has a `next_token` field and
+/// whose response has `next_token` and the item list in `$items`.
+macro_rules! token_paging {
+    ($req:ty, $item:ty, $items:ident) => {
+        impl $crate::client::api::Paged for $req {
+            type Item = $item;
+            fn first_page() -> $crate::client::api::Page {
+                $crate::client::api::Page::Token(String::new())
+            }
+            fn at_page(&self, page: &$crate::client::api::Page) -> Self {
+                let mut next = self.clone();
+                if let $crate::client::api::Page::Token(t) = page {
+                    next.next_token = (!t.is_empty()).then(|| t.clone());
+                }
+                next
+            }
+            fn split(
+                r: Self::Response,
+                _current: &$crate::client::api::Page,
+            ) -> (Vec<$item>, $crate::client::api::Page) {
+                (r.$items, $crate::client::api::next_token_page(r.next_token))
+            }
+        }
+    };
+}
+pub(crate) use token_paging;
+
 #[cfg(test)]
 mod tests {
     use super::*;

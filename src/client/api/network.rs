@@ -1,6 +1,6 @@
 //! Security groups, VPCs and vSwitches (the ECS-hosted 2014-05-26 VPC actions, as Packer uses).
 
-use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use super::{action, numbered_paging, Ack, Params};
 use crate::client::types::{inner_list, NetworkStatus, Tag};
 use serde::Deserialize;
 
@@ -139,25 +139,7 @@ pub struct SecurityGroup {
     pub tags: Vec<Tag>,
 }
 
-impl Paged for DescribeSecurityGroups {
-    type Item = SecurityGroup;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(50));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<SecurityGroup>, Page) {
-        let n = r.security_groups.len();
-        let next = next_numbered_page(current, r.page_size, r.total_count, n);
-        (r.security_groups, next)
-    }
-}
+numbered_paging!(DescribeSecurityGroups, SecurityGroup, security_groups, 50);
 
 /// `DeleteSecurityGroup` (must hold no instances).
 #[derive(Debug, Clone, Default)]
@@ -299,24 +281,7 @@ pub struct Vpc {
     pub tags: Vec<Tag>,
 }
 
-impl Paged for DescribeVpcs {
-    type Item = Vpc;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(50));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<Vpc>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.vpcs.len());
-        (r.vpcs, next)
-    }
-}
+numbered_paging!(DescribeVpcs, Vpc, vpcs, 50);
 
 /// `DescribeVSwitches` (PageNumber paging).
 #[derive(Debug, Clone, Default)]
@@ -373,24 +338,7 @@ pub struct VSwitch {
     pub tags: Vec<Tag>,
 }
 
-impl Paged for DescribeVSwitches {
-    type Item = VSwitch;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(50));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<VSwitch>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.vswitches.len());
-        (r.vswitches, next)
-    }
-}
+numbered_paging!(DescribeVSwitches, VSwitch, vswitches, 50);
 
 /// `DeleteVpc`.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,6 @@
 //! Regions, zones and instance types (read-only discovery).
 
-use super::{action, next_token_page, Page, Paged, Params};
+use super::{action, token_paging, Params};
 use crate::client::types::inner_list;
 use serde::Deserialize;
 
@@ -120,22 +120,4 @@ pub struct InstanceType {
     pub memory_size: f64,
 }
 
-impl Paged for DescribeInstanceTypes {
-    type Item = InstanceType;
-    fn first_page() -> Page {
-        Page::Token(String::new())
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Token(t) = page {
-            next.next_token = (!t.is_empty()).then(|| t.clone());
-        }
-        next
-    }
-    fn split(response: Self::Response, _current: &Page) -> (Vec<InstanceType>, Page) {
-        (
-            response.instance_types,
-            next_token_page(response.next_token),
-        )
-    }
-}
+token_paging!(DescribeInstanceTypes, InstanceType, instance_types);

@@ -1,6 +1,6 @@
 //! Disks and snapshots.
 
-use super::{action, next_numbered_page, Ack, Page, Paged, Params};
+use super::{action, numbered_paging, Ack, Params};
 use crate::client::types::{
     inner_list, lenient_string, lenient_u64, DiskStatus, SnapshotStatus, Tag,
 };
@@ -67,24 +67,7 @@ pub struct Disk {
     pub image_id: String,
 }
 
-impl Paged for DescribeDisks {
-    type Item = Disk;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(100));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<Disk>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.disks.len());
-        (r.disks, next)
-    }
-}
+numbered_paging!(DescribeDisks, Disk, disks, 100);
 
 /// `CreateSnapshot` of a disk.
 #[derive(Debug, Clone, Default)]
@@ -188,24 +171,7 @@ pub struct Snapshot {
     pub tags: Vec<Tag>,
 }
 
-impl Paged for DescribeSnapshots {
-    type Item = Snapshot;
-    fn first_page() -> Page {
-        Page::Number(1)
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Number(n) = page {
-            next.page_number = Some(*n);
-            next.page_size = Some(self.page_size.unwrap_or(100));
-        }
-        next
-    }
-    fn split(r: Self::Response, current: &Page) -> (Vec<Snapshot>, Page) {
-        let next = next_numbered_page(current, r.page_size, r.total_count, r.snapshots.len());
-        (r.snapshots, next)
-    }
-}
+numbered_paging!(DescribeSnapshots, Snapshot, snapshots, 100);
 
 /// `DeleteSnapshot` (unknown id → success; blocked while an image uses it).
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,6 @@
 //! Tags on existing resources (creation-time tags are fields of the create requests).
 
-use super::{action, next_token_page, Ack, Page, Paged, Params};
+use super::{action, token_paging, Ack, Params};
 use crate::client::types::{inner_list, Tag};
 use serde::Deserialize;
 
@@ -91,19 +91,4 @@ pub struct TagResource {
     pub tag_value: String,
 }
 
-impl Paged for ListTagResources {
-    type Item = TagResource;
-    fn first_page() -> Page {
-        Page::Token(String::new())
-    }
-    fn at_page(&self, page: &Page) -> Self {
-        let mut next = self.clone();
-        if let Page::Token(t) = page {
-            next.next_token = (!t.is_empty()).then(|| t.clone());
-        }
-        next
-    }
-    fn split(r: Self::Response, _current: &Page) -> (Vec<TagResource>, Page) {
-        (r.tag_resources, next_token_page(r.next_token))
-    }
-}
+token_paging!(ListTagResources, TagResource, tag_resources);

@@ -3,7 +3,10 @@
 use serde_json::{json, Value};
 
 use super::snapshots::{new_snapshot, progress};
-use super::{csv, has_tags, known_region, list_body, paginate, tags_json, Ctx, Paging};
+use super::{
+    csv, has_tags, known_region, list_body, mark_deleted, paginate_by_age, refuse_while_used,
+    tags_json, Ctx, Order, Paging,
+};
 use crate::sim::catalog::{self, SYSTEM_IMAGES};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Image, Snapshot, State};
@@ -143,14 +146,8 @@ pub fn describe_images(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
                 .is_none_or(|o| o.eq_ignore_ascii_case("linux"))
             && (p.opt("SnapshotId").is_none() || field(v, "ImageOwnerAlias") == "self")
     });
-    items.sort_by(|a, b| b.0.cmp(&a.0));
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: false,
-    };
-    let (page, mut fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 100);
+    let (page, mut fields) = paginate_by_age(items, Order::NewestFirst, p, &paging)?;
     fields.insert("RegionId".into(), json!(region));
     Ok(list_body("Images", "Image", page, fields))
 }
@@ -326,30 +323,16 @@ pub fn delete_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         ));
     }
     if !force {
-        if let Some(i) = ctx
-            .state
-            .instances
-            .values()
-            .find(|i| i.meta.live() && i.image_id == id)
-        {
-            return Err(SimError::forbidden(
-                "ImageUsingByInstance",
-                format!(
-                    "Image {id} is used by instance {}; delete it or pass Force=true.",
-                    i.meta.id
-                ),
-            ));
-        }
+        refuse_while_used(
+            &ctx.state.instances,
+            |i| i.image_id == id,
+            "ImageUsingByInstance",
+            |user| format!("Image {id} is used by instance {user}; delete it or pass Force=true."),
+        )?;
     }
     ctx.dry_run()?;
     ctx.machines.delete_image(&id)?;
-    let now = ctx.now;
-    ctx.state
-        .images
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    mark_deleted(&mut ctx.state.images, &id, ctx.now);
     Ok(json!({}))
 }
 

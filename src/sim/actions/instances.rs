@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::images::image_info;
-use super::{has_tags, list_body, name_matches, paginate, tags_json, Ctx, Paging};
+use super::{has_tags, list_body, name_matches, paginate_by_age, tags_json, Ctx, Order, Paging};
 use crate::sim::catalog;
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Disk, Instance};
@@ -444,14 +444,8 @@ pub fn describe_instances(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             items.push((i.meta.created_ms, instance_json(ctx, i)));
         }
     }
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, fields) = paginate(items, ctx.params, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, ctx.params, &paging)?;
     Ok(list_body("Instances", "Instance", page, fields))
 }
 
@@ -459,7 +453,7 @@ pub fn describe_instance_status(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let ids = ctx.params.dot_list("InstanceId");
     let zone = ctx.params.opt("ZoneId");
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .instances
         .values()
@@ -473,14 +467,8 @@ pub fn describe_instance_status(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             )
         })
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, ctx.params, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, ctx.params, &paging)?;
     Ok(list_body(
         "InstanceStatuses",
         "InstanceStatus",

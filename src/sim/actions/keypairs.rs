@@ -5,7 +5,10 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{has_tags, list_body, name_matches, paginate, tags_json, Ctx, Paging};
+use super::{
+    has_tags, list_body, name_matches, paginate_by_age, refuse_while_used, tags_json, Ctx, Order,
+    Paging,
+};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, KeyPair};
 
@@ -120,7 +123,7 @@ pub fn describe_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let p = ctx.params;
     let include_public = p.bool("IncludePublicKey")?.unwrap_or(false);
     let tags = p.tags()?;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .key_pairs
         .values()
@@ -146,14 +149,8 @@ pub fn describe_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             (k.meta.created_ms, v)
         })
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, ctx.params, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, ctx.params, &paging)?;
     Ok(list_body("KeyPairs", "KeyPair", page, fields))
 }
 
@@ -164,20 +161,16 @@ pub fn delete_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .json_list("KeyPairNames")?
         .ok_or_else(|| SimError::MissingParameter("KeyPairNames".into()))?;
     for name in &names {
-        let in_use = ctx.state.instances.values().find(|i| {
-            i.meta.live()
-                && i.meta.region == region
-                && i.key_pair_name.as_deref() == Some(name.as_str())
-        });
-        if let Some(i) = in_use {
-            return Err(SimError::forbidden(
-                "DependencyViolation.KeyPair",
+        refuse_while_used(
+            &ctx.state.instances,
+            |i| i.meta.region == region && i.key_pair_name.as_deref() == Some(name.as_str()),
+            "DependencyViolation.KeyPair",
+            |user| {
                 format!(
-                    "The key pair {name} is bound to instance {}; delete the instance first.",
-                    i.meta.id
-                ),
-            ));
-        }
+                    "The key pair {name} is bound to instance {user}; delete the instance first."
+                )
+            },
+        )?;
     }
     let now = ctx.now;
     for k in ctx.state.key_pairs.values_mut() {

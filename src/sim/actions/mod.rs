@@ -20,7 +20,7 @@ use super::faults::Faults;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::params::Params;
-use super::store::{Meta, State};
+use super::store::{Meta, Resource, State};
 
 /// Everything an action may read or change.
 pub struct Ctx<'a> {
@@ -139,6 +139,27 @@ pub fn vpc_tags_json(tags: &BTreeMap<String, String>) -> Value {
     json!({ "Tag": list })
 }
 
+/// Marks the record `id` of `table` deleted at `now`.
+///
+/// Assumptions: the caller has checked that `id` is in `table` (panics otherwise).
+pub fn mark_deleted<R: Resource>(table: &mut BTreeMap<String, R>, id: &str, now: u64) {
+    table.get_mut(id).expect("checked").meta_mut().deleted_ms = Some(now);
+}
+
+/// Refuses a deletion (403 `code`) while a live record of `table` still `uses` the resource; the
+/// message, from `message(<user id>)`, names the first such user.
+pub fn refuse_while_used<R: Resource>(
+    table: &BTreeMap<String, R>,
+    uses: impl Fn(&R) -> bool,
+    code: &'static str,
+    message: impl FnOnce(&str) -> String,
+) -> Result<(), SimError> {
+    match table.values().find(|r| r.meta().live() && uses(r)) {
+        Some(user) => Err(SimError::forbidden(code, message(&user.meta().id))),
+        None => Ok(()),
+    }
+}
+
 /// Whether `tags` has every `(key, value)` asked for (an empty value matches any value).
 pub fn has_tags(tags: &BTreeMap<String, String>, wanted: &[(String, String)]) -> bool {
     wanted
@@ -152,6 +173,49 @@ pub struct Paging {
     pub max_size: i64,
     /// Whether the action supports `NextToken`/`MaxResults`.
     pub tokens: bool,
+}
+
+impl Paging {
+    /// `PageNumber`/`PageSize` only.
+    pub fn numbered(default_size: i64, max_size: i64) -> Self {
+        Paging {
+            default_size,
+            max_size,
+            tokens: false,
+        }
+    }
+
+    /// `PageNumber`/`PageSize`, or `NextToken`/`MaxResults` when the caller sends either.
+    pub fn with_tokens(default_size: i64, max_size: i64) -> Self {
+        Paging {
+            default_size,
+            max_size,
+            tokens: true,
+        }
+    }
+}
+
+/// In which creation order a Describe* action lists its resources.
+#[derive(Clone, Copy)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Sorts `(creation time, item)` rows (stable: rows created at the same time keep their order) and
+/// cuts the requested page, as [`paginate`] does.
+pub fn paginate_by_age<K: Ord>(
+    mut rows: Vec<(K, Value)>,
+    order: Order,
+    params: &Params,
+    paging: &Paging,
+) -> Result<(Vec<Value>, Map<String, Value>), SimError> {
+    match order {
+        Order::OldestFirst => rows.sort_by(|a, b| a.0.cmp(&b.0)),
+        Order::NewestFirst => rows.sort_by(|a, b| b.0.cmp(&a.0)),
+    }
+    let items = rows.into_iter().map(|(_, v)| v).collect();
+    paginate(items, params, paging)
 }
 
 /// Cuts `items` into the requested page and returns it with the paging fields to add to the body.

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    has_tags, known_region, list_body, name_matches, paginate, tags_json, vpc_tags_json, Ctx,
-    Paging,
+    has_tags, known_region, list_body, mark_deleted, name_matches, paginate_by_age,
+    refuse_while_used, tags_json, vpc_tags_json, Ctx, Order, Paging,
 };
 use crate::sim::catalog;
 use crate::sim::error::SimError;
@@ -147,13 +147,7 @@ pub fn delete_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             format!("Security group {id} is still used by {users} instance(s); delete them first."),
         ));
     }
-    let now = ctx.now;
-    ctx.state
-        .security_groups
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    mark_deleted(&mut ctx.state.security_groups, &id, ctx.now);
     Ok(json!({}))
 }
 
@@ -171,7 +165,7 @@ pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let p = ctx.params;
     let ids = p.json_list("SecurityGroupIds")?;
     let tags = p.tags()?;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .security_groups
         .values()
@@ -186,14 +180,8 @@ pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|g| has_tags(&g.meta.tags, &tags))
         .map(|g| (g.meta.created_ms, group_json(ctx, g)))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, mut fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, mut fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     fields.insert("RegionId".into(), json!(region));
     Ok(list_body("SecurityGroups", "SecurityGroup", page, fields))
 }
@@ -284,7 +272,7 @@ pub fn describe_vpcs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let p = ctx.params;
     let tags = p.tags()?;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .vpcs
         .values()
@@ -304,21 +292,15 @@ pub fn describe_vpcs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             }))
         })
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("Vpcs", "Vpc", page, fields))
 }
 
 pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.params.opt("RegionId").map(known_region).transpose()?;
     let p = ctx.params;
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .vswitches
         .values()
@@ -333,52 +315,27 @@ pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             "Tags": vpc_tags_json(&v.meta.tags),
         })))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 50,
-        tokens: false,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::numbered(10, 50);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("VSwitches", "VSwitch", page, fields))
 }
 
 pub fn delete_vpc(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let id = ctx.params.req("VpcId")?.to_string();
     live_vpc(ctx, &id)?;
-    if let Some(s) = ctx
-        .state
-        .vswitches
-        .values()
-        .find(|s| s.meta.live() && s.vpc_id == id)
-    {
-        return Err(SimError::forbidden(
-            "DependencyViolation.VSwitch",
-            format!("VPC {id} still has vSwitch {}; delete it first.", s.meta.id),
-        ));
-    }
-    if let Some(g) = ctx
-        .state
-        .security_groups
-        .values()
-        .find(|g| g.meta.live() && g.vpc_id == id)
-    {
-        return Err(SimError::forbidden(
-            "DependencyViolation.SecurityGroup",
-            format!(
-                "VPC {id} still has security group {}; delete it first.",
-                g.meta.id
-            ),
-        ));
-    }
-    let now = ctx.now;
-    ctx.state
-        .vpcs
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    refuse_while_used(
+        &ctx.state.vswitches,
+        |s| s.vpc_id == id,
+        "DependencyViolation.VSwitch",
+        |user| format!("VPC {id} still has vSwitch {user}; delete it first."),
+    )?;
+    refuse_while_used(
+        &ctx.state.security_groups,
+        |g| g.vpc_id == id,
+        "DependencyViolation.SecurityGroup",
+        |user| format!("VPC {id} still has security group {user}; delete it first."),
+    )?;
+    mark_deleted(&mut ctx.state.vpcs, &id, ctx.now);
     Ok(json!({}))
 }
 
@@ -392,26 +349,12 @@ pub fn delete_vswitch(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             &id,
         ));
     }
-    if let Some(i) = ctx
-        .state
-        .instances
-        .values()
-        .find(|i| i.meta.live() && i.vswitch_id == id)
-    {
-        return Err(SimError::forbidden(
-            "DependencyViolation",
-            format!(
-                "vSwitch {id} is still used by instance {}; delete it first.",
-                i.meta.id
-            ),
-        ));
-    }
-    let now = ctx.now;
-    ctx.state
-        .vswitches
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    refuse_while_used(
+        &ctx.state.instances,
+        |i| i.vswitch_id == id,
+        "DependencyViolation",
+        |user| format!("vSwitch {id} is still used by instance {user}; delete it first."),
+    )?;
+    mark_deleted(&mut ctx.state.vswitches, &id, ctx.now);
     Ok(json!({}))
 }

@@ -74,11 +74,7 @@ pub fn describe_instance_types(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             })
         })
         .collect();
-    let paging = Paging {
-        default_size: 1600,
-        max_size: 1600,
-        tokens: true,
-    };
+    let paging = Paging::with_tokens(1600, 1600);
     let (page, mut fields) = paginate(items, ctx.params, &paging)?;
     fields.remove("TotalCount");
     fields.remove("PageNumber");

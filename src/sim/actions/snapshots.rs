@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::{csv, has_tags, list_body, paginate, tags_json, Ctx, Paging};
+use super::{
+    csv, has_tags, list_body, mark_deleted, paginate_by_age, refuse_while_used, tags_json, Ctx,
+    Order, Paging,
+};
 use crate::sim::error::SimError;
 use crate::sim::store::{iso_time, new_id, Disk, Snapshot};
 
@@ -122,7 +125,7 @@ pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             .map(|d| d.meta.id.clone())
             .collect()
     });
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .snapshots
         .values()
@@ -143,14 +146,8 @@ pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|s| has_tags(&s.meta.tags, &tags))
         .map(|s| (s.meta.created_ms, snapshot_json(ctx, s)))
         .collect();
-    items.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, fields) = paginate_by_age(items, Order::NewestFirst, p, &paging)?;
     Ok(list_body("Snapshots", "Snapshot", page, fields))
 }
 
@@ -161,28 +158,14 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     if !live {
         return Ok(json!({}));
     }
-    if let Some(img) = ctx
-        .state
-        .images
-        .values()
-        .find(|i| i.meta.live() && i.snapshot_id.as_deref() == Some(id.as_str()))
-    {
-        return Err(SimError::forbidden(
-            "SnapshotCreatedImage",
-            format!(
-                "Snapshot {id} was used to create image {}; delete the image first.",
-                img.meta.id
-            ),
-        ));
-    }
+    refuse_while_used(
+        &ctx.state.images,
+        |i| i.snapshot_id.as_deref() == Some(id.as_str()),
+        "SnapshotCreatedImage",
+        |user| format!("Snapshot {id} was used to create image {user}; delete the image first."),
+    )?;
     ctx.machines.delete_snapshot(&id)?;
-    let now = ctx.now;
-    ctx.state
-        .snapshots
-        .get_mut(&id)
-        .expect("checked")
-        .meta
-        .deleted_ms = Some(now);
+    mark_deleted(&mut ctx.state.snapshots, &id, ctx.now);
     Ok(json!({}))
 }
 
@@ -209,7 +192,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .one_of("DiskType", &["all", "system", "data"])?
         .unwrap_or("all");
     let status = p.opt("Status").filter(|s| !s.eq_ignore_ascii_case("All"));
-    let mut items: Vec<(u64, Value)> = ctx
+    let items: Vec<(u64, Value)> = ctx
         .state
         .disks
         .values()
@@ -225,13 +208,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .filter(|d| has_tags(&d.meta.tags, &tags))
         .map(|d| (d.meta.created_ms, disk_json(d)))
         .collect();
-    items.sort_by_key(|(t, _)| *t);
-    let items = items.into_iter().map(|(_, v)| v).collect();
-    let paging = Paging {
-        default_size: 10,
-        max_size: 100,
-        tokens: true,
-    };
-    let (page, fields) = paginate(items, p, &paging)?;
+    let paging = Paging::with_tokens(10, 100);
+    let (page, fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     Ok(list_body("Disks", "Disk", page, fields))
 }

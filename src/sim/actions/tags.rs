@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{has_tags, paginate, Ctx, Paging};
 use crate::sim::error::SimError;
-use crate::sim::store::{Meta, State};
+use crate::sim::store::{Meta, Resource, State};
 
 const RESOURCE_TYPES: &[&str] = &[
     "instance",
@@ -22,48 +22,25 @@ const RESOURCE_TYPES: &[&str] = &[
 /// Every live resource's metadata of `rtype` in `region`; key pairs are also known by name.
 fn metas_mut<'s>(state: &'s mut State, rtype: &str) -> Vec<(Option<String>, &'s mut Meta)> {
     match rtype {
-        "instance" => state
-            .instances
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
-        "disk" => state
-            .disks
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
-        "snapshot" => state
-            .snapshots
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
-        "image" => state
-            .images
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
-        "securitygroup" => state
-            .security_groups
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
+        "instance" => unnamed(&mut state.instances),
+        "disk" => unnamed(&mut state.disks),
+        "snapshot" => unnamed(&mut state.snapshots),
+        "image" => unnamed(&mut state.images),
+        "securitygroup" => unnamed(&mut state.security_groups),
         "keypair" => state
             .key_pairs
             .values_mut()
             .map(|r| (Some(r.name.clone()), &mut r.meta))
             .collect(),
-        "vpc" => state
-            .vpcs
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
-        "vswitch" => state
-            .vswitches
-            .values_mut()
-            .map(|r| (None, &mut r.meta))
-            .collect(),
+        "vpc" => unnamed(&mut state.vpcs),
+        "vswitch" => unnamed(&mut state.vswitches),
         _ => Vec::new(),
     }
+}
+
+/// The metadata of every record of `table`, none known by a name.
+fn unnamed<R: Resource>(table: &mut BTreeMap<String, R>) -> Vec<(Option<String>, &mut Meta)> {
+    table.values_mut().map(|r| (None, r.meta_mut())).collect()
 }
 
 fn resource_type(ctx: &Ctx<'_>) -> Result<String, SimError> {
@@ -153,11 +130,7 @@ pub fn list_tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     let mut params = ctx.params.clone();
     params.insert("MaxResults", "50");
-    let paging = Paging {
-        default_size: 50,
-        max_size: 50,
-        tokens: true,
-    };
+    let paging = Paging::with_tokens(50, 50);
     let (page, fields) = paginate(rows, &params, &paging)?;
     Ok(
         json!({ "TagResources": { "TagResource": page }, "NextToken": fields.get("NextToken").cloned().unwrap_or(json!("")) }),
