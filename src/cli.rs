@@ -29,6 +29,9 @@ pub enum Command {
     Show(build::BuildArgs),
     /// Stop a build and delete everything it created.
     Cancel(build::BuildArgs),
+    /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
+    /// old build records.
+    Gc(crate::build::gc::GcArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
 }
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => finish(block_on(build::apply(args))),
         Command::Resume(args) => finish(block_on(build::resume(args))),
         Command::Cancel(args) => finish(block_on(build::cancel(args))),
+        Command::Gc(args) => finish(block_on(crate::build::gc::gc(args))),
     }
 }
 

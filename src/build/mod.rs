@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod cloud;
 pub mod commands;
 pub mod crash;
+pub mod gc;
 pub mod output;
 pub mod phase;
 pub mod provision;
