@@ -160,7 +160,12 @@ fn temp_state() -> (tempfile::TempDir, PathBuf) {
 async fn a_killed_build_is_listed_by_the_dry_run_and_deleted_by_yes_leaving_only_finished_images() {
     let sim = SimProcess::start("gc-killed");
     let (dir, state) = temp_state();
-    let done = build_ok(&sim, &state, &write_spec(dir.path(), "gc-fam", "done", 0), false);
+    let done = build_ok(
+        &sim,
+        &state,
+        &write_spec(dir.path(), "gc-fam", "done", 0),
+        false,
+    );
     let spec = write_spec(dir.path(), "gc-fam", "killed", 600);
     let killed = kill_while_provisioning(&sim, &state, &spec, "killed");
     let before = live(&sim).await;
@@ -175,7 +180,10 @@ async fn a_killed_build_is_listed_by_the_dry_run_and_deleted_by_yes_leaving_only
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(!listing.contains("would-delete"), "{listing}");
-    assert!(listing.contains("build running (instance-running"), "{listing}");
+    assert!(
+        listing.contains("build running (instance-running"),
+        "{listing}"
+    );
 
     // Abandoned after 0s: every temporary resource of the killed build, with its reason.
     let out = bakerd(&sim, &state, &["gc", "--older-than", "0s"]);
@@ -187,10 +195,17 @@ async fn a_killed_build_is_listed_by_the_dry_run_and_deleted_by_yes_leaving_only
             .lines()
             .find(|l| l.starts_with("would-delete") && l.contains(kind) && l.contains(&killed))
             .unwrap_or_else(|| panic!("no would-delete line for the {kind}:\n{listing}"));
-        assert!(line.contains("build abandoned at instance-running"), "{line}");
+        assert!(
+            line.contains("build abandoned at instance-running"),
+            "{line}"
+        );
     }
     assert!(listing.contains("finished image"), "{listing}");
-    assert_eq!(ids(&live(&sim).await), ids(&before), "the dry run deleted something");
+    assert_eq!(
+        ids(&live(&sim).await),
+        ids(&before),
+        "the dry run deleted something"
+    );
 
     let out = bakerd(&sim, &state, &["gc", "--older-than", "0s", "--yes"]);
     eprintln!("{}", text(&out));
@@ -198,12 +213,18 @@ async fn a_killed_build_is_listed_by_the_dry_run_and_deleted_by_yes_leaving_only
     let after = live_bakerd(&sim).await;
     assert!(of_build(&after, &killed).is_empty(), "left: {after:#?}");
     assert_eq!(kinds(&of_build(&after, &done)), ["image", "snapshot"]);
-    assert_eq!(after.len(), 2, "only the finished image and its snapshot stay: {after:#?}");
+    assert_eq!(
+        after.len(),
+        2,
+        "only the finished image and its snapshot stay: {after:#?}"
+    );
 
     // The killed build is retired: a resume does not try to use deleted resources.
     let status = text(&bakerd(&sim, &state, &["status"]));
     assert!(
-        status.lines().any(|l| l.contains(&killed) && l.contains("cancelled")),
+        status
+            .lines()
+            .any(|l| l.contains(&killed) && l.contains("cancelled")),
         "{status}"
     );
 }
@@ -261,7 +282,11 @@ async fn keep_two_of_a_family_of_four_leaves_the_newest_two_and_no_orphan_snapsh
 
     let dry = bakerd(&sim, &state, &["gc", "--keep", "2"]);
     let listing = text(&dry);
-    assert_eq!(listing.matches("--keep 2: older than").count(), 2, "{listing}");
+    assert_eq!(
+        listing.matches("--keep 2: older than").count(),
+        2,
+        "{listing}"
+    );
 
     let out = bakerd(&sim, &state, &["gc", "--keep", "2", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -312,9 +337,20 @@ async fn untagged_resources_are_never_touched() {
     let (_dir, state) = temp_state();
     let plain_vpc = create_vpc(&sim, &[]).await;
     let plain_sg = create_security_group(&sim, &plain_vpc).await;
-    let other_tags = create_vpc(&sim, &[("team", "infra"), ("bakerd:build-id", "b-0000000001")]).await;
+    let other_tags = create_vpc(
+        &sim,
+        &[("team", "infra"), ("bakerd:build-id", "b-0000000001")],
+    )
+    .await;
     // Positive control: a fully tagged VPC of a build this state dir never heard of goes.
-    let abandoned = create_vpc(&sim, &[("bakerd:managed", "true"), ("bakerd:build-id", "b-00000000aa")]).await;
+    let abandoned = create_vpc(
+        &sim,
+        &[
+            ("bakerd:managed", "true"),
+            ("bakerd:build-id", "b-00000000aa"),
+        ],
+    )
+    .await;
 
     let out = bakerd(&sim, &state, &["gc", "--yes"]);
     let listing = text(&out);
@@ -322,17 +358,28 @@ async fn untagged_resources_are_never_touched() {
     let left = ids(&live(&sim).await);
     for id in [&plain_vpc, &plain_sg, &other_tags] {
         assert!(left.contains(id), "{id} was deleted:\n{listing}");
-        assert!(!listing.contains(id.as_str()), "{id} was even listed:\n{listing}");
+        assert!(
+            !listing.contains(id.as_str()),
+            "{id} was even listed:\n{listing}"
+        );
     }
     assert!(!left.contains(&abandoned), "{listing}");
-    assert!(listing.contains("build unknown to this state dir"), "{listing}");
+    assert!(
+        listing.contains("build unknown to this state dir"),
+        "{listing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupted_state_dir_still_lets_gc_remove_an_abandoned_build_from_tags() {
     let sim = SimProcess::start("gc-damaged");
     let (dir, state) = temp_state();
-    let done = build_ok(&sim, &state, &write_spec(dir.path(), "gc-dmg", "kept", 0), false);
+    let done = build_ok(
+        &sim,
+        &state,
+        &write_spec(dir.path(), "gc-dmg", "kept", 0),
+        false,
+    );
     let spec = write_spec(dir.path(), "gc-dmg", "lost", 600);
     let killed = kill_while_provisioning(&sim, &state, &spec, "lost");
     for entry in std::fs::read_dir(state.join("db")).expect("db dir") {
@@ -352,9 +399,15 @@ async fn a_corrupted_state_dir_still_lets_gc_remove_an_abandoned_build_from_tags
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(listing.contains("damaged"), "{listing}");
-    assert!(listing.contains("working from cloud tags alone"), "{listing}");
+    assert!(
+        listing.contains("working from cloud tags alone"),
+        "{listing}"
+    );
     let after = live_bakerd(&sim).await;
-    assert!(of_build(&after, &killed).is_empty(), "{listing}\nleft: {after:#?}");
+    assert!(
+        of_build(&after, &killed).is_empty(),
+        "{listing}\nleft: {after:#?}"
+    );
     // Losing the state never costs the finished image.
     assert_eq!(kinds(&of_build(&after, &done)), ["image", "snapshot"]);
 }
@@ -363,11 +416,20 @@ async fn a_corrupted_state_dir_still_lets_gc_remove_an_abandoned_build_from_tags
 async fn prune_state_forgets_old_finished_records_and_keeps_unfinished_ones() {
     let sim = SimProcess::start("gc-prune");
     let (dir, state) = temp_state();
-    let done = build_ok(&sim, &state, &write_spec(dir.path(), "gc-prune", "old", 0), false);
+    let done = build_ok(
+        &sim,
+        &state,
+        &write_spec(dir.path(), "gc-prune", "old", 0),
+        false,
+    );
     let spec = write_spec(dir.path(), "gc-prune", "pending", 600);
     let unfinished = kill_while_provisioning(&sim, &state, &spec, "pending");
 
-    let young = text(&bakerd(&sim, &state, &["gc", "--prune-state", "1h", "--yes"]));
+    let young = text(&bakerd(
+        &sim,
+        &state,
+        &["gc", "--prune-state", "1h", "--yes"],
+    ));
     assert!(!young.lines().any(|l| l.starts_with("pruned")), "{young}");
     let dry = text(&bakerd(&sim, &state, &["gc", "--prune-state", "0s"]));
     assert!(dry.contains("would-prune") && dry.contains(&done), "{dry}");

@@ -100,14 +100,14 @@ pub enum GcError {
     Connect {
         region: String,
         #[source]
-        source: CloudError,
+        source: Box<CloudError>,
     },
     #[error("cannot list {kind}s in {region}: {source}")]
     List {
         kind: &'static str,
         region: String,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     #[error(transparent)]
     State(#[from] StateError),
@@ -116,7 +116,9 @@ pub enum GcError {
 /// Parses `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
 pub fn parse_age(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
@@ -126,7 +128,11 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m, h or d")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use s, m, h or d"
+            ))
+        }
     };
     Ok(Duration::from_secs(n * secs))
 }
@@ -217,7 +223,11 @@ async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcError> {
     let client = cloud.client();
     let fail = |kind| {
         let region = region.clone();
-        move |source| GcError::List { kind, region, source }
+        move |source: ClientError| GcError::List {
+            kind,
+            region,
+            source: Box::new(source),
+        }
     };
     let mut inv = RegionInventory::default();
     let mut req = DescribeInstances::in_region(&region);
@@ -260,7 +270,10 @@ async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcError> {
 
 /// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: VPCs
 /// and vSwitches have no tag filter on their Describe actions).
-async fn list_tagged(cloud: &Cloud, rtype: &str) -> Result<BTreeMap<String, Vec<Tag>>, ClientError> {
+async fn list_tagged(
+    cloud: &Cloud,
+    rtype: &str,
+) -> Result<BTreeMap<String, Vec<Tag>>, ClientError> {
     let req = ListTagResources {
         region_id: cloud.region().to_string(),
         resource_type: rtype.to_string(),
@@ -332,8 +345,14 @@ impl BuildView {
             Phase::Succeeded => BuildView::Succeeded,
             Phase::Failed { .. } => BuildView::Failed,
             Phase::Cancelled => BuildView::Cancelled,
-            other if idle < older_than => BuildView::Running { phase: other.name(), idle },
-            other => BuildView::Stale { phase: other.name(), idle },
+            other if idle < older_than => BuildView::Running {
+                phase: other.name(),
+                idle,
+            },
+            other => BuildView::Stale {
+                phase: other.name(),
+                idle,
+            },
         }
     }
 
@@ -344,7 +363,10 @@ impl BuildView {
                 format!("build running ({phase}, updated {} ago)", human(*idle))
             }
             BuildView::Stale { phase, idle } => {
-                format!("build abandoned at {phase} (no progress for {})", human(*idle))
+                format!(
+                    "build abandoned at {phase} (no progress for {})",
+                    human(*idle)
+                )
             }
             BuildView::Succeeded => "build succeeded; temporary resource left behind".into(),
             BuildView::Failed => "build failed".into(),
@@ -424,11 +446,18 @@ fn plan_region(inv: RegionInventory, views: &Views, keep: Option<usize>) -> Vec<
                     (Action::Keep, format!("image {image} is made from it"))
                 }
                 _ => match freed_by.get(found.id.as_str()) {
-                    Some(image) => (Action::Delete, format!("behind image {image}, deleted with it")),
+                    Some(image) => (
+                        Action::Delete,
+                        format!("behind image {image}, deleted with it"),
+                    ),
                     None => (Action::Delete, view.reason()),
                 },
             };
-            Entry { found, action, reason }
+            Entry {
+                found,
+                action,
+                reason,
+            }
         })
         .collect();
     plan.append(&mut rest);
@@ -453,9 +482,16 @@ fn plan_images(images: Vec<Found>, views: &Views, keep: Option<usize>) -> Vec<En
             }
             _ if output => (Action::Keep, "finished image".to_string()),
             _ if facts.available => (Action::Delete, format!("image of a {}", view.reason())),
-            _ => (Action::Delete, format!("unfinished image; {}", view.reason())),
+            _ => (
+                Action::Delete,
+                format!("unfinished image; {}", view.reason()),
+            ),
         };
-        plan.push(Entry { found, action, reason });
+        plan.push(Entry {
+            found,
+            action,
+            reason,
+        });
     }
     for (family, mut members) in finished {
         // Newest first; ids break ties of equal (second-resolution) creation times.
@@ -466,11 +502,21 @@ fn plan_images(images: Vec<Found>, views: &Views, keep: Option<usize>) -> Vec<En
         let n = keep.unwrap_or(usize::MAX);
         for (rank, found) in members.into_iter().enumerate() {
             let (action, reason) = if rank < n {
-                (Action::Keep, format!("finished image, #{} newest of family {family}", rank + 1))
+                (
+                    Action::Keep,
+                    format!("finished image, #{} newest of family {family}", rank + 1),
+                )
             } else {
-                (Action::Delete, format!("--keep {n}: older than the newest {n} of family {family}"))
+                (
+                    Action::Delete,
+                    format!("--keep {n}: older than the newest {n} of family {family}"),
+                )
             };
-            plan.push(Entry { found, action, reason });
+            plan.push(Entry {
+                found,
+                action,
+                reason,
+            });
         }
     }
     plan
@@ -517,7 +563,10 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
     let opened = StateDir::open_as(&args.state_dir, "gc").and_then(|dir| {
         let store = Store::new(dir);
         let builds = store.list()?;
-        Ok(GcState { store: Some(store), builds })
+        Ok(GcState {
+            store: Some(store),
+            builds,
+        })
     });
     match opened {
         Ok(state) => Ok(state),
@@ -526,9 +575,15 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
                 "warning: {e}\nworking from cloud tags alone: every build counts as unknown \
                  (finished images are still kept)"
             ));
-            Ok(GcState { store: None, builds: Vec::new() })
+            Ok(GcState {
+                store: None,
+                builds: Vec::new(),
+            })
         }
-        Err(e) => Err(CommandError { code: exit::STATE, message: e.to_string() }),
+        Err(e) => Err(CommandError {
+            code: exit::STATE,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -558,7 +613,7 @@ fn connect(args: &GcArgs, region: &str) -> Result<Cloud, GcError> {
     }
     Cloud::from_config(config).map_err(|source| GcError::Connect {
         region: region.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -576,10 +631,16 @@ async fn delete(cloud: &Cloud, f: &Found) -> Result<(), CloudError> {
 }
 
 /// Carries out the plan in dependency order; returns the builds with a failed deletion.
-async fn execute(plan: &[Entry], clouds: &HashMap<String, Cloud>, out: &Printer) -> BTreeSet<String> {
+async fn execute(
+    plan: &[Entry],
+    clouds: &HashMap<String, Cloud>,
+    out: &Printer,
+) -> BTreeSet<String> {
     let mut failed = BTreeSet::new();
     for e in plan.iter().filter(|e| e.action == Action::Delete) {
-        let Some(cloud) = clouds.get(&e.found.region) else { continue };
+        let Some(cloud) = clouds.get(&e.found.region) else {
+            continue;
+        };
         match delete(cloud, &e.found).await {
             Ok(()) => out.entry("deleted", e, &e.reason),
             Err(err) => {
@@ -598,16 +659,29 @@ fn retire_builds(state: &GcState, plan: &[Entry], failed: &BTreeSet<String>, vie
     let cleaned: BTreeSet<&str> = plan
         .iter()
         .filter(|e| e.action == Action::Delete && !failed.contains(&e.found.build))
-        .filter(|e| matches!(views.get(&e.found.build), Some(BuildView::Failed | BuildView::Stale { .. })))
+        .filter(|e| {
+            matches!(
+                views.get(&e.found.build),
+                Some(BuildView::Failed | BuildView::Stale { .. })
+            )
+        })
         .map(|e| e.found.build.as_str())
         .collect();
     let keys = KeyStore::new(store.keys_dir());
-    for build in state.builds.iter().filter(|b| cleaned.contains(b.id.as_str())) {
+    for build in state
+        .builds
+        .iter()
+        .filter(|b| cleaned.contains(b.id.as_str()))
+    {
         let mut rec = build.clone();
         rec.phase = Phase::Cancelled;
-        let result = store
-            .put(&rec)
-            .and_then(|_| store.event(&rec.id, "gc", "resources deleted by `bakerd gc`; build cancelled"));
+        let result = store.put(&rec).and_then(|_| {
+            store.event(
+                &rec.id,
+                "gc",
+                "resources deleted by `bakerd gc`; build cancelled",
+            )
+        });
         if let Err(e) = result {
             tracing::warn!(build = %rec.id, error = %e, "cannot mark build cancelled after gc");
         }
@@ -631,13 +705,30 @@ fn prune(state: &GcState, age: Duration, yes: bool, out: &Printer) -> Result<usi
         if idle < age {
             continue;
         }
-        let reason = format!("{} record, last updated {} ago", b.phase.name(), human(idle));
+        let reason = format!(
+            "{} record, last updated {} ago",
+            b.phase.name(),
+            human(idle)
+        );
         if yes {
-            keys.delete(&b.id).map_err(|e| CommandError { code: exit::STATE, message: e.to_string() })?;
-            store.delete(&b.id).map_err(|e| CommandError { code: exit::STATE, message: e.to_string() })?;
+            keys.delete(&b.id).map_err(|e| CommandError {
+                code: exit::STATE,
+                message: e.to_string(),
+            })?;
+            store.delete(&b.id).map_err(|e| CommandError {
+                code: exit::STATE,
+                message: e.to_string(),
+            })?;
         }
         let verb = if yes { "pruned" } else { "would-prune" };
-        out.line(verb, "build-record", b.id.as_str(), b.id.as_str(), "-", &reason);
+        out.line(
+            verb,
+            "build-record",
+            b.id.as_str(),
+            b.id.as_str(),
+            "-",
+            &reason,
+        );
         pruned += 1;
     }
     Ok(pruned)
@@ -659,7 +750,11 @@ async fn plan_all(
     }
     // Dependency order across regions too: every instance before any key pair, and so on.
     plan.sort_by(|a, b| {
-        (a.found.kind, &a.found.region, &a.found.id).cmp(&(b.found.kind, &b.found.region, &b.found.id))
+        (a.found.kind, &a.found.region, &a.found.id).cmp(&(
+            b.found.kind,
+            &b.found.region,
+            &b.found.id,
+        ))
     });
     Ok((plan, clouds))
 }
@@ -677,7 +772,10 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
     let regions = regions(&args, &state.builds);
     let (plan, clouds) = plan_all(&args, &regions, &views)
         .await
-        .map_err(|e| CommandError { code: exit::CLOUD, message: e.to_string() })?;
+        .map_err(|e| CommandError {
+            code: exit::CLOUD,
+            message: e.to_string(),
+        })?;
     let doomed = plan.iter().filter(|e| e.action == Action::Delete).count();
     for e in plan.iter().filter(|e| e.action == Action::Keep) {
         out.entry("keep", e, &e.reason);
@@ -696,10 +794,21 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
         None => 0,
     };
     summarize(&args, &regions, doomed, plan.len() - doomed, pruned, &out);
-    Ok(if failed.is_empty() { exit::OK } else { exit::CLOUD })
+    Ok(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::CLOUD
+    })
 }
 
-fn summarize(args: &GcArgs, regions: &[String], doomed: usize, kept: usize, pruned: usize, out: &Printer) {
+fn summarize(
+    args: &GcArgs,
+    regions: &[String],
+    doomed: usize,
+    kept: usize,
+    pruned: usize,
+    out: &Printer,
+) {
     let regions = regions.join(",");
     let message = if args.yes {
         format!("gc ({regions}): deleted {doomed} resources, kept {kept}, pruned {pruned} build records")
