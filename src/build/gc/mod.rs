@@ -33,28 +33,23 @@
 //! snapshots), then the remaining snapshots. Without `--yes` nothing is deleted: one line per
 //! resource says what would happen and why.
 
+mod inventory;
+mod plan;
+
 use super::cloud::{Cloud, CloudError};
 use super::commands::{exit, CommandError};
 use super::keys::KeyStore;
 use super::phase::Phase;
 use super::state::{StateDir, StateError, Timestamp};
 use super::store::{Build, Store};
-use crate::client::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
-use crate::client::api::instances::DescribeInstances;
-use crate::client::api::keypairs::DescribeKeyPairs;
-use crate::client::api::network::DescribeSecurityGroups;
-use crate::client::api::storage::DescribeSnapshots;
-use crate::client::api::tags::ListTagResources;
-use crate::client::{ClientConfig, ClientError, Tag};
+use crate::client::{ClientConfig, ClientError};
+use inventory::{list_region, Found, Kind};
+use plan::{human, plan_region, Action, BuildView, Entry, Views};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Tag every bakerd resource carries.
-const MANAGED_TAG: (&str, &str) = ("bakerd:managed", "true");
-/// Tag naming the build that created a resource.
-const BUILD_TAG: &str = "bakerd:build-id";
 /// Region used when neither `--region` nor the state names one.
 const DEFAULT_REGION: &str = "cn-hangzhou";
 /// Pause between retries of a deletion blocked by a dependency.
@@ -135,391 +130,6 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs(n * secs))
-}
-
-/// Kinds of resources, in deletion order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    Instance,
-    KeyPair,
-    SecurityGroup,
-    VSwitch,
-    Vpc,
-    Image,
-    Snapshot,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Instance => "instance",
-            Kind::KeyPair => "key-pair",
-            Kind::SecurityGroup => "security-group",
-            Kind::VSwitch => "vswitch",
-            Kind::Vpc => "vpc",
-            Kind::Image => "image",
-            Kind::Snapshot => "snapshot",
-        }
-    }
-}
-
-/// What an image needs for the decision.
-#[derive(Debug, Clone, Default)]
-struct ImageFacts {
-    family: String,
-    created: String,
-    available: bool,
-    snapshots: Vec<String>,
-}
-
-/// One bakerd-tagged resource found in the cloud.
-#[derive(Debug, Clone)]
-struct Found {
-    kind: Kind,
-    id: String,
-    region: String,
-    build: String,
-    image: Option<ImageFacts>,
-}
-
-/// Everything gc learnt about one region.
-#[derive(Debug, Default)]
-struct RegionInventory {
-    found: Vec<Found>,
-    /// Every own image (tagged or not) → the snapshots it is made from.
-    image_snapshots: HashMap<String, Vec<String>>,
-}
-
-/// The bakerd build id on a tagged resource, if it is bakerd's.
-fn bakerd_build(tags: &[Tag]) -> Option<String> {
-    let managed = tags
-        .iter()
-        .any(|t| t.key == MANAGED_TAG.0 && t.value == MANAGED_TAG.1);
-    let build = tags.iter().find(|t| t.key == BUILD_TAG)?;
-    (managed && !build.value.is_empty()).then(|| build.value.clone())
-}
-
-fn managed_filter() -> Vec<Tag> {
-    vec![Tag::new(MANAGED_TAG.0, MANAGED_TAG.1)]
-}
-
-impl RegionInventory {
-    fn push(&mut self, kind: Kind, id: String, region: &str, tags: &[Tag]) {
-        if let Some(build) = bakerd_build(tags) {
-            self.found.push(Found {
-                kind,
-                id,
-                region: region.to_string(),
-                build,
-                image: None,
-            });
-        }
-    }
-}
-
-/// Lists every bakerd resource of one region, plus every own image's snapshots.
-async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcError> {
-    let region = cloud.region().to_string();
-    let client = cloud.client();
-    let fail = |kind| {
-        let region = region.clone();
-        move |source: ClientError| GcError::List {
-            kind,
-            region,
-            source: Box::new(source),
-        }
-    };
-    let mut inv = RegionInventory::default();
-    let mut req = DescribeInstances::in_region(&region);
-    req.tags = managed_filter();
-    for i in client.list_all(req).await.map_err(fail("instance"))? {
-        inv.push(Kind::Instance, i.instance_id, &region, &i.tags);
-    }
-    let req = DescribeKeyPairs {
-        region_id: region.clone(),
-        tags: managed_filter(),
-        ..Default::default()
-    };
-    for k in client.list_all(req).await.map_err(fail("key pair"))? {
-        inv.push(Kind::KeyPair, k.key_pair_name, &region, &k.tags);
-    }
-    let req = DescribeSecurityGroups {
-        region_id: region.clone(),
-        tags: managed_filter(),
-        ..Default::default()
-    };
-    for g in client.list_all(req).await.map_err(fail("security group"))? {
-        inv.push(Kind::SecurityGroup, g.security_group_id, &region, &g.tags);
-    }
-    for (kind, rtype) in [(Kind::VSwitch, "vswitch"), (Kind::Vpc, "vpc")] {
-        for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
-            inv.push(kind, id, &region, &tags);
-        }
-    }
-    let req = DescribeSnapshots {
-        region_id: region.clone(),
-        tags: managed_filter(),
-        ..Default::default()
-    };
-    for s in client.list_all(req).await.map_err(fail("snapshot"))? {
-        inv.push(Kind::Snapshot, s.snapshot_id, &region, &s.tags);
-    }
-    list_images(cloud, &mut inv).await.map_err(fail("image"))?;
-    Ok(inv)
-}
-
-/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: VPCs
-/// and vSwitches have no tag filter on their Describe actions).
-async fn list_tagged(
-    cloud: &Cloud,
-    rtype: &str,
-) -> Result<BTreeMap<String, Vec<Tag>>, ClientError> {
-    let req = ListTagResources {
-        region_id: cloud.region().to_string(),
-        resource_type: rtype.to_string(),
-        tags: managed_filter(),
-        ..Default::default()
-    };
-    let mut by_id: BTreeMap<String, Vec<Tag>> = BTreeMap::new();
-    for row in cloud.client().list_all(req).await? {
-        by_id
-            .entry(row.resource_id)
-            .or_default()
-            .push(Tag::new(row.tag_key, row.tag_value));
-    }
-    Ok(by_id)
-}
-
-/// Every own image in any status: bakerd's go into `found`, all into `image_snapshots`.
-async fn list_images(cloud: &Cloud, inv: &mut RegionInventory) -> Result<(), ClientError> {
-    let req = DescribeImages {
-        region_id: cloud.region().to_string(),
-        image_owner_alias: Some("self".into()),
-        status: Some(ALL_IMAGE_STATUSES.into()),
-        ..Default::default()
-    };
-    let images: Vec<Image> = cloud.client().list_all(req).await?;
-    for image in images {
-        let snapshots: Vec<String> = image
-            .disk_device_mappings
-            .iter()
-            .map(|m| m.snapshot_id.clone())
-            .filter(|s| !s.is_empty())
-            .collect();
-        inv.image_snapshots
-            .insert(image.image_id.clone(), snapshots.clone());
-        if let Some(build) = bakerd_build(&image.tags) {
-            inv.found.push(Found {
-                kind: Kind::Image,
-                id: image.image_id.clone(),
-                region: cloud.region().to_string(),
-                build,
-                image: Some(ImageFacts {
-                    family: image.image_family.clone(),
-                    created: image.creation_time.clone(),
-                    available: image.status.as_str() == "Available",
-                    snapshots,
-                }),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// How gc sees the build that created a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BuildView {
-    Running { phase: &'static str, idle: Duration },
-    Stale { phase: &'static str, idle: Duration },
-    Succeeded,
-    Failed,
-    Cancelled,
-    Unknown,
-}
-
-impl BuildView {
-    /// Classifies a recorded build (the rule in the module docs).
-    fn of(build: &Build, older_than: Duration, now: Timestamp) -> BuildView {
-        let idle = Duration::from_millis(now.millis_since(build.updated_at).max(0) as u64);
-        match &build.phase {
-            Phase::Succeeded => BuildView::Succeeded,
-            Phase::Failed { .. } => BuildView::Failed,
-            Phase::Cancelled => BuildView::Cancelled,
-            other if idle < older_than => BuildView::Running {
-                phase: other.name(),
-                idle,
-            },
-            other => BuildView::Stale {
-                phase: other.name(),
-                idle,
-            },
-        }
-    }
-
-    /// Why a (temporary or unfinished) resource of this build goes.
-    fn reason(&self) -> String {
-        match self {
-            BuildView::Running { phase, idle } => {
-                format!("build running ({phase}, updated {} ago)", human(*idle))
-            }
-            BuildView::Stale { phase, idle } => {
-                format!(
-                    "build abandoned at {phase} (no progress for {})",
-                    human(*idle)
-                )
-            }
-            BuildView::Succeeded => "build succeeded; temporary resource left behind".into(),
-            BuildView::Failed => "build failed".into(),
-            BuildView::Cancelled => "build cancelled".into(),
-            BuildView::Unknown => "build unknown to this state dir".into(),
-        }
-    }
-}
-
-/// `3d4h`, `25m`, `12s`: enough precision for reasons.
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-/// What gc does with one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Delete,
-    Keep,
-}
-
-/// One line of the plan.
-#[derive(Debug, Clone)]
-struct Entry {
-    found: Found,
-    action: Action,
-    reason: String,
-}
-
-/// The builds recorded in the state dir, by id (empty when the state is damaged).
-type Views = HashMap<String, BuildView>;
-
-fn view_of<'a>(views: &'a Views, build: &str) -> &'a BuildView {
-    views.get(build).unwrap_or(&BuildView::Unknown)
-}
-
-/// Decides every resource of one region: first images (with `--keep`), then snapshots (kept
-/// while a kept image uses them), then the temporary resources.
-fn plan_region(inv: RegionInventory, views: &Views, keep: Option<usize>) -> Vec<Entry> {
-    let (images, others): (Vec<Found>, Vec<Found>) =
-        inv.found.into_iter().partition(|f| f.kind == Kind::Image);
-    let mut plan = plan_images(images, views, keep);
-    let deleted_images: BTreeSet<&str> = plan
-        .iter()
-        .filter(|e| e.action == Action::Delete)
-        .map(|e| e.found.id.as_str())
-        .collect();
-    let freed_by: HashMap<&str, &str> = plan
-        .iter()
-        .filter(|e| e.action == Action::Delete)
-        .flat_map(|e| {
-            let snapshots = e.found.image.iter().flat_map(|i| i.snapshots.iter());
-            snapshots.map(move |s| (s.as_str(), e.found.id.as_str()))
-        })
-        .collect();
-    let mut used_by: HashMap<&str, &str> = HashMap::new();
-    for (image, snapshots) in &inv.image_snapshots {
-        if !deleted_images.contains(image.as_str()) {
-            for s in snapshots {
-                used_by.insert(s.as_str(), image.as_str());
-            }
-        }
-    }
-    let mut rest: Vec<Entry> = others
-        .into_iter()
-        .map(|found| {
-            let view = view_of(views, &found.build);
-            let (action, reason) = match (view, used_by.get(found.id.as_str())) {
-                (BuildView::Running { .. }, _) => (Action::Keep, view.reason()),
-                (_, Some(image)) if found.kind == Kind::Snapshot => {
-                    (Action::Keep, format!("image {image} is made from it"))
-                }
-                _ => match freed_by.get(found.id.as_str()) {
-                    Some(image) => (
-                        Action::Delete,
-                        format!("behind image {image}, deleted with it"),
-                    ),
-                    None => (Action::Delete, view.reason()),
-                },
-            };
-            Entry {
-                found,
-                action,
-                reason,
-            }
-        })
-        .collect();
-    plan.append(&mut rest);
-    plan.sort_by(|a, b| (a.found.kind, &a.found.id).cmp(&(b.found.kind, &b.found.id)));
-    plan
-}
-
-/// Images: running builds' are kept; finished outputs are kept except beyond `--keep N` of
-/// their family; every other image is deleted.
-fn plan_images(images: Vec<Found>, views: &Views, keep: Option<usize>) -> Vec<Entry> {
-    let mut plan = Vec::new();
-    let mut finished: BTreeMap<String, Vec<Found>> = BTreeMap::new();
-    for found in images {
-        let view = view_of(views, &found.build);
-        let facts = found.image.clone().unwrap_or_default();
-        let output = facts.available && !matches!(view, BuildView::Failed | BuildView::Cancelled);
-        let (action, reason) = match view {
-            BuildView::Running { .. } => (Action::Keep, view.reason()),
-            _ if output && keep.is_some() && !facts.family.is_empty() => {
-                finished.entry(facts.family).or_default().push(found);
-                continue;
-            }
-            _ if output => (Action::Keep, "finished image".to_string()),
-            _ if facts.available => (Action::Delete, format!("image of a {}", view.reason())),
-            _ => (
-                Action::Delete,
-                format!("unfinished image; {}", view.reason()),
-            ),
-        };
-        plan.push(Entry {
-            found,
-            action,
-            reason,
-        });
-    }
-    for (family, mut members) in finished {
-        // Newest first; ids break ties of equal (second-resolution) creation times.
-        members.sort_by(|a, b| {
-            let key = |f: &Found| (f.image.as_ref().map(|i| i.created.clone()), f.id.clone());
-            key(b).cmp(&key(a))
-        });
-        let n = keep.unwrap_or(usize::MAX);
-        for (rank, found) in members.into_iter().enumerate() {
-            let (action, reason) = if rank < n {
-                (
-                    Action::Keep,
-                    format!("finished image, #{} newest of family {family}", rank + 1),
-                )
-            } else {
-                (
-                    Action::Delete,
-                    format!("--keep {n}: older than the newest {n} of family {family}"),
-                )
-            };
-            plan.push(Entry {
-                found,
-                action,
-                reason,
-            });
-        }
-    }
-    plan
 }
 
 /// Prints plan lines as text or JSON.
@@ -824,5 +434,20 @@ fn summarize(
         println!("{event}");
     } else {
         out.note(&message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_with_units_and_reject_garbage() {
+        assert_eq!(parse_age("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(604_800)));
+        assert!(parse_age("1w").is_err());
+        assert!(parse_age("h").is_err());
     }
 }
