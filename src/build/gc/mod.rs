@@ -404,6 +404,16 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
         None => 0,
     };
     summarize(&args, &regions, doomed, plan.len() - doomed, pruned, &out);
+    if !failed.is_empty() {
+        let builds: Vec<String> = failed.into_iter().collect();
+        out.note(&format!(
+            "some deletions FAILED (builds {}; see the FAILED lines): rerun `bakerd gc --yes`, \
+             deletions are idempotent",
+            builds.join(", ")
+        ));
+        return Ok(exit::CLOUD);
+    }
+    Ok(exit::OK)
     Ok(if failed.is_empty() {
         exit::OK
     } else {
@@ -421,7 +431,7 @@ fn summarize(
 ) {
     let regions = regions.join(",");
     let message = if args.yes {
-        format!("gc ({regions}): deleted {doomed} resources, kept {kept}, pruned {pruned} build records")
+        format!("gc ({regions}): {doomed} resources to delete, kept {kept}, pruned {pruned} build records")
     } else {
         format!(
             "gc ({regions}): dry run: {doomed} resources would be deleted, {kept} kept, {pruned} \
