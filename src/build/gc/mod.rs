@@ -414,11 +414,6 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
         return Ok(exit::CLOUD);
     }
     Ok(exit::OK)
-    Ok(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::CLOUD
-    })
 }
 
 fn summarize(
