@@ -29,6 +29,9 @@ pub enum Command {
     Show(build::BuildArgs),
     /// Stop a build and delete everything it created.
     Cancel(build::BuildArgs),
+    /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
+    /// old build records.
+    Gc(crate::build::gc::GcArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
     /// Print the bakerd YAML spec equivalent to a Packer JSON template (secrets as env references).
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
             quiet_broken_pipe();
             crate::spec::source::run_convert(args)
         }
+        Command::Gc(args) => finish(block_on(crate::build::gc::gc(args))),
     }
 }
 

@@ -116,7 +116,7 @@ fn explicit_credentials(spec: &Spec, env: &Env) -> ExplicitCredentials {
             explicit.access_key_id = Some(id.clone());
             explicit.access_key_secret = match secret {
                 SecretSource::Env(var) => env.get(var).map(crate::client::Secret::new),
-                SecretSource::Inline(s) => Some(crate::client::Secret::new(s.expose())),
+                SecretSource::Inline(s) => Some(s.clone()),
             };
             explicit.security_token = security_token_env
                 .as_ref()

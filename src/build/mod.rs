@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod cloud;
 pub mod commands;
 pub mod crash;
+pub mod gc;
 pub mod keys;
 pub mod output;
 pub mod phase;

@@ -1,0 +1,209 @@
+//! Listing bakerd's resources in one region, from their tags.
+
+use super::GcError;
+use crate::build::cloud::Cloud;
+use crate::client::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
+use crate::client::api::instances::DescribeInstances;
+use crate::client::api::keypairs::DescribeKeyPairs;
+use crate::client::api::network::DescribeSecurityGroups;
+use crate::client::api::storage::DescribeSnapshots;
+use crate::client::api::tags::ListTagResources;
+use crate::client::{ClientError, Tag};
+use std::collections::{BTreeMap, HashMap};
+
+/// Tag every bakerd resource carries.
+const MANAGED_TAG: (&str, &str) = ("bakerd:managed", "true");
+/// Tag naming the build that created a resource.
+const BUILD_TAG: &str = "bakerd:build-id";
+
+/// Kinds of resources, in deletion order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Kind {
+    Instance,
+    KeyPair,
+    SecurityGroup,
+    VSwitch,
+    Vpc,
+    Image,
+    Snapshot,
+}
+
+impl Kind {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Kind::Instance => "instance",
+            Kind::KeyPair => "key-pair",
+            Kind::SecurityGroup => "security-group",
+            Kind::VSwitch => "vswitch",
+            Kind::Vpc => "vpc",
+            Kind::Image => "image",
+            Kind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// What an image needs for the decision.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ImageFacts {
+    pub(super) family: String,
+    pub(super) created: String,
+    pub(super) available: bool,
+    pub(super) snapshots: Vec<String>,
+}
+
+/// One bakerd-tagged resource found in the cloud.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub(super) kind: Kind,
+    pub(super) id: String,
+    pub(super) region: String,
+    pub(super) build: String,
+    pub(super) image: Option<ImageFacts>,
+}
+
+/// Everything gc learnt about one region.
+#[derive(Debug, Default)]
+pub(super) struct RegionInventory {
+    pub(super) found: Vec<Found>,
+    /// Every own image (tagged or not) → the snapshots it is made from.
+    pub(super) image_snapshots: HashMap<String, Vec<String>>,
+}
+
+/// The bakerd build id on a tagged resource, if it is bakerd's.
+pub(super) fn bakerd_build(tags: &[Tag]) -> Option<String> {
+    let managed = tags
+        .iter()
+        .any(|t| t.key == MANAGED_TAG.0 && t.value == MANAGED_TAG.1);
+    let build = tags.iter().find(|t| t.key == BUILD_TAG)?;
+    (managed && !build.value.is_empty()).then(|| build.value.clone())
+}
+
+pub(super) fn managed_filter() -> Vec<Tag> {
+    vec![Tag::new(MANAGED_TAG.0, MANAGED_TAG.1)]
+}
+
+impl RegionInventory {
+    fn push(&mut self, kind: Kind, id: String, region: &str, tags: &[Tag]) {
+        if let Some(build) = bakerd_build(tags) {
+            self.found.push(Found {
+                kind,
+                id,
+                region: region.to_string(),
+                build,
+                image: None,
+            });
+        }
+    }
+}
+
+/// Lists every bakerd resource of one region, plus every own image's snapshots.
+pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcError> {
+    let region = cloud.region().to_string();
+    let client = cloud.client();
+    let fail = |kind| {
+        let region = region.clone();
+        move |source: ClientError| GcError::List {
+            kind,
+            region,
+            source: Box::new(source),
+        }
+    };
+    let mut inv = RegionInventory::default();
+    let mut req = DescribeInstances::in_region(&region);
+    req.tags = managed_filter();
+    for i in client.list_all(req).await.map_err(fail("instance"))? {
+        inv.push(Kind::Instance, i.instance_id, &region, &i.tags);
+    }
+    let req = DescribeKeyPairs {
+        region_id: region.clone(),
+        tags: managed_filter(),
+        ..Default::default()
+    };
+    for k in client.list_all(req).await.map_err(fail("key pair"))? {
+        inv.push(Kind::KeyPair, k.key_pair_name, &region, &k.tags);
+    }
+    let req = DescribeSecurityGroups {
+        region_id: region.clone(),
+        tags: managed_filter(),
+        ..Default::default()
+    };
+    for g in client.list_all(req).await.map_err(fail("security group"))? {
+        inv.push(Kind::SecurityGroup, g.security_group_id, &region, &g.tags);
+    }
+    for (kind, rtype) in [(Kind::VSwitch, "vswitch"), (Kind::Vpc, "vpc")] {
+        for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
+            inv.push(kind, id, &region, &tags);
+        }
+    }
+    let req = DescribeSnapshots {
+        region_id: region.clone(),
+        tags: managed_filter(),
+        ..Default::default()
+    };
+    for s in client.list_all(req).await.map_err(fail("snapshot"))? {
+        inv.push(Kind::Snapshot, s.snapshot_id, &region, &s.tags);
+    }
+    list_images(cloud, &mut inv).await.map_err(fail("image"))?;
+    Ok(inv)
+}
+
+/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: VPCs
+/// and vSwitches have no tag filter on their Describe actions).
+pub(super) async fn list_tagged(
+    cloud: &Cloud,
+    rtype: &str,
+) -> Result<BTreeMap<String, Vec<Tag>>, ClientError> {
+    let req = ListTagResources {
+        region_id: cloud.region().to_string(),
+        resource_type: rtype.to_string(),
+        tags: managed_filter(),
+        ..Default::default()
+    };
+    let mut by_id: BTreeMap<String, Vec<Tag>> = BTreeMap::new();
+    for row in cloud.client().list_all(req).await? {
+        by_id
+            .entry(row.resource_id)
+            .or_default()
+            .push(Tag::new(row.tag_key, row.tag_value));
+    }
+    Ok(by_id)
+}
+
+/// Every own image in any status: bakerd's go into `found`, all into `image_snapshots`.
+pub(super) async fn list_images(
+    cloud: &Cloud,
+    inv: &mut RegionInventory,
+) -> Result<(), ClientError> {
+    let req = DescribeImages {
+        region_id: cloud.region().to_string(),
+        image_owner_alias: Some("self".into()),
+        status: Some(ALL_IMAGE_STATUSES.into()),
+        ..Default::default()
+    };
+    let images: Vec<Image> = cloud.client().list_all(req).await?;
+    for image in images {
+        let snapshots: Vec<String> = image
+            .disk_device_mappings
+            .iter()
+            .map(|m| m.snapshot_id.clone())
+            .filter(|s| !s.is_empty())
+            .collect();
+        inv.image_snapshots
+            .insert(image.image_id.clone(), snapshots.clone());
+        if let Some(build) = bakerd_build(&image.tags) {
+            inv.found.push(Found {
+                kind: Kind::Image,
+                id: image.image_id.clone(),
+                region: cloud.region().to_string(),
+                build,
+                image: Some(ImageFacts {
+                    family: image.image_family.clone(),
+                    created: image.creation_time.clone(),
+                    available: image.status.as_str() == "Available",
+                    snapshots,
+                }),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The rule (see the module docs of [`super`]): which resources go, which stay, and why.
+
+use super::inventory::{Found, Kind, RegionInventory};
+use crate::build::phase::Phase;
+use crate::build::state::Timestamp;
+use crate::build::store::Build;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// How gc sees the build that created a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum BuildView {
+    Running { phase: &'static str, idle: Duration },
+    Stale { phase: &'static str, idle: Duration },
+    Succeeded,
+    Failed,
+    Cancelled,
+    Unknown,
+}
+
+impl BuildView {
+    /// Classifies a recorded build (the rule in the module docs).
+    pub(super) fn of(build: &Build, older_than: Duration, now: Timestamp) -> BuildView {
+        let idle = Duration::from_millis(now.millis_since(build.updated_at).max(0) as u64);
+        match &build.phase {
+            Phase::Succeeded => BuildView::Succeeded,
+            Phase::Failed { .. } => BuildView::Failed,
+            Phase::Cancelled => BuildView::Cancelled,
+            other if idle < older_than => BuildView::Running {
+                phase: other.name(),
+                idle,
+            },
+            other => BuildView::Stale {
+                phase: other.name(),
+                idle,
+            },
+        }
+    }
+
+    /// Why a (temporary or unfinished) resource of this build goes.
+    pub(super) fn reason(&self) -> String {
+        match self {
+            BuildView::Running { phase, idle } => {
+                format!("build running ({phase}, updated {} ago)", human(*idle))
+            }
+            BuildView::Stale { phase, idle } => {
+                format!(
+                    "build abandoned at {phase} (no progress for {})",
+                    human(*idle)
+                )
+            }
+            BuildView::Succeeded => "build succeeded; temporary resource left behind".into(),
+            BuildView::Failed => "build failed".into(),
+            BuildView::Cancelled => "build cancelled".into(),
+            BuildView::Unknown => "build unknown to this state dir".into(),
+        }
+    }
+}
+
+/// `3d4h`, `25m`, `12s`: enough precision for reasons.
+pub(super) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// What gc does with one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Delete,
+    Keep,
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) found: Found,
+    pub(super) action: Action,
+    pub(super) reason: String,
+}
+
+/// The builds recorded in the state dir, by id (empty when the state is damaged).
+pub(super) type Views = HashMap<String, BuildView>;
+
+pub(super) fn view_of<'a>(views: &'a Views, build: &str) -> &'a BuildView {
+    views.get(build).unwrap_or(&BuildView::Unknown)
+}
+
+/// Decides every resource of one region: first images (with `--keep`), then snapshots (kept
+/// while a kept image uses them), then the temporary resources.
+pub(super) fn plan_region(inv: RegionInventory, views: &Views, keep: Option<usize>) -> Vec<Entry> {
+    let (images, others): (Vec<Found>, Vec<Found>) =
+        inv.found.into_iter().partition(|f| f.kind == Kind::Image);
+    let mut plan = plan_images(images, views, keep);
+    let deleted_images: BTreeSet<&str> = plan
+        .iter()
+        .filter(|e| e.action == Action::Delete)
+        .map(|e| e.found.id.as_str())
+        .collect();
+    let freed_by: HashMap<&str, &str> = plan
+        .iter()
+        .filter(|e| e.action == Action::Delete)
+        .flat_map(|e| {
+            let snapshots = e.found.image.iter().flat_map(|i| i.snapshots.iter());
+            snapshots.map(move |s| (s.as_str(), e.found.id.as_str()))
+        })
+        .collect();
+    let mut used_by: HashMap<&str, &str> = HashMap::new();
+    for (image, snapshots) in &inv.image_snapshots {
+        if !deleted_images.contains(image.as_str()) {
+            for s in snapshots {
+                used_by.insert(s.as_str(), image.as_str());
+            }
+        }
+    }
+    let mut rest: Vec<Entry> = others
+        .into_iter()
+        .map(|found| {
+            let view = view_of(views, &found.build);
+            let (action, reason) = match (view, used_by.get(found.id.as_str())) {
+                (BuildView::Running { .. }, _) => (Action::Keep, view.reason()),
+                (_, Some(image)) if found.kind == Kind::Snapshot => {
+                    (Action::Keep, format!("image {image} is made from it"))
+                }
+                _ => match freed_by.get(found.id.as_str()) {
+                    Some(image) => (
+                        Action::Delete,
+                        format!("behind image {image}, deleted with it"),
+                    ),
+                    None => (Action::Delete, view.reason()),
+                },
+            };
+            Entry {
+                found,
+                action,
+                reason,
+            }
+        })
+        .collect();
+    plan.append(&mut rest);
+    plan.sort_by(|a, b| (a.found.kind, &a.found.id).cmp(&(b.found.kind, &b.found.id)));
+    plan
+}
+
+/// Images: running builds' are kept; finished outputs are kept except beyond `--keep N` of
+/// their family; every other image is deleted.
+pub(super) fn plan_images(images: Vec<Found>, views: &Views, keep: Option<usize>) -> Vec<Entry> {
+    let mut plan = Vec::new();
+    let mut finished: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    for found in images {
+        let view = view_of(views, &found.build);
+        let facts = found.image.clone().unwrap_or_default();
+        let output = facts.available && !matches!(view, BuildView::Failed | BuildView::Cancelled);
+        let (action, reason) = match view {
+            BuildView::Running { .. } => (Action::Keep, view.reason()),
+            _ if output && keep.is_some() && !facts.family.is_empty() => {
+                finished.entry(facts.family).or_default().push(found);
+                continue;
+            }
+            _ if output => (Action::Keep, "finished image".to_string()),
+            _ if facts.available => (Action::Delete, format!("image of a {}", view.reason())),
+            _ => (
+                Action::Delete,
+                format!("unfinished image; {}", view.reason()),
+            ),
+        };
+        plan.push(Entry {
+            found,
+            action,
+            reason,
+        });
+    }
+    for (family, mut members) in finished {
+        // Newest first; ids break ties of equal (second-resolution) creation times.
+        members.sort_by(|a, b| {
+            let key = |f: &Found| (f.image.as_ref().map(|i| i.created.clone()), f.id.clone());
+            key(b).cmp(&key(a))
+        });
+        let n = keep.unwrap_or(usize::MAX);
+        for (rank, found) in members.into_iter().enumerate() {
+            let (action, reason) = if rank < n {
+                (
+                    Action::Keep,
+                    format!("finished image, #{} newest of family {family}", rank + 1),
+                )
+            } else {
+                (
+                    Action::Delete,
+                    format!("--keep {n}: older than the newest {n} of family {family}"),
+                )
+            };
+            plan.push(Entry {
+                found,
+                action,
+                reason,
+            });
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inventory::ImageFacts;
+    use super::*;
+
+    fn found(kind: Kind, id: &str, build: &str) -> Found {
+        Found {
+            kind,
+            id: id.into(),
+            region: "cn-hangzhou".into(),
+            build: build.into(),
+            image: None,
+        }
+    }
+
+    fn image(id: &str, build: &str, created: &str, snapshot: &str, available: bool) -> Found {
+        let mut f = found(Kind::Image, id, build);
+        f.image = Some(ImageFacts {
+            family: "fam".into(),
+            created: created.into(),
+            available,
+            snapshots: vec![snapshot.into()],
+        });
+        f
+    }
+
+    fn inventory(found: Vec<Found>) -> RegionInventory {
+        let mut inv = RegionInventory::default();
+        for f in &found {
+            if let Some(facts) = &f.image {
+                inv.image_snapshots
+                    .insert(f.id.clone(), facts.snapshots.clone());
+            }
+        }
+        inv.found = found;
+        inv
+    }
+
+    fn action_of(plan: &[Entry], id: &str) -> Action {
+        plan.iter()
+            .find(|e| e.found.id == id)
+            .map(|e| e.action)
+            .expect(id)
+    }
+
+    #[test]
+    fn a_running_build_is_untouched_and_an_unknown_builds_finished_image_is_kept() {
+        let running = BuildView::Running {
+            phase: "prepared",
+            idle: Duration::ZERO,
+        };
+        let views: Views = [("b-run".to_string(), running)].into();
+        let inv = inventory(vec![
+            found(Kind::Instance, "i-run", "b-run"),
+            found(Kind::Instance, "i-lost", "b-lost"),
+            image("m-lost", "b-lost", "2024-01-01T00:00:00Z", "s-lost", true),
+            found(Kind::Snapshot, "s-lost", "b-lost"),
+            found(Kind::Snapshot, "s-orphan", "b-lost"),
+        ]);
+        let plan = plan_region(inv, &views, None);
+        assert_eq!(action_of(&plan, "i-run"), Action::Keep);
+        assert_eq!(action_of(&plan, "i-lost"), Action::Delete);
+        assert_eq!(action_of(&plan, "m-lost"), Action::Keep);
+        assert_eq!(action_of(&plan, "s-lost"), Action::Keep);
+        assert_eq!(action_of(&plan, "s-orphan"), Action::Delete);
+    }
+
+    #[test]
+    fn keep_n_evicts_the_oldest_images_of_a_family_with_their_snapshots() {
+        let views: Views = [("b-1".to_string(), BuildView::Succeeded)].into();
+        let times = [
+            "2024-01-01T00:00:01Z",
+            "2024-01-01T00:00:03Z",
+            "2024-01-01T00:00:02Z",
+        ];
+        let mut found = Vec::new();
+        for (i, t) in times.iter().enumerate() {
+            found.push(image(&format!("m-{i}"), "b-1", t, &format!("s-{i}"), true));
+            found.push(self::found(Kind::Snapshot, &format!("s-{i}"), "b-1"));
+        }
+        let plan = plan_region(inventory(found), &views, Some(2));
+        assert_eq!(action_of(&plan, "m-0"), Action::Delete);
+        assert_eq!(action_of(&plan, "s-0"), Action::Delete);
+        for kept in ["m-1", "s-1", "m-2", "s-2"] {
+            assert_eq!(action_of(&plan, kept), Action::Keep, "{kept}");
+        }
+    }
+
+    #[test]
+    fn a_failed_builds_image_goes_but_a_snapshot_used_by_another_image_stays() {
+        let views: Views = [("b-f".to_string(), BuildView::Failed)].into();
+        let mut inv = inventory(vec![
+            image("m-f", "b-f", "2024-01-01T00:00:00Z", "s-f", true),
+            found(Kind::Snapshot, "s-f", "b-f"),
+            found(Kind::Snapshot, "s-shared", "b-f"),
+        ]);
+        // An untagged image someone made from the failed build's snapshot.
+        inv.image_snapshots
+            .insert("m-theirs".into(), vec!["s-shared".into()]);
+        let plan = plan_region(inv, &views, None);
+        assert_eq!(action_of(&plan, "m-f"), Action::Delete);
+        assert_eq!(action_of(&plan, "s-f"), Action::Delete);
+        assert_eq!(action_of(&plan, "s-shared"), Action::Keep);
+    }
+
+    #[test]
+    fn only_non_terminal_builds_idle_less_than_the_threshold_are_running() {
+        let now = Timestamp(10_000_000);
+        let mut b = Build::new(
+            crate::build::state::BuildId::generate(),
+            serde_json::json!({}),
+            Phase::InstanceRunning,
+        );
+        b.updated_at = Timestamp(now.0 - 60_000);
+        let hour = Duration::from_secs(3600);
+        assert!(matches!(
+            BuildView::of(&b, hour, now),
+            BuildView::Running { .. }
+        ));
+        assert!(matches!(
+            BuildView::of(&b, Duration::from_secs(30), now),
+            BuildView::Stale { .. }
+        ));
+        b.phase = Phase::Succeeded;
+        assert_eq!(BuildView::of(&b, hour, now), BuildView::Succeeded);
+    }
+}
