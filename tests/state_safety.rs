@@ -140,7 +140,7 @@ async fn a_truncated_or_corrupted_state_dir_gives_a_clear_error_and_no_panic() {
         damage(&dir, how);
         for args in [vec!["status"], vec!["resume", id.as_str()], vec!["show", id.as_str()]] {
             let r = harness::run(ws.command(&dir, &args)).await;
-            println!("damaged state [{how}] `bakerd {}` → exit {:?}: {}", args.join(" "), r.code(), r.stderr.trim());
+            println!("damaged state [{how}] `bakerd {}` → exit {:?}: {}", args.join(" "), r.code(), r.stderr.trim().lines().last().unwrap_or(""));
             assert!(!r.stderr.contains("panicked"), "{how}: bakerd {args:?} panicked:\n{}", r.stderr);
             assert_eq!(r.code(), Some(3), "{how}: bakerd {args:?} should fail with exit 3: {r:?}");
             assert!(
