@@ -20,7 +20,10 @@ use harness::{Run, Workspace};
 use rand::{Rng, SeedableRng};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// How a run of bakerd is interrupted.
@@ -73,7 +76,11 @@ async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outc
     let state = ws.state_dir();
     let spec = &ws.spec_file(&harness::small_spec(&format!("crash-{}", ws.unique())));
     let applied = case.apply.run(ws.apply(&state, spec)).await;
-    assert!(!applied.stderr.contains("panicked"), "apply panicked: {}", applied.stderr);
+    assert!(
+        !applied.stderr.contains("panicked"),
+        "apply panicked: {}",
+        applied.stderr
+    );
     if applied.killed() {
         out.kills += 1;
     } else if !matches!(case.apply, Kill::Never) {
@@ -91,7 +98,11 @@ async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outc
     };
     if !matches!(case.first_resume, Kill::Never) {
         let r = case.first_resume.run(ws.resume(&state, &id)).await;
-        assert!(!r.stderr.contains("panicked"), "resume panicked: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("panicked"),
+            "resume panicked: {}",
+            r.stderr
+        );
         out.resumes += 1;
         if r.killed() {
             out.kills += 1;
@@ -99,18 +110,33 @@ async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outc
             out.missed += 1;
         }
     }
-    let phase = harness::builds(ws, &state).await.into_iter().find(|(b, _)| *b == id);
+    let phase = harness::builds(ws, &state)
+        .await
+        .into_iter()
+        .find(|(b, _)| *b == id);
     if phase.as_ref().map(|(_, p)| p.as_str()) != Some("succeeded") {
         let resumed = harness::resume_until_done(ws, &state, &id, 4).await;
         out.resumes += resumed.resumes;
         if resumed.phase != "succeeded" {
-            out.not_succeeded.push(format!("{id} ({case:?}): {} after {:?}", resumed.phase, resumed.failures));
+            out.not_succeeded.push(format!(
+                "{id} ({case:?}): {} after {:?}",
+                resumed.phase, resumed.failures
+            ));
         }
     }
     let (inventory, calls) = (sim.inventory().await, sim.calls().await);
-    let audit = harness::audit_succeeded(&inventory, &calls, &id, harness::attempts_seen(&calls, &id));
-    out.leaks = audit.leaks.into_iter().map(|l| format!("{l} ({case:?})")).collect();
-    out.duplicates = audit.duplicates.into_iter().map(|d| format!("{d} ({case:?})")).collect();
+    let audit =
+        harness::audit_succeeded(&inventory, &calls, &id, harness::attempts_seen(&calls, &id));
+    out.leaks = audit
+        .leaks
+        .into_iter()
+        .map(|l| format!("{l} ({case:?})"))
+        .collect();
+    out.duplicates = audit
+        .duplicates
+        .into_iter()
+        .map(|d| format!("{d} ({case:?})"))
+        .collect();
     let _ = std::fs::remove_dir_all(&state);
     out
 }
@@ -154,15 +180,28 @@ impl Figures {
             self.not_succeeded.len(),
             harness::secs(started)
         );
-        for line in self.leaks.iter().chain(&self.duplicates).chain(&self.not_succeeded) {
+        for line in self
+            .leaks
+            .iter()
+            .chain(&self.duplicates)
+            .chain(&self.not_succeeded)
+        {
             println!("  {line}");
         }
     }
 
     fn assert_clean(&self) {
         assert!(self.leaks.is_empty(), "leaks: {:#?}", self.leaks);
-        assert!(self.duplicates.is_empty(), "duplicates: {:#?}", self.duplicates);
-        assert!(self.not_succeeded.is_empty(), "builds not succeeded: {:#?}", self.not_succeeded);
+        assert!(
+            self.duplicates.is_empty(),
+            "duplicates: {:#?}",
+            self.duplicates
+        );
+        assert!(
+            self.not_succeeded.is_empty(),
+            "builds not succeeded: {:#?}",
+            self.not_succeeded
+        );
     }
 }
 
@@ -185,7 +224,10 @@ async fn run_all(sim: &Arc<common::SimProcess>, ws: &Arc<Workspace>, cases: Vec<
 }
 
 /// A recorded, uninterrupted build: the points it reached (with hit counts) and its duration.
-async fn record_points(ws: &Workspace, spec: &Path) -> (BTreeMap<String, usize>, Vec<String>, Duration) {
+async fn record_points(
+    ws: &Workspace,
+    spec: &Path,
+) -> (BTreeMap<String, usize>, Vec<String>, Duration) {
     let state = ws.state_dir();
     let log = ws.dir.path().join("failpoints.log");
     let mut cmd = ws.apply(&state, spec);
@@ -193,7 +235,13 @@ async fn record_points(ws: &Workspace, spec: &Path) -> (BTreeMap<String, usize>,
     let started = Instant::now();
     let r = harness::run(cmd).await;
     let took = started.elapsed();
-    assert_eq!(r.code(), Some(0), "recording build failed:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "recording build failed:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     let text = std::fs::read_to_string(&log).expect("failpoint log");
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut order = Vec::new();
@@ -225,29 +273,66 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
         counts.values().sum::<usize>(),
         took.as_secs_f64()
     );
-    for required in ["run-instances:after-call", "provisioner-1:started", "wait-snapshot:poll", "wait-image:poll"] {
-        assert!(counts.contains_key(required), "the recorded build never reached {required}: {order:?}");
+    for required in [
+        "run-instances:after-call",
+        "provisioner-1:started",
+        "wait-snapshot:poll",
+        "wait-image:poll",
+    ] {
+        assert!(
+            counts.contains_key(required),
+            "the recorded build never reached {required}: {order:?}"
+        );
     }
     let mut cases = Vec::new();
     for point in &order {
-        cases.push(Case { apply: Kill::At(point.clone()), first_resume: Kill::Never });
+        cases.push(Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::Never,
+        });
         if counts[point] >= 2 {
-            cases.push(Case { apply: Kill::At(format!("{point}#2")), first_resume: Kill::Never });
+            cases.push(Case {
+                apply: Kill::At(format!("{point}#2")),
+                first_resume: Kill::Never,
+            });
         }
     }
     let points_tried = cases.len();
     // Double kills: the re-issued call of each resource-creating step dies again before its result.
-    for step in ["create-vpc", "run-instances", "create-snapshot", "create-image"] {
+    for step in [
+        "create-vpc",
+        "run-instances",
+        "create-snapshot",
+        "create-image",
+    ] {
         let point = format!("{step}:after-call");
-        cases.push(Case { apply: Kill::At(point.clone()), first_resume: Kill::At(point.clone()) });
+        cases.push(Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::At(point.clone()),
+        });
     }
     let figures = run_all(&sim, &ws, cases).await;
-    println!("crash figures [matrix]: points tried {points_tried} (distinct points {})", order.len());
-    figures.print("every failpoint + double kills at create after-calls", started);
+    println!(
+        "crash figures [matrix]: points tried {points_tried} (distinct points {})",
+        order.len()
+    );
+    figures.print(
+        "every failpoint + double kills at create after-calls",
+        started,
+    );
     let tokenless = harness::tokenless_creates(&sim.calls().await);
-    assert!(tokenless.is_empty(), "create calls without ClientToken: {tokenless:?}");
-    assert_eq!(figures.before_build, 0, "a failpoint kill happened before the build record existed");
-    assert!(figures.kills >= points_tried, "some failpoints were never reached on the rerun: {figures:?}");
+    assert!(
+        tokenless.is_empty(),
+        "create calls without ClientToken: {tokenless:?}"
+    );
+    assert_eq!(
+        figures.before_build, 0,
+        "a failpoint kill happened before the build record existed"
+    );
+    assert!(
+        figures.kills >= points_tried,
+        "some failpoints were never reached on the rerun: {figures:?}"
+    );
     figures.assert_clean();
 }
 
@@ -264,14 +349,26 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
     let random = env_usize("BAKERD_CRASH_RANDOM", 50);
     let double = env_usize("BAKERD_CRASH_DOUBLE", 10);
     let mut cases: Vec<Case> = (0..random)
-        .map(|_| Case { apply: Kill::After(delay()), first_resume: Kill::Never })
+        .map(|_| Case {
+            apply: Kill::After(delay()),
+            first_resume: Kill::Never,
+        })
         .collect();
-    cases.extend((0..double).map(|_| Case { apply: Kill::After(delay()), first_resume: Kill::After(delay()) }));
+    cases.extend((0..double).map(|_| Case {
+        apply: Kill::After(delay()),
+        first_resume: Kill::After(delay()),
+    }));
     let figures = run_all(&sim, &ws, cases).await;
     println!("crash figures [random]: seed {seed}, {random} random kills + {double} double kills over 0..{span} ms");
     figures.print("random", started);
     let tokenless = harness::tokenless_creates(&sim.calls().await);
-    assert!(tokenless.is_empty(), "create calls without ClientToken: {tokenless:?}");
-    assert!(figures.kills >= random / 2, "most random kills should land mid-build: {figures:?}");
+    assert!(
+        tokenless.is_empty(),
+        "create calls without ClientToken: {tokenless:?}"
+    );
+    assert!(
+        figures.kills >= random / 2,
+        "most random kills should land mid-build: {figures:?}"
+    );
     figures.assert_clean();
 }

@@ -69,15 +69,26 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
     // 1. Apply at trace level with JSON events, killed mid-provisioning (with the failpoints
     //    feature) so the private key is still on disk; without the feature the build just ends.
     let mut apply = ws.apply(&state, &spec);
-    apply.arg("--json").env("RUST_LOG", "trace").env("BAKERD_CRASH_AT", "provisioner-1:started");
+    apply
+        .arg("--json")
+        .env("RUST_LOG", "trace")
+        .env("BAKERD_CRASH_AT", "provisioner-1:started");
     let applied = harness::run(apply).await;
     haystacks.extend(outputs("apply --json (trace)", &applied));
-    let id = harness::builds(&ws, &state).await.first().expect("a build").0.clone();
+    let id = harness::builds(&ws, &state)
+        .await
+        .first()
+        .expect("a build")
+        .0
+        .clone();
     let key_path = state.join("keys").join(format!("{id}.key"));
     let key = std::fs::read_to_string(&key_path).ok();
     if cfg!(feature = "failpoints") {
         let key = key.as_deref().expect("the private key exists mid-build");
-        assert!(!key_body_lines(key).is_empty(), "unexpected key file format");
+        assert!(
+            !key_body_lines(key).is_empty(),
+            "unexpected key file format"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "private key file mode");
@@ -91,10 +102,17 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
     let resumed = harness::run(resume).await;
     assert_eq!(resumed.code(), Some(0), "resume: {resumed:?}");
     haystacks.extend(outputs("resume (trace)", &resumed));
-    for args in [vec!["show", id.as_str()], vec!["show", id.as_str(), "--json"], vec!["status", "--json"]] {
+    for args in [
+        vec!["show", id.as_str()],
+        vec!["show", id.as_str(), "--json"],
+        vec!["status", "--json"],
+    ] {
         let mut cmd = ws.command(&state, &args);
         cmd.env("RUST_LOG", "trace");
-        haystacks.extend(outputs(&format!("bakerd {}", args.join(" ")), &harness::run(cmd).await));
+        haystacks.extend(outputs(
+            &format!("bakerd {}", args.join(" ")),
+            &harness::run(cmd).await,
+        ));
     }
 
     // 3. A wrong secret: the error must explain without echoing either secret.
@@ -102,7 +120,11 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
     let mut cmd = bad.apply(&ws.state_dir(), &spec);
     cmd.env("RUST_LOG", "trace");
     let refused = harness::run(cmd).await;
-    assert_ne!(refused.code(), Some(0), "a wrong secret must fail: {refused:?}");
+    assert_ne!(
+        refused.code(),
+        Some(0),
+        "a wrong secret must fail: {refused:?}"
+    );
     assert!(!refused.stderr.contains("panicked"));
     haystacks.extend(outputs("apply with wrong secret (trace)", &refused));
     let mut cmd = bad.apply(&ws.state_dir(), &spec);
@@ -112,12 +134,20 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
 
     // 4. Every state file but the keys.
     let files = state_files(ws.dir.path());
-    assert!(files.iter().any(|f| f.components().any(|c| c.as_os_str() == "db")), "no sled files found");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.components().any(|c| c.as_os_str() == "db")),
+        "no sled files found"
+    );
     for f in &files {
         if f.extension().is_some_and(|e| e == "yaml") {
             continue; // the specs we wrote (no secrets in them)
         }
-        haystacks.push((f.display().to_string(), std::fs::read(f).unwrap_or_default()));
+        haystacks.push((
+            f.display().to_string(),
+            std::fs::read(f).unwrap_or_default(),
+        ));
     }
 
     let mut secrets = vec![canary.clone(), wrong.clone()];
@@ -134,8 +164,15 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
     );
     assert!(found.is_empty(), "secrets leaked: {found:#?}");
     // The scan is meaningful: trace output was produced and the refusal explained itself.
-    assert!(applied.stderr.len() + resumed.stderr.len() > 1000, "expected trace output to scan");
-    println!("wrong-secret error: {}{}", refused_json.stdout.trim(), refused_json.stderr.trim());
+    assert!(
+        applied.stderr.len() + resumed.stderr.len() > 1000,
+        "expected trace output to scan"
+    );
+    println!(
+        "wrong-secret error: {}{}",
+        refused_json.stdout.trim(),
+        refused_json.stderr.trim()
+    );
     assert!(
         refused_json.stderr.contains("canaryid") || refused_json.stdout.contains("canaryid"),
         "the refusal should name the access key id it used"

@@ -14,7 +14,10 @@ use futures::StreamExt;
 use harness::Workspace;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A provisioner that kills the shell of its own SSH session once (marker-guarded, so the retry
@@ -48,17 +51,27 @@ async fn soak_build(sim: &common::SimProcess, ws: &Workspace, n: usize) -> Outco
     let mut run = harness::run(ws.apply(&state, &spec)).await;
     let id = run.build_id();
     for _ in 0..4 {
-        assert!(!run.stderr.contains("panicked"), "bakerd panicked:\n{}", run.stderr);
+        assert!(
+            !run.stderr.contains("panicked"),
+            "bakerd panicked:\n{}",
+            run.stderr
+        );
         match run.code() {
             Some(0) => {
                 out.succeeded = true;
                 break;
             }
-            Some(1) if run.stdout.contains("failed at step") && run.stdout.contains("bakerd resume") => {
+            Some(1)
+                if run.stdout.contains("failed at step")
+                    && run.stdout.contains("bakerd resume") =>
+            {
                 out.failed_runs += 1;
             }
             other => {
-                out.unclear_errors.push(format!("build {n}: exit {other:?}\n{}{}", run.stdout, run.stderr));
+                out.unclear_errors.push(format!(
+                    "build {n}: exit {other:?}\n{}{}",
+                    run.stdout, run.stderr
+                ));
                 out.failed_runs += 1;
             }
         }
@@ -67,7 +80,10 @@ async fn soak_build(sim: &common::SimProcess, ws: &Workspace, n: usize) -> Outco
         out.resumes += 1;
     }
     let Some(id) = id else {
-        out.unclear_errors.push(format!("build {n}: no build id printed\n{}{}", run.stdout, run.stderr));
+        out.unclear_errors.push(format!(
+            "build {n}: no build id printed\n{}{}",
+            run.stdout, run.stderr
+        ));
         return out;
     };
     let (inventory, calls) = (sim.inventory().await, sim.calls().await);
@@ -87,7 +103,16 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
     let dir = common::fresh_data_dir("soak");
     let sim = common::SimProcess::start_in(
         &dir,
-        &["--throttle-rate", "0.08", "--fault-rate", "0.08", "--snapshot-failure-rate", "0.1", "--seed", &seed],
+        &[
+            "--throttle-rate",
+            "0.08",
+            "--fault-rate",
+            "0.08",
+            "--snapshot-failure-rate",
+            "0.1",
+            "--seed",
+            &seed,
+        ],
     );
     let ws = Arc::new(Workspace::new(&sim));
     let sim = Arc::new(sim);
@@ -133,10 +158,22 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
         println!("  {line}");
     }
     let tokenless = harness::tokenless_creates(&calls);
-    assert!(tokenless.is_empty(), "create calls without ClientToken: {tokenless:?}");
-    assert!(faults > 0, "the simulator injected no faults; the soak proves nothing");
-    assert!(unclear.is_empty(), "builds ended without a clear error: {unclear:#?}");
+    assert!(
+        tokenless.is_empty(),
+        "create calls without ClientToken: {tokenless:?}"
+    );
+    assert!(
+        faults > 0,
+        "the simulator injected no faults; the soak proves nothing"
+    );
+    assert!(
+        unclear.is_empty(),
+        "builds ended without a clear error: {unclear:#?}"
+    );
     assert!(duplicates.is_empty(), "duplicates: {duplicates:#?}");
     assert!(leaks.is_empty(), "leaks: {leaks:#?}");
-    assert_eq!(succeeded, builds, "every build should end Succeeded after its resumes");
+    assert_eq!(
+        succeeded, builds,
+        "every build should end Succeeded after its resumes"
+    );
 }

@@ -36,7 +36,10 @@ async fn a_second_bakerd_on_a_locked_state_dir_exits_at_once_naming_the_holder()
     let asked = Instant::now();
     let second = harness::run(ws.command(&state, &["status"])).await;
     let took = asked.elapsed();
-    println!("locking figures: second bakerd answered in {:.3} s", took.as_secs_f64());
+    println!(
+        "locking figures: second bakerd answered in {:.3} s",
+        took.as_secs_f64()
+    );
     assert_eq!(second.code(), Some(3), "status on a locked dir: {second:?}");
     assert!(
         second.stderr.contains(&format!("locked by pid {pid}")),
@@ -48,10 +51,17 @@ async fn a_second_bakerd_on_a_locked_state_dir_exits_at_once_naming_the_holder()
     holder.start_kill().expect("kill holder");
     holder.wait().await.expect("reap holder");
     let builds = harness::builds(&ws, &state).await;
-    assert_eq!(builds.len(), 1, "after the holder died, status works and shows its build: {builds:?}");
+    assert_eq!(
+        builds.len(),
+        1,
+        "after the holder died, status works and shows its build: {builds:?}"
+    );
     let id = builds[0].0.clone();
     let resumed = harness::resume_until_done(&ws, &state, &id, 3).await;
-    assert_eq!(resumed.phase, "succeeded", "the killed build resumes: {resumed:?}");
+    assert_eq!(
+        resumed.phase, "succeeded",
+        "the killed build resumes: {resumed:?}"
+    );
     let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 1);
     assert!(audit.clean(), "{audit:?}");
 }
@@ -92,12 +102,22 @@ fn damage(dir: &Path, how: &str) {
         "truncate every db file to half" => {
             for f in db_files(dir) {
                 let len = std::fs::metadata(&f).unwrap().len();
-                std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len / 2).unwrap();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
             }
         }
         "truncate every db file to zero" => {
             for f in db_files(dir) {
-                std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(0).unwrap();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
             }
         }
         "overwrite the middle of every db file" => {
@@ -106,11 +126,14 @@ fn damage(dir: &Path, how: &str) {
                 let len = std::fs::metadata(&f).unwrap().len();
                 let mut file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
                 file.seek(SeekFrom::Start(len / 3)).unwrap();
-                file.write_all(&vec![0xA5; (len / 3).max(1) as usize]).unwrap();
+                file.write_all(&vec![0xA5; (len / 3).max(1) as usize])
+                    .unwrap();
             }
         }
         "delete the database" => std::fs::remove_dir_all(dir.join("db")).unwrap(),
-        "garbage in the commit journal" => std::fs::write(dir.join("committed"), "not a number\n").unwrap(),
+        "garbage in the commit journal" => {
+            std::fs::write(dir.join("committed"), "not a number\n").unwrap()
+        }
         other => panic!("unknown damage {other}"),
     }
 }
@@ -138,11 +161,28 @@ async fn a_truncated_or_corrupted_state_dir_gives_a_clear_error_and_no_panic() {
         let dir = ws.state_dir();
         copy_dir(&good, &dir);
         damage(&dir, how);
-        for args in [vec!["status"], vec!["resume", id.as_str()], vec!["show", id.as_str()]] {
+        for args in [
+            vec!["status"],
+            vec!["resume", id.as_str()],
+            vec!["show", id.as_str()],
+        ] {
             let r = harness::run(ws.command(&dir, &args)).await;
-            println!("damaged state [{how}] `bakerd {}` → exit {:?}: {}", args.join(" "), r.code(), r.stderr.trim().lines().last().unwrap_or(""));
-            assert!(!r.stderr.contains("panicked"), "{how}: bakerd {args:?} panicked:\n{}", r.stderr);
-            assert_eq!(r.code(), Some(3), "{how}: bakerd {args:?} should fail with exit 3: {r:?}");
+            println!(
+                "damaged state [{how}] `bakerd {}` → exit {:?}: {}",
+                args.join(" "),
+                r.code(),
+                r.stderr.trim().lines().last().unwrap_or("")
+            );
+            assert!(
+                !r.stderr.contains("panicked"),
+                "{how}: bakerd {args:?} panicked:\n{}",
+                r.stderr
+            );
+            assert_eq!(
+                r.code(),
+                Some(3),
+                "{how}: bakerd {args:?} should fail with exit 3: {r:?}"
+            );
             assert!(
                 r.stderr.contains("damaged") && r.stderr.contains(dir.to_str().unwrap()),
                 "{how}: the error should say the state dir is damaged and name it: {}",
@@ -151,7 +191,10 @@ async fn a_truncated_or_corrupted_state_dir_gives_a_clear_error_and_no_panic() {
             clear += 1;
         }
     }
-    println!("damaged state figures: {} kinds of damage, {clear} clear errors, 0 panics", ways.len());
+    println!(
+        "damaged state figures: {} kinds of damage, {clear} clear errors, 0 panics",
+        ways.len()
+    );
     // The undamaged original still resumes to the end.
     let resumed = harness::resume_until_done(&ws, &good, &id, 3).await;
     assert_eq!(resumed.phase, "succeeded");

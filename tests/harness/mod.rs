@@ -83,7 +83,11 @@ impl Run {
 
 impl Workspace {
     pub fn new(sim: &SimProcess) -> Self {
-        Self::with_key(sim, crate::common::ACCESS_KEY_ID, crate::common::ACCESS_KEY_SECRET)
+        Self::with_key(
+            sim,
+            crate::common::ACCESS_KEY_ID,
+            crate::common::ACCESS_KEY_SECRET,
+        )
     }
 
     pub fn with_key(sim: &SimProcess, key_id: &str, secret: &str) -> Self {
@@ -98,12 +102,15 @@ impl Workspace {
 
     /// A number unique within this workspace.
     pub fn unique(&self) -> usize {
-        self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        self.counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Writes `spec` to a fresh file and returns its path.
     pub fn spec_file(&self, spec: &str) -> PathBuf {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = self.dir.path().join(format!("spec-{n}.yaml"));
         std::fs::write(&path, spec).expect("write spec");
         path
@@ -111,7 +118,9 @@ impl Workspace {
 
     /// A fresh state directory path (not created: bakerd creates it 0700).
     pub fn state_dir(&self) -> PathBuf {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.dir.path().join(format!("state-{n}"))
     }
 
@@ -139,7 +148,10 @@ impl Workspace {
     /// `bakerd apply --force <spec>` (forced: builds of one test share the simulator, so an
     /// earlier image for the same spec must not make this one "up to date").
     pub fn apply(&self, state: &Path, spec: &Path) -> Command {
-        self.command(state, &["apply", "--force", spec.to_str().expect("utf-8 path")])
+        self.command(
+            state,
+            &["apply", "--force", spec.to_str().expect("utf-8 path")],
+        )
     }
 
     pub fn resume(&self, state: &Path, id: &str) -> Command {
@@ -198,7 +210,12 @@ pub async fn builds(ws: &Workspace, state: &Path) -> Vec<(String, String)> {
     r.stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| Some((v["build"].as_str()?.to_string(), v["phase"].as_str()?.to_string())))
+        .filter_map(|v| {
+            Some((
+                v["build"].as_str()?.to_string(),
+                v["phase"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -225,7 +242,8 @@ pub async fn resume_until_done(ws: &Workspace, state: &Path, id: &str, max: usiz
         if r.code() == Some(0) {
             break;
         }
-        out.failures.push(format!("exit {:?}: {}{}", r.code(), r.stdout, r.stderr));
+        out.failures
+            .push(format!("exit {:?}: {}{}", r.code(), r.stdout, r.stderr));
     }
     out.phase = builds(ws, state)
         .await
@@ -268,7 +286,9 @@ pub fn resources_of<'a>(inventory: &'a [Value], id: &str) -> Vec<&'a Value> {
     let name = format!("bakerd-{id}");
     inventory
         .iter()
-        .filter(|r| r["tags"]["bakerd:build-id"].as_str() == Some(id) || r["name"].as_str() == Some(&name))
+        .filter(|r| {
+            r["tags"]["bakerd:build-id"].as_str() == Some(id) || r["name"].as_str() == Some(&name)
+        })
         .collect()
 }
 
@@ -282,7 +302,14 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
             .filter(|r| r["kind"] == kind && r["deleted"].is_null())
             .collect()
     };
-    for kind in ["instance", "keypair", "securitygroup", "vswitch", "vpc", "eip"] {
+    for kind in [
+        "instance",
+        "keypair",
+        "securitygroup",
+        "vswitch",
+        "vpc",
+        "eip",
+    ] {
         for r in live(kind) {
             audit.leaks.push(format!("{id}: live {kind} {}", r["id"]));
         }
@@ -290,7 +317,10 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
     let images = live("image");
     let snapshots = live("snapshot");
     if images.len() != 1 || images[0]["status"] != "Available" {
-        audit.leaks.push(format!("{id}: {} live images (want 1 Available): {images:?}", images.len()));
+        audit.leaks.push(format!(
+            "{id}: {} live images (want 1 Available): {images:?}",
+            images.len()
+        ));
     }
     let behind = images.first().map(|i| i["snapshot_id"].clone());
     if snapshots.len() != 1 || behind.as_ref() != Some(&snapshots[0]["id"]) {
@@ -301,11 +331,15 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
     }
     let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
     for r in &ours {
-        *per_kind.entry(r["kind"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        *per_kind
+            .entry(r["kind"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
     }
     for (kind, n) in per_kind {
         if n > attempts {
-            audit.duplicates.push(format!("{id}: {n} {kind}s created over {attempts} attempt(s)"));
+            audit.duplicates.push(format!(
+                "{id}: {n} {kind}s created over {attempts} attempt(s)"
+            ));
         }
     }
     audit.duplicates.extend(token_problems(calls, id));
@@ -317,11 +351,18 @@ pub fn token_problems(calls: &Value, id: &str) -> Vec<String> {
     let prefix = format!("bakerd-{id}-a");
     let mut tokens: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for c in calls["calls"].as_array().into_iter().flatten() {
-        let Some(token) = c["client_token"].as_str() else { continue };
-        let Some(rest) = token.strip_prefix(&prefix) else { continue };
+        let Some(token) = c["client_token"].as_str() else {
+            continue;
+        };
+        let Some(rest) = token.strip_prefix(&prefix) else {
+            continue;
+        };
         let attempt = rest.split('-').next().unwrap_or("").to_string();
         let action = c["action"].as_str().unwrap_or("?").to_string();
-        tokens.entry((action, attempt)).or_default().insert(token.to_string());
+        tokens
+            .entry((action, attempt))
+            .or_default()
+            .insert(token.to_string());
     }
     tokens
         .into_iter()
@@ -337,7 +378,8 @@ pub fn tokenless_creates(calls: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|c| {
-            TOKEN_ACTIONS.contains(&c["action"].as_str().unwrap_or("")) && c["client_token"].is_null()
+            TOKEN_ACTIONS.contains(&c["action"].as_str().unwrap_or(""))
+                && c["client_token"].is_null()
         })
         .map(|c| format!("{} without ClientToken", c["action"]))
         .collect()
@@ -355,7 +397,15 @@ pub fn attempts_seen(calls: &Value, id: &str) -> usize {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| c["client_token"].as_str()?.strip_prefix(&prefix)?.split('-').next()?.parse::<usize>().ok())
+        .filter_map(|c| {
+            c["client_token"]
+                .as_str()?
+                .strip_prefix(&prefix)?
+                .split('-')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
         .max()
         .map_or(1, |a| a + 1)
 }
