@@ -34,10 +34,27 @@ on_failure: keep
 struct Outcome {
     succeeded: bool,
     failed_runs: usize,
+    /// The error line of each failed run.
+    errors: Vec<String>,
     resumes: usize,
     unclear_errors: Vec<String>,
     leaks: Vec<String>,
     duplicates: Vec<String>,
+}
+
+/// The reason in a `build … failed at step …` line, without request ids.
+fn error_line(stdout: &str) -> Option<String> {
+    let line = stdout.lines().find(|l| l.contains("failed at step"))?;
+    let reason = line.split_once("': ").map_or(line, |(_, r)| r);
+    Some(
+        reason
+            .split(" (HTTP")
+            .next()
+            .unwrap_or(reason)
+            .chars()
+            .take(160)
+            .collect(),
+    )
 }
 
 async fn soak_build(sim: &common::SimProcess, ws: &Workspace, n: usize) -> Outcome {
@@ -66,6 +83,7 @@ async fn soak_build(sim: &common::SimProcess, ws: &Workspace, n: usize) -> Outco
                     && run.stdout.contains("bakerd resume") =>
             {
                 out.failed_runs += 1;
+                out.errors.extend(error_line(&run.stdout));
             }
             other => {
                 out.unclear_errors.push(format!(
@@ -133,11 +151,11 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
         .flatten()
         .filter(|c| !c["fault"].is_null() || c["error_code"] == "Throttling")
         .count();
-    let snapshot_failures = sim
-        .inventory()
-        .await
+    let errors: Vec<&String> = outcomes.iter().flat_map(|o| &o.errors).collect();
+    let snapshot_failures = errors.iter().filter(|e| e.contains("snapshot")).count();
+    let ssh_drops = errors
         .iter()
-        .filter(|r| r["kind"] == "snapshot" && r["status"] == "failed")
+        .filter(|e| e.contains("provisioner 2"))
         .count();
     let succeeded = outcomes.iter().filter(|o| o.succeeded).count();
     let failed_runs: usize = outcomes.iter().map(|o| o.failed_runs).sum();
@@ -148,12 +166,19 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
     println!(
         "soak figures: builds {builds}, succeeded {succeeded}, failed runs (clear error, then resumed) \
          {failed_runs}, resumes {resumes}, injected faults {faults}, failed snapshots \
-         {snapshot_failures}, unclear errors {}, leaks {}, duplicates {}, {:.1} s",
+         {snapshot_failures}, SSH sessions dropped {ssh_drops}, unclear errors {}, leaks {}, duplicates {}, {:.1} s",
         unclear.len(),
         leaks.len(),
         duplicates.len(),
         harness::secs(started)
     );
+    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in &errors {
+        *reasons.entry(e.as_str()).or_default() += 1;
+    }
+    for (reason, n) in &reasons {
+        println!("  {n} × failed: {reason}");
+    }
     for line in unclear.iter().chain(&leaks).chain(&duplicates) {
         println!("  {line}");
     }
