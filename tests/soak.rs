@@ -202,3 +202,33 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
         "every build should end Succeeded after its resumes"
     );
 }
+
+/// A lost answer to a delete during the final cleanup (the image is already Available) must not
+/// throw the finished image away: `resume` finishes the cleanup and keeps the one image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_delete_answer_in_the_final_cleanup_keeps_the_finished_image() {
+    let sim = common::SimProcess::start("lost-delete");
+    let ws = Workspace::new(&sim);
+    sim.set_faults(serde_json::json!({
+        "one_shot": [{"action": "DeleteVpc", "kind": "acted_then_drop"}]
+    }))
+    .await;
+    let state = ws.state_dir();
+    let spec = ws.spec_file(&harness::small_spec("lost-delete"));
+    let applied = harness::run(ws.apply(&state, &spec)).await;
+    let id = applied.build_id().expect("build id");
+    println!("apply: exit {:?}\n{}", applied.code(), applied.stdout);
+    let resumed = harness::resume_until_done(&ws, &state, &id, 3).await;
+    assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
+    let inventory = sim.inventory().await;
+    let images = harness::resources_of(&inventory, &id)
+        .into_iter()
+        .filter(|r| r["kind"] == "image")
+        .count();
+    assert_eq!(
+        images, 1,
+        "the finished image was deleted and rebuilt ({images} images created)"
+    );
+    let audit = harness::audit_succeeded(&inventory, &sim.calls().await, &id, 1);
+    assert!(audit.clean(), "{audit:?}");
+}
