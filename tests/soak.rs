@@ -232,3 +232,28 @@ async fn a_lost_delete_answer_in_the_final_cleanup_keeps_the_finished_image() {
     let audit = harness::audit_succeeded(&inventory, &sim.calls().await, &id, 1);
     assert!(audit.clean(), "{audit:?}");
 }
+
+/// A StopInstance that acted but answered 500 (the client retries it) must not fail the build:
+/// the instance is already stopping, which is what the step wanted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_instance_that_acted_then_failed_does_not_fail_the_build() {
+    let sim = common::SimProcess::start("stop-acted");
+    let ws = Workspace::new(&sim);
+    sim.set_faults(serde_json::json!({
+        "one_shot": [{"action": "StopInstance", "kind": "acted_then_500"}]
+    }))
+    .await;
+    let state = ws.state_dir();
+    let spec = ws.spec_file(&harness::small_spec("stop-acted"));
+    let applied = harness::run(ws.apply(&state, &spec)).await;
+    assert_eq!(
+        applied.code(),
+        Some(0),
+        "{}\n{}",
+        applied.stdout,
+        applied.stderr
+    );
+    let id = applied.build_id().expect("build id");
+    let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 1);
+    assert!(audit.clean(), "{audit:?}");
+}
