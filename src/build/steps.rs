@@ -192,7 +192,14 @@ impl Reconciler {
         if matches!(status.as_deref(), Some("Running") | Some("Starting")) {
             let deadline = self.spec.timeouts.instance;
             let _ = self.cloud.wait_instance_status(&instance, "Running", deadline).await?;
-            self.cloud.stop_instance(&instance).await?;
+            if let Err(err) = self.cloud.stop_instance(&instance).await {
+                // A retried StopInstance whose first try acted (answer lost) is refused as
+                // IncorrectInstanceStatus: the instance stopping is what we asked for.
+                let now = self.cloud.describe_instance(&instance).await?.map(|s| s.status);
+                if !matches!(now.as_deref(), Some("Stopping") | Some("Stopped")) {
+                    return Err(err.into());
+                }
+            }
             crash::point("stop-instance:after-call");
         }
         let deadline = self.spec.timeouts.instance;
