@@ -127,7 +127,7 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
             "--fault-rate",
             "0.08",
             "--snapshot-failure-rate",
-            "0.1",
+            "0.15",
             "--seed",
             &seed,
         ],
@@ -255,5 +255,38 @@ async fn a_stop_instance_that_acted_then_failed_does_not_fail_the_build() {
     );
     let id = applied.build_id().expect("build id");
     let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 1);
+    assert!(audit.clean(), "{audit:?}");
+}
+
+/// A snapshot that ends `failed` fails the build with a clear error; after cleanup, `resume`
+/// builds a fresh attempt to the end with nothing left of the failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_snapshot_fails_the_build_clearly_and_resume_finishes_it() {
+    let sim = common::SimProcess::start("snapshot-fails");
+    let ws = Workspace::new(&sim);
+    sim.set_faults(serde_json::json!({"snapshot_failure_rate": 1.0}))
+        .await;
+    let state = ws.state_dir();
+    let spec = ws.spec_file(&harness::small_spec("snapshot-fails"));
+    let applied = harness::run(ws.apply(&state, &spec)).await;
+    assert_eq!(
+        applied.code(),
+        Some(1),
+        "{}\n{}",
+        applied.stdout,
+        applied.stderr
+    );
+    assert!(
+        applied.stdout.contains("failed: status failed")
+            && applied.stdout.contains("bakerd resume"),
+        "the failure should name the failed snapshot and the way out: {}",
+        applied.stdout
+    );
+    sim.set_faults(serde_json::json!({"snapshot_failure_rate": 0.0}))
+        .await;
+    let id = applied.build_id().expect("build id");
+    let resumed = harness::resume_until_done(&ws, &state, &id, 2).await;
+    assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
+    let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 2);
     assert!(audit.clean(), "{audit:?}");
 }
