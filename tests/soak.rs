@@ -290,3 +290,32 @@ async fn a_failed_snapshot_fails_the_build_clearly_and_resume_finishes_it() {
     let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 2);
     assert!(audit.clean(), "{audit:?}");
 }
+
+/// ImportKeyPair acted but its answer was lost: the build fails (outcome unknown) and cleans up.
+/// The key pair it may have created must go too, or the resumed attempt (with a new local key)
+/// finds the old key pair by name, launches with it, and SSH is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_import_key_pair_answer_neither_leaks_nor_reuses_the_old_key_pair() {
+    let sim = common::SimProcess::start("lost-import");
+    let ws = Workspace::new(&sim);
+    sim.set_faults(serde_json::json!({
+        "one_shot": [{"action": "ImportKeyPair", "kind": "acted_then_drop"}]
+    }))
+    .await;
+    let state = ws.state_dir();
+    let spec =
+        ws.spec_file(&harness::small_spec("lost-import").replace("timeout: 1m", "timeout: 15s"));
+    let applied = harness::run(ws.apply(&state, &spec)).await;
+    assert_eq!(
+        applied.code(),
+        Some(1),
+        "{}\n{}",
+        applied.stdout,
+        applied.stderr
+    );
+    let id = applied.build_id().expect("build id");
+    let resumed = harness::resume_until_done(&ws, &state, &id, 1).await;
+    assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
+    let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 2);
+    assert!(audit.clean(), "{audit:?}");
+}
