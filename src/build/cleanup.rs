@@ -22,6 +22,13 @@ impl Reconciler {
             roles.extend(["image".to_string(), "snapshot".to_string()]);
         }
         roles.extend(TEMPORARY_ROLES.iter().map(|r| r.to_string()));
+        // ImportKeyPair has no ClientToken: if its answer was lost the key pair may exist
+        // unrecorded. Its name is deterministic, so delete it by name (gone is fine); else the
+        // next attempt would find it by name and launch with the old public key.
+        if self.resource("key_pair").is_none() && self.rec.intents.contains_key("import-key-pair") {
+            let name = self.temp_name();
+            self.set_resource("key_pair", &name)?;
+        }
         for role in roles {
             self.delete_role(&role).await?;
         }

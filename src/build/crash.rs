@@ -9,6 +9,10 @@
 //!   enumerate the points of a build and then kill at each.
 //!
 //! Point names are `<step>:<moment>`, e.g. `run-instance:after-call` (see `reconcile::Reconciler::once`).
+//! Besides the write-ahead points of `once` and the phase flushes (`phase-<name>:before-flush`,
+//! `:after-flush`), there are points between provisioners (`provisioner-<i>:started`, `:finished`),
+//! around the waits (`wait-running:before`, `ssh:connected`, `stop-instance:after-call`) and one
+//! per poll inside the snapshot and image waits (`wait-snapshot:poll`, `wait-image:poll`).
 
 #[cfg(feature = "failpoints")]
 mod imp {

@@ -169,7 +169,11 @@ impl Reconciler {
         if self.spec.on_failure == crate::spec::OnFailure::Cleanup {
             self.out
                 .note("cleaning up after failure (on_failure: cleanup)");
-            if let Err(cleanup_err) = self.cleanup_temporary(true).await {
+            // Once the image is Available it is the build's result: a failure in the final
+            // cleanup must not delete it (and start a whole new attempt); `resume` retries
+            // only the cleanup.
+            let image_done = matches!(at, Phase::ImageReady | Phase::CleanedUp);
+            if let Err(cleanup_err) = self.cleanup_temporary(!image_done).await {
                 let message = format!("cleanup after failure incomplete: {cleanup_err}");
                 self.out.note(&message);
                 self.event("error", message)?;

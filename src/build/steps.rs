@@ -2,6 +2,7 @@
 //! after a crash or a `resume`, and then finds in the record (or in the cloud) what it already did.
 
 use super::cloud::{ImageParams, InstanceParams, InstanceState};
+use super::crash;
 use super::reconcile::{BuildError, Reconciler};
 use crate::spec::{SourceImage, SshAddress};
 use std::time::Duration;
@@ -187,6 +188,7 @@ impl Reconciler {
         if matches!(state.as_ref().map(|s| s.status.as_str()), Some("Stopped")) {
             self.cloud.start_instance(&instance).await?;
         }
+        crash::point("wait-running:before");
         let running = self
             .cloud
             .wait_instance_status(&instance, "Running", self.spec.timeouts.instance)
@@ -194,6 +196,7 @@ impl Reconciler {
         let address = self.ssh_address(&instance, running).await?;
         self.set_resource("ssh_address", &address)?;
         let session = self.connect_ssh().await?;
+        crash::point("ssh:connected");
         drop(session);
         Ok(())
     }
@@ -239,6 +242,7 @@ impl Reconciler {
                 .wait_instance_status(&instance, "Running", deadline)
                 .await?;
             self.cloud.stop_instance(&instance).await?;
+            crash::point("stop-instance:after-call");
         }
         let deadline = self.spec.timeouts.instance;
         self.cloud
@@ -268,7 +272,10 @@ impl Reconciler {
         let out = self.out.clone();
         let timeout = self.spec.timeouts.snapshot;
         self.cloud
-            .wait_snapshot(&snapshot, timeout, move |p| out.progress("snapshot", p))
+            .wait_snapshot(&snapshot, timeout, move |p| {
+                crash::point("wait-snapshot:poll");
+                out.progress("snapshot", p)
+            })
             .await?;
         self.out.progress_done("snapshot");
         Ok(())
@@ -300,7 +307,10 @@ impl Reconciler {
         let out = self.out.clone();
         let timeout = self.spec.timeouts.image;
         self.cloud
-            .wait_image(&image, timeout, move |p| out.progress("image", p))
+            .wait_image(&image, timeout, move |p| {
+                crash::point("wait-image:poll");
+                out.progress("image", p)
+            })
             .await?;
         self.out.progress_done("image");
         self.copy_and_share(&image, &tags).await

@@ -1,0 +1,374 @@
+//! Crash safety: the real `bakerd` is SIGKILLed at every failpoint of a build, at random moments,
+//! and again during its resume; `bakerd resume` must then finish the build with exactly one image
+//! and nothing leaked or duplicated in the simulator, every ClientToken reused.
+//!
+//! Figures are printed (points tried, kills, resumes, leaks, duplicates). Knobs:
+//! `BAKERD_CRASH_RANDOM` (random kills, default 50), `BAKERD_CRASH_DOUBLE` (random double kills,
+//! default 10), `BAKERD_CRASH_SEED`, `BAKERD_CRASH_JOBS` (builds run at once, default 3).
+#![cfg(feature = "failpoints")]
+
+mod common;
+mod harness;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use harness::{Run, Workspace};
+use rand::{Rng, SeedableRng};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How a run of bakerd is interrupted.
+#[derive(Debug, Clone)]
+enum Kill {
+    /// `BAKERD_CRASH_AT=<point>` (the process kills itself there).
+    At(String),
+    /// SIGKILL from the harness after this delay.
+    After(Duration),
+    /// Not interrupted.
+    Never,
+}
+
+impl Kill {
+    async fn run(&self, mut cmd: tokio::process::Command) -> Run {
+        match self {
+            Kill::At(point) => {
+                cmd.env("BAKERD_CRASH_AT", point);
+                harness::run(cmd).await
+            }
+            Kill::After(delay) => harness::run_killed_after(cmd, *delay).await,
+            Kill::Never => harness::run(cmd).await,
+        }
+    }
+}
+
+/// One crash case: kill the apply, optionally kill the first resume too, then resume to the end.
+#[derive(Debug, Clone)]
+struct Case {
+    apply: Kill,
+    first_resume: Kill,
+}
+
+/// What one case did and found.
+#[derive(Debug, Default)]
+struct Outcome {
+    kills: usize,
+    resumes: usize,
+    /// The kill did not happen (the point was not reached or the build ended before the delay).
+    missed: usize,
+    /// Killed before any build record existed: nothing to resume, nothing may exist.
+    before_build: bool,
+    leaks: Vec<String>,
+    duplicates: Vec<String>,
+    not_succeeded: Vec<String>,
+}
+
+async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outcome {
+    let mut out = Outcome::default();
+    let state = ws.state_dir();
+    let spec = &ws.spec_file(&harness::small_spec(&format!("crash-{}", ws.unique())));
+    let applied = case.apply.run(ws.apply(&state, spec)).await;
+    assert!(
+        !applied.stderr.contains("panicked"),
+        "apply panicked: {}",
+        applied.stderr
+    );
+    if applied.killed() {
+        out.kills += 1;
+    } else if !matches!(case.apply, Kill::Never) {
+        out.missed += 1;
+    }
+    let id = match applied.build_id() {
+        Some(id) => id,
+        None => match harness::builds(ws, &state).await.into_iter().next() {
+            Some((id, _)) => id,
+            None => {
+                out.before_build = true;
+                return out;
+            }
+        },
+    };
+    if !matches!(case.first_resume, Kill::Never) {
+        let r = case.first_resume.run(ws.resume(&state, &id)).await;
+        assert!(
+            !r.stderr.contains("panicked"),
+            "resume panicked: {}",
+            r.stderr
+        );
+        out.resumes += 1;
+        if r.killed() {
+            out.kills += 1;
+        } else {
+            out.missed += 1;
+        }
+    }
+    let phase = harness::builds(ws, &state)
+        .await
+        .into_iter()
+        .find(|(b, _)| *b == id);
+    if phase.as_ref().map(|(_, p)| p.as_str()) != Some("succeeded") {
+        let resumed = harness::resume_until_done(ws, &state, &id, 4).await;
+        out.resumes += resumed.resumes;
+        if resumed.phase != "succeeded" {
+            out.not_succeeded.push(format!(
+                "{id} ({case:?}): {} after {:?}",
+                resumed.phase, resumed.failures
+            ));
+        }
+    }
+    let (inventory, calls) = (sim.inventory().await, sim.calls().await);
+    let audit =
+        harness::audit_succeeded(&inventory, &calls, &id, harness::attempts_seen(&calls, &id));
+    out.leaks = audit
+        .leaks
+        .into_iter()
+        .map(|l| format!("{l} ({case:?})"))
+        .collect();
+    out.duplicates = audit
+        .duplicates
+        .into_iter()
+        .map(|d| format!("{d} ({case:?})"))
+        .collect();
+    let _ = std::fs::remove_dir_all(&state);
+    out
+}
+
+/// Totals over many cases, printed as the harness's figures.
+#[derive(Debug, Default)]
+struct Figures {
+    cases: usize,
+    kills: usize,
+    resumes: usize,
+    missed: usize,
+    before_build: usize,
+    leaks: Vec<String>,
+    duplicates: Vec<String>,
+    not_succeeded: Vec<String>,
+}
+
+impl Figures {
+    fn add(&mut self, o: Outcome) {
+        self.cases += 1;
+        self.kills += o.kills;
+        self.resumes += o.resumes;
+        self.missed += o.missed;
+        self.before_build += usize::from(o.before_build);
+        self.leaks.extend(o.leaks);
+        self.duplicates.extend(o.duplicates);
+        self.not_succeeded.extend(o.not_succeeded);
+    }
+
+    fn print(&self, what: &str, started: Instant) {
+        println!(
+            "crash figures [{what}]: cases {}, kills {}, resumes {}, kills that missed {}, killed \
+             before a build existed {}, leaks {}, duplicates {}, not succeeded {}, {:.1} s",
+            self.cases,
+            self.kills,
+            self.resumes,
+            self.missed,
+            self.before_build,
+            self.leaks.len(),
+            self.duplicates.len(),
+            self.not_succeeded.len(),
+            harness::secs(started)
+        );
+        for line in self
+            .leaks
+            .iter()
+            .chain(&self.duplicates)
+            .chain(&self.not_succeeded)
+        {
+            println!("  {line}");
+        }
+    }
+
+    fn assert_clean(&self) {
+        assert!(self.leaks.is_empty(), "leaks: {:#?}", self.leaks);
+        assert!(
+            self.duplicates.is_empty(),
+            "duplicates: {:#?}",
+            self.duplicates
+        );
+        assert!(
+            self.not_succeeded.is_empty(),
+            "builds not succeeded: {:#?}",
+            self.not_succeeded
+        );
+    }
+}
+
+/// Runs `cases` on a few builds at once (`BAKERD_CRASH_JOBS`) against one simulator.
+async fn run_all(sim: &Arc<common::SimProcess>, ws: &Arc<Workspace>, cases: Vec<Case>) -> Figures {
+    let jobs = env_usize("BAKERD_CRASH_JOBS", 3).max(1);
+    let outcomes: Vec<Outcome> = futures::stream::iter(cases)
+        .map(|case| {
+            let (sim, ws) = (sim.clone(), ws.clone());
+            async move { run_case(&sim, &ws, &case).await }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    let mut figures = Figures::default();
+    for o in outcomes {
+        figures.add(o);
+    }
+    figures
+}
+
+/// A recorded, uninterrupted build: the points it reached (with hit counts) and its duration.
+async fn record_points(
+    ws: &Workspace,
+    spec: &Path,
+) -> (BTreeMap<String, usize>, Vec<String>, Duration) {
+    let state = ws.state_dir();
+    let log = ws.dir.path().join("failpoints.log");
+    let mut cmd = ws.apply(&state, spec);
+    cmd.env("BAKERD_FAILPOINT_LOG", &log);
+    let started = Instant::now();
+    let r = harness::run(cmd).await;
+    let took = started.elapsed();
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "recording build failed:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&log).expect("failpoint log");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut order = Vec::new();
+    for line in text.lines() {
+        let n = counts.entry(line.to_string()).or_default();
+        if *n == 0 {
+            order.push(line.to_string());
+        }
+        *n += 1;
+    }
+    (counts, order, took)
+}
+
+fn start_sim(name: &str) -> (Arc<common::SimProcess>, Arc<Workspace>) {
+    let sim = common::SimProcess::start(name);
+    let ws = Workspace::new(&sim);
+    (Arc::new(sim), Arc::new(ws))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_leaks() {
+    let started = Instant::now();
+    let (sim, ws) = start_sim("crash-matrix");
+    let spec = ws.spec_file(&harness::small_spec("crash-record"));
+    let (counts, order, took) = record_points(&ws, &spec).await;
+    println!(
+        "recorded build: {} distinct failpoints, {} hits, {:.1} s",
+        order.len(),
+        counts.values().sum::<usize>(),
+        took.as_secs_f64()
+    );
+    for required in [
+        "run-instances:after-call",
+        "provisioner-1:started",
+        "wait-snapshot:poll",
+        "wait-image:poll",
+    ] {
+        assert!(
+            counts.contains_key(required),
+            "the recorded build never reached {required}: {order:?}"
+        );
+    }
+    let mut cases = Vec::new();
+    for point in &order {
+        cases.push(Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::Never,
+        });
+        if counts[point] >= 2 {
+            cases.push(Case {
+                apply: Kill::At(format!("{point}#2")),
+                first_resume: Kill::Never,
+            });
+        }
+    }
+    let points_tried = cases.len();
+    // Double kills: the re-issued call of each resource-creating step dies again before its result.
+    for step in [
+        "create-vpc",
+        "run-instances",
+        "create-snapshot",
+        "create-image",
+    ] {
+        let point = format!("{step}:after-call");
+        cases.push(Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::At(point.clone()),
+        });
+    }
+    let figures = run_all(&sim, &ws, cases).await;
+    println!(
+        "crash figures [matrix]: points tried {points_tried} (distinct points {})",
+        order.len()
+    );
+    figures.print(
+        "every failpoint + double kills at create after-calls",
+        started,
+    );
+    let tokenless = harness::tokenless_creates(&sim.calls().await);
+    assert!(
+        tokenless.is_empty(),
+        "create calls without ClientToken: {tokenless:?}"
+    );
+    assert_eq!(
+        figures.before_build, 0,
+        "a failpoint kill happened before the build record existed"
+    );
+    assert!(
+        figures.kills >= points_tried,
+        "some failpoints were never reached on the rerun: {figures:?}"
+    );
+    figures.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else() {
+    let started = Instant::now();
+    let (sim, ws) = start_sim("crash-random");
+    let spec = ws.spec_file(&harness::small_spec("crash-record"));
+    let (_, _, took) = record_points(&ws, &spec).await;
+    let seed = env_usize("BAKERD_CRASH_SEED", 20_261_125) as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let span = took.as_millis().max(500) as u64;
+    let mut delay = || Duration::from_millis(rng.gen_range(30..span));
+    let random = env_usize("BAKERD_CRASH_RANDOM", 50);
+    let double = env_usize("BAKERD_CRASH_DOUBLE", 10);
+    let mut cases: Vec<Case> = (0..random)
+        .map(|_| Case {
+            apply: Kill::After(delay()),
+            first_resume: Kill::Never,
+        })
+        .collect();
+    cases.extend((0..double).map(|_| Case {
+        apply: Kill::After(delay()),
+        first_resume: Kill::After(delay()),
+    }));
+    let figures = run_all(&sim, &ws, cases).await;
+    println!("crash figures [random]: seed {seed}, {random} random kills + {double} double kills over 0..{span} ms");
+    figures.print("random", started);
+    let tokenless = harness::tokenless_creates(&sim.calls().await);
+    assert!(
+        tokenless.is_empty(),
+        "create calls without ClientToken: {tokenless:?}"
+    );
+    assert!(
+        figures.kills >= random / 2,
+        "most random kills should land mid-build: {figures:?}"
+    );
+    figures.assert_clean();
+}
