@@ -323,7 +323,6 @@ async fn a_lost_import_key_pair_answer_neither_leaks_nor_reuses_the_old_key_pair
 /// With `on_failure: keep`, a failed snapshot must not be waited on again by every resume: the
 /// step re-issues CreateSnapshot with the recorded ClientToken and gets the failed one back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug (reported): with on_failure: keep a failed snapshot is reused by every resume"]
 async fn with_on_failure_keep_a_failed_snapshot_is_replaced_on_resume() {
     let sim = common::SimProcess::start("keep-snapshot");
     let ws = Workspace::new(&sim);

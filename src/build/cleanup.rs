@@ -99,9 +99,8 @@ impl Reconciler {
         self.rec.results.clear();
         self.rec.provisioners.clear();
         self.rec.host_key = None;
-        if let super::phase::Phase::Failed { at, .. } = &mut self.rec.phase {
-            **at = super::phase::Phase::Pending;
-        }
+        // `phase` keeps the step that failed (for messages); with no intents left, `resume`
+        // starts the new attempt from the beginning.
         self.save()?;
         Ok(())
     }

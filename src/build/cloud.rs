@@ -278,6 +278,13 @@ impl Cloud {
                 Ok(_) => return Ok(()),
                 // Sent but unanswered: look it up by name before sending again.
                 Err(ClientError::OutcomeUnknown { .. }) => continue,
+                // A retried import whose first try went through finds its own key pair.
+                Err(e)
+                    if e.code()
+                        .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate")) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e.into()),
             }
         }

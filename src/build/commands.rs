@@ -129,7 +129,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     let store = Store::new(state);
     let spec_path = std::fs::canonicalize(&args.spec).unwrap_or_else(|_| args.spec.clone());
     let rec = store
-        .create(frozen, hash, &spec_path, &spec.image_name_at(unix_now()))
+        .create(frozen, hash, &spec_path, |secs| spec.image_name_at(secs))
         .or_exit(exit::STATE)?;
     out.result(
         &format!("build {} started for {}", rec.id, args.spec.display()),
@@ -201,7 +201,13 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
             return Ok(exit::OK);
         }
         Phase::Failed { .. } => {
-            rec.phase = rec.phase.clone().resume_from();
+            // A failed build whose attempt was cleaned up (no intents left) starts over;
+            // otherwise the failed step is retried on the resources it has.
+            rec.phase = if rec.intents.is_empty() {
+                Phase::Pending
+            } else {
+                rec.phase.clone().resume_from()
+            };
             store.put(&rec).or_exit(exit::STATE)?;
         }
         _ => {}
@@ -326,12 +332,4 @@ fn thaw_spec(rec: &BuildRecord<Phase>) -> Result<Spec, CommandError> {
         }
     }
     Ok(spec)
-}
-
-/// Seconds since the Unix epoch, for `{{timestamp}}`.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -1,9 +1,10 @@
 //! The steps of a build, one per phase transition. Each step is idempotent: it may run again
 //! after a crash or a `resume`, and then finds in the record (or in the cloud) what it already did.
 
-use super::cloud::{ImageParams, InstanceParams, InstanceState};
+use super::cloud::{CloudError, ImageParams, InstanceParams, InstanceState};
 use super::crash;
 use super::reconcile::{BuildError, Reconciler};
+use crate::client::wait::WaitError;
 use crate::spec::{SourceImage, SshAddress};
 use std::time::Duration;
 
@@ -17,8 +18,13 @@ impl Reconciler {
     }
 
     /// Name of the build's temporary key pair, security group, VPC and vSwitch.
+    /// Later attempts (after a cleanup) get their own names, so nothing left of an earlier
+    /// attempt can be mistaken for this one's.
     pub fn temp_name(&self) -> String {
-        format!("bakerd-{}", self.rec.id)
+        match self.rec.attempt {
+            0 => format!("bakerd-{}", self.rec.id),
+            n => format!("bakerd-{}-a{n}", self.rec.id),
+        }
     }
 
     /// Pending → Prepared: import the build's key pair; find or create the network.
@@ -264,21 +270,24 @@ impl Reconciler {
         };
         let (cloud, name) = (self.cloud.clone(), self.temp_name());
         let tags = [self.tags(), map_pairs(&self.spec.image.tags)].concat();
+        let step = self.step_name("create-snapshot");
         let snapshot = self
-            .create("create-snapshot", "snapshot", |token| async move {
+            .create(&step, "snapshot", |token| async move {
                 cloud.create_snapshot(&token, &disk, &name, &tags).await
             })
             .await?;
         let out = self.out.clone();
         let timeout = self.spec.timeouts.snapshot;
-        self.cloud
+        let waited = self
+            .cloud
             .wait_snapshot(&snapshot, timeout, move |p| {
                 crash::point("wait-snapshot:poll");
                 out.progress("snapshot", p)
             })
-            .await?;
+            .await;
         self.out.progress_done("snapshot");
-        Ok(())
+        self.retire_if_dead("create-snapshot", "snapshot", waited)
+            .await
     }
 
     /// SnapshotReady → ImageReady: replace a same-named image if `force`, create the image,
@@ -293,27 +302,93 @@ impl Reconciler {
         let params = ImageParams {
             snapshot: self.resource("snapshot").unwrap_or_default().to_string(),
             name: self.rec.image_name.clone(),
-            description: self.spec.image.description.clone(),
+            description: self
+                .spec
+                .image_description_at(super::store::created_secs(&self.rec)),
             family: self.spec.image.family.clone(),
             version: self.spec.image.version.clone(),
             tags: tags.clone(),
         };
         let cloud = self.cloud.clone();
+        let step = self.step_name("create-image");
         let image = self
-            .create("create-image", "image", |token| async move {
+            .create(&step, "image", |token| async move {
                 cloud.create_image(&token, &params).await
             })
             .await?;
         let out = self.out.clone();
         let timeout = self.spec.timeouts.image;
-        self.cloud
+        let waited = self
+            .cloud
             .wait_image(&image, timeout, move |p| {
                 crash::point("wait-image:poll");
                 out.progress("image", p)
             })
-            .await?;
+            .await;
         self.out.progress_done("image");
+        self.retire_if_dead("create-image", "image", waited).await?;
         self.copy_and_share(&image, &tags).await
+    }
+
+    /// The current name of a create step that may have been retired (see
+    /// [`retire_if_dead`](Self::retire_if_dead)): `create-snapshot`, then `create-snapshot-r1`, …
+    fn step_name(&self, base: &str) -> String {
+        match self.retired(base) {
+            0 => base.to_string(),
+            n => format!("{base}-r{n}"),
+        }
+    }
+
+    fn retired(&self, base: &str) -> u64 {
+        let key = format!("{base}:retired");
+        self.rec
+            .results
+            .get(&key)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    }
+
+    /// When a wait ended because the resource itself failed (`failed` snapshot, `CreateFailed`
+    /// image) or vanished, re-issuing its create with the same ClientToken would only hand the
+    /// dead resource back. So the step is retired: the dead resource is deleted, and the next
+    /// run of the step (a `resume`) uses a new step name and therefore a new ClientToken.
+    async fn retire_if_dead(
+        &mut self,
+        base: &str,
+        role: &str,
+        waited: Result<(), CloudError>,
+    ) -> Result<(), BuildError> {
+        let dead = matches!(
+            &waited,
+            Err(CloudError::Wait(
+                WaitError::Failed { .. } | WaitError::Vanished { .. }
+            ))
+        );
+        if !dead {
+            return waited.map_err(Into::into);
+        }
+        if let Some(id) = self.resource(role).map(str::to_string) {
+            let deleted = match role {
+                "image" => self.cloud.delete_image_and_snapshots(&id).await,
+                _ => self.cloud.delete_snapshot(&id).await,
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(%id, error = %e, "could not delete a failed {role}; gc will");
+            }
+            self.event(
+                "retire",
+                format!("{role} {id} failed; the next try creates a new one"),
+            )?;
+        }
+        let step = self.step_name(base);
+        self.rec.intents.remove(&step);
+        self.rec.results.remove(&step);
+        self.rec.resources.remove(role);
+        let key = format!("{base}:retired");
+        let next = self.retired(base) + 1;
+        self.rec.results.insert(key, serde_json::Value::from(next));
+        self.save()?;
+        waited.map_err(Into::into)
     }
 
     /// Deletes images with the build's image name that this build did not create (`force`).

@@ -34,19 +34,22 @@ impl Store {
         self.dir.path()
     }
 
-    /// Records a new build (phase `Pending`) from a frozen spec.
+    /// Records a new build (phase `Pending`) from a frozen spec. `image_name` renders the
+    /// image name for the build's creation time (Unix seconds), the time `{{timestamp}}` stands
+    /// for during the whole build.
     pub fn create(
         &self,
         frozen_spec: serde_json::Value,
         spec_hash: String,
         spec_path: &Path,
-        image_name: &str,
+        image_name: impl FnOnce(u64) -> String,
     ) -> Result<Build, StoreError> {
         let rec: Build = self.dir.create_build(frozen_spec, Phase::Pending)?;
+        let name = image_name(created_secs(&rec));
         self.dir.update_build(&rec.id, |b: &mut Build| {
             b.spec_hash = spec_hash;
             b.spec_path = spec_path.display().to_string();
-            b.image_name = image_name.to_string();
+            b.image_name = name;
         })
     }
 
@@ -86,4 +89,9 @@ impl Store {
     pub fn delete(&self, id: &BuildId) -> Result<bool, StoreError> {
         self.dir.delete_build(id)
     }
+}
+
+/// The build's creation time in Unix seconds: what `{{timestamp}}` means for it.
+pub fn created_secs(rec: &Build) -> u64 {
+    u64::try_from(rec.created_at.0 / 1000).unwrap_or(0)
 }
