@@ -96,10 +96,11 @@ fn finish(result: Result<u8, build::CommandError>) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
+/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`; sled's own messages are off by
+/// default because every sled failure reaches the user as a bakerd error saying what to do).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -336,7 +336,13 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
             .or_default() += 1;
     }
     for (kind, n) in per_kind {
-        if n > attempts {
+        // A failed snapshot/image is retired and replaced under a new `-rN` token: one more.
+        let replaced = match kind.as_str() {
+            "snapshot" => retirements(calls, id, "CreateSnapshot"),
+            "image" => retirements(calls, id, "CreateImage"),
+            _ => 0,
+        };
+        if n > attempts + replaced {
             audit.duplicates.push(format!(
                 "{id}: {n} {kind}s created over {attempts} attempt(s)"
             ));
@@ -362,13 +368,36 @@ pub fn token_problems(calls: &Value, id: &str) -> Vec<String> {
         tokens
             .entry((action, attempt))
             .or_default()
-            .insert(token.to_string());
+            .insert(unretired(token).to_string());
     }
     tokens
         .into_iter()
         .filter(|(_, t)| t.len() > 1)
         .map(|((action, attempt), t)| format!("{id}: {action} attempt {attempt} used tokens {t:?}"))
         .collect()
+}
+
+/// A token without its retirement suffix (`…-create-snapshot-r1` → `…-create-snapshot`): the
+/// reconciler gives a retired step (its resource failed) a new token on purpose.
+fn unretired(token: &str) -> &str {
+    match token.rsplit_once("-r") {
+        Some((base, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => base,
+        _ => token,
+    }
+}
+
+/// How many distinct retirement tokens (`-rN`) build `id` used for `action`.
+fn retirements(calls: &Value, id: &str, action: &str) -> usize {
+    let prefix = format!("bakerd-{id}-a");
+    let retired: BTreeSet<&str> = calls["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["action"] == action)
+        .filter_map(|c| c["client_token"].as_str())
+        .filter(|t| t.starts_with(&prefix) && unretired(t) != *t)
+        .collect();
+    retired.len()
 }
 
 /// Calls of a token-capable action made without a ClientToken (should never happen).
