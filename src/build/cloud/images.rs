@@ -1,0 +1,209 @@
+//! Snapshots and images: create, wait, find, delete, copy, share.
+
+use super::*;
+
+impl Cloud {
+    /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any.
+    pub async fn image_for_spec_hash(&self, hash: &str) -> Result<Option<FoundImage>> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_owner_alias: Some("self".into()),
+            tags: vec![Tag::new("bakerd:spec-hash", hash)],
+            ..Default::default()
+        };
+        let mut images: Vec<Image> = self.client.list_all(request).await?;
+        images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
+        Ok(images.into_iter().next().map(|i| FoundImage {
+            id: i.image_id,
+            name: i.image_name,
+        }))
+    }
+
+    /// Resolves a source image family to its newest Available image id.
+    pub async fn image_from_family(&self, family: &str) -> Result<String> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_family: Some(family.to_string()),
+            ..Default::default()
+        };
+        let mut images: Vec<Image> = self.client.list_all(request).await?;
+        images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
+        images
+            .into_iter()
+            .next()
+            .map(|i| i.image_id)
+            .ok_or_else(|| {
+                CloudError::Unexpected(format!(
+                    "no Available image in family {family:?} in {}",
+                    self.region
+                ))
+            })
+    }
+
+    pub async fn create_snapshot(
+        &self,
+        token: &str,
+        disk: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
+        let request = CreateSnapshot {
+            disk_id: disk.to_string(),
+            snapshot_name: Some(name.to_string()),
+            description: Some("system disk of a bakerd build".into()),
+            tags: tags(t),
+            client_token: Some(token.to_string()),
+            ..Default::default()
+        };
+        Ok(self.client.call(&request).await?.snapshot_id)
+    }
+
+    /// Waits for `accomplished` (a `failed` snapshot ends the wait at once), reporting percent.
+    pub async fn wait_snapshot(
+        &self,
+        id: &str,
+        deadline: Duration,
+        progress: impl Fn(u32) + Send + Sync,
+    ) -> Result<()> {
+        self.waiter(Some(deadline))
+            .on_progress(move |p| progress(p.percent.unwrap_or(0) as u32))
+            .snapshot(&self.region, id)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a snapshot (gone is fine).
+    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        let request = DeleteSnapshot {
+            snapshot_id: id.to_string(),
+            force: Some(true),
+        };
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)
+    }
+
+    /// Snapshots tagged as belonging to `build` (found by tag, for cleanup after a crash).
+    pub async fn snapshots_of_build(&self, build: &str) -> Result<Vec<String>> {
+        let request = DescribeSnapshots {
+            region_id: self.region.clone(),
+            tags: vec![Tag::new("bakerd:build-id", build)],
+            ..Default::default()
+        };
+        Ok(self
+            .client
+            .list_all(request)
+            .await?
+            .into_iter()
+            .map(|s| s.snapshot_id)
+            .collect())
+    }
+
+    pub async fn create_image(&self, token: &str, p: &ImageParams) -> Result<String> {
+        let request = CreateImage {
+            region_id: self.region.clone(),
+            snapshot_id: Some(p.snapshot.clone()),
+            image_name: Some(p.name.clone()),
+            image_family: p.family.clone(),
+            image_version: p.version.clone(),
+            description: p.description.clone(),
+            tags: tags(&p.tags),
+            client_token: Some(token.to_string()),
+            ..Default::default()
+        };
+        Ok(self.client.call(&request).await?.image_id)
+    }
+
+    /// Waits for `Available` (`CreateFailed` ends the wait at once), reporting percent.
+    pub async fn wait_image(
+        &self,
+        id: &str,
+        deadline: Duration,
+        progress: impl Fn(u32) + Send + Sync,
+    ) -> Result<()> {
+        self.waiter(Some(deadline))
+            .on_progress(move |p| progress(p.percent.unwrap_or(0) as u32))
+            .image(&self.region, id)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids of own images named `name`, in any status.
+    pub async fn images_named(&self, name: &str) -> Result<Vec<String>> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_name: Some(name.to_string()),
+            image_owner_alias: Some("self".into()),
+            status: Some(ALL_IMAGE_STATUSES.into()),
+            ..Default::default()
+        };
+        let images = self.client.list_all(request).await?;
+        Ok(images
+            .into_iter()
+            .filter(|i| i.image_name == name)
+            .map(|i| i.image_id)
+            .collect())
+    }
+
+    /// Deletes an image, then the snapshots behind it (gone is fine).
+    pub async fn delete_image_and_snapshots(&self, id: &str) -> Result<()> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_id: Some(id.to_string()),
+            status: Some(ALL_IMAGE_STATUSES.into()),
+            ..Default::default()
+        };
+        let snapshots: Vec<String> = self
+            .client
+            .list_all(request)
+            .await?
+            .into_iter()
+            .flat_map(|i| i.disk_device_mappings)
+            .map(|m| m.snapshot_id)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let delete = DeleteImage {
+            region_id: self.region.clone(),
+            image_id: id.to_string(),
+            force: Some(true),
+        };
+        gone_ok(repeat_if_lost(|| self.client.call(&delete)).await)?;
+        for snapshot in snapshots {
+            self.delete_snapshot(&snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// Copies an image to `region`; returns the copy's id there.
+    pub async fn copy_image(
+        &self,
+        token: &str,
+        image: &str,
+        region: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
+        let request = CopyImage {
+            region_id: self.region.clone(),
+            image_id: image.to_string(),
+            destination_region_id: region.to_string(),
+            destination_image_name: Some(name.to_string()),
+            destination_description: None,
+            tags: tags(t),
+            client_token: Some(token.to_string()),
+        };
+        Ok(self.client.call(&request).await?.image_id)
+    }
+
+    /// Shares an image with other accounts (at most 10 per call, as ECS allows).
+    pub async fn share_image(&self, image: &str, accounts: &[String]) -> Result<()> {
+        for chunk in accounts.chunks(10) {
+            let request = ModifyImageSharePermission {
+                region_id: self.region.clone(),
+                image_id: image.to_string(),
+                add_accounts: chunk.to_vec(),
+                remove_accounts: Vec::new(),
+            };
+            repeat_if_lost(|| self.client.call(&request)).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! The build instance: run, describe, start/stop, public IP, delete, system disk.
+
+use super::*;
+
+impl Cloud {
+    /// One RunInstances; returns the instance id.
+    pub async fn run_instance(&self, token: &str, p: &InstanceParams) -> Result<String> {
+        let spec = InstanceSpec {
+            region_id: self.region.clone(),
+            image_id: p.source_image_id.clone(),
+            instance_type: p.instance_type.clone(),
+            security_group_id: Some(p.security_group.clone()),
+            vswitch_id: Some(p.vswitch.clone()),
+            zone_id: p.zone.clone(),
+            instance_name: Some(p.name.clone()),
+            description: Some("bakerd build instance".into()),
+            key_pair_name: Some(p.key_pair.clone()),
+            internet_max_bandwidth_out: Some(p.internet_max_bandwidth_out).filter(|b| *b > 0),
+            system_disk_category: p.system_disk_category.clone(),
+            system_disk_size: p.system_disk_size_gb,
+            user_data: p.user_data.clone(),
+            tags: tags(&p.tags),
+            client_token: Some(token.to_string()),
+            ..Default::default()
+        };
+        let ids = self
+            .client
+            .call(&RunInstances {
+                spec,
+                amount: Some(1),
+            })
+            .await?
+            .instance_id_sets;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| CloudError::Unexpected("RunInstances returned no instance id".into()))
+    }
+
+    /// The instance's status and addresses; `None` once it is deleted.
+    pub async fn describe_instance(&self, id: &str) -> Result<Option<InstanceState>> {
+        let mut request = DescribeInstances::in_region(&self.region);
+        request.instance_ids = vec![id.to_string()];
+        let found = self.client.call(&request).await?.instances;
+        Ok(found.into_iter().find(|i| i.instance_id == id).map(|i| {
+            let private_ip = i
+                .vpc_attributes
+                .as_ref()
+                .and_then(|v| v.private_ip_address.first().cloned())
+                .or_else(|| i.inner_ip_address.first().cloned());
+            InstanceState {
+                status: i.status.as_str().to_string(),
+                private_ip,
+                public_ip: i.public_ip_address.first().cloned(),
+            }
+        }))
+    }
+
+    pub async fn start_instance(&self, id: &str) -> Result<()> {
+        let request = StartInstance {
+            instance_id: id.to_string(),
+        };
+        self.change_state(id, &["Starting", "Running"], || self.client.call(&request))
+            .await
+    }
+
+    pub async fn stop_instance(&self, id: &str) -> Result<()> {
+        let request = StopInstance {
+            instance_id: id.to_string(),
+            ..Default::default()
+        };
+        self.change_state(id, &["Stopping", "Stopped"], || self.client.call(&request))
+            .await
+    }
+
+    /// Sends a Start/Stop call. Start and Stop have no ClientToken, so when the answer is lost
+    /// (or the call is refused because of the instance's state) the instance is looked at: if
+    /// it is already on its way to the wanted state the call counts as done.
+    async fn change_state<T, F, Fut>(&self, id: &str, heading: &[&str], mut call: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ClientError>>,
+    {
+        for _ in 0..4 {
+            let err = match call().await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let lost = matches!(err, ClientError::OutcomeUnknown { .. });
+            if !lost
+                && !err
+                    .code()
+                    .is_some_and(|c| c.starts_with("IncorrectInstanceStatus"))
+            {
+                return Err(err.into());
+            }
+            let status = self.describe_instance(id).await?.map(|s| s.status);
+            if status.as_deref().is_some_and(|s| heading.contains(&s)) {
+                return Ok(());
+            }
+            if !lost {
+                return Err(err.into());
+            }
+        }
+        Err(CloudError::Unexpected(format!(
+            "instance {id}: no answer to 4 attempts to move it to {}",
+            heading.last().unwrap_or(&"?")
+        )))
+    }
+
+    /// Waits for `Running` or `Stopped` (the instance timeout of the spec applies).
+    pub async fn wait_instance_status(
+        &self,
+        id: &str,
+        wanted: &str,
+        deadline: Duration,
+    ) -> Result<InstanceState> {
+        let status = match wanted {
+            "Stopped" => InstanceStatus::Stopped,
+            _ => InstanceStatus::Running,
+        };
+        self.waiter(Some(deadline))
+            .instance_status(&self.region, id, status)
+            .await?;
+        self.describe_instance(id).await?.ok_or_else(|| {
+            CloudError::Unexpected(format!(
+                "instance {id} vanished right after becoming {wanted}"
+            ))
+        })
+    }
+
+    /// Allocates (or returns the already allocated) public IP.
+    pub async fn allocate_public_ip(&self, id: &str) -> Result<String> {
+        let request = AllocatePublicIpAddress {
+            instance_id: id.to_string(),
+        };
+        Ok(repeat_if_lost(|| self.client.call(&request))
+            .await?
+            .ip_address)
+    }
+
+    /// Deletes the instance (forced: it may be running) and waits until it is gone.
+    pub async fn delete_instance_and_wait(&self, id: &str) -> Result<()> {
+        let request = DeleteInstance {
+            instance_id: id.to_string(),
+            force: Some(true),
+        };
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)?;
+        self.waiter(None).instance_deleted(&self.region, id).await?;
+        Ok(())
+    }
+
+    /// The instance's system disk.
+    pub async fn system_disk(&self, instance: &str) -> Result<String> {
+        let request = DescribeDisks {
+            region_id: self.region.clone(),
+            instance_id: Some(instance.to_string()),
+            disk_type: Some("system".into()),
+            ..Default::default()
+        };
+        let disks = self.client.list_all(request).await?;
+        disks.into_iter().next().map(|d| d.disk_id).ok_or_else(|| {
+            CloudError::Unexpected(format!("instance {instance} has no system disk"))
+        })
+    }
+}

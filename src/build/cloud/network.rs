@@ -1,0 +1,272 @@
+//! Key pairs, zones, VPCs, vSwitches and security groups: creating and deleting the build's temporary network.
+
+use super::*;
+
+impl Cloud {
+    /// Imports the build's public key; an existing key pair of that name counts as done (a
+    /// resume after the call went through).
+    pub async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        t: &[(String, String)],
+    ) -> Result<()> {
+        let request = ImportKeyPair {
+            region_id: self.region.clone(),
+            key_pair_name: name.to_string(),
+            public_key_body: public_key.to_string(),
+            tags: tags(t),
+        };
+        for _ in 0..4 {
+            if self.key_pair_exists(name).await? {
+                return Ok(());
+            }
+            match self.client.call(&request).await {
+                Ok(_) => return Ok(()),
+                // Sent but unanswered: look it up by name before sending again.
+                Err(ClientError::OutcomeUnknown { .. }) => continue,
+                // A retried import whose first try went through finds its own key pair.
+                Err(e)
+                    if e.code()
+                        .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate")) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CloudError::Unexpected(format!(
+            "ImportKeyPair {name}: no answer after 4 attempts and the key pair does not exist"
+        )))
+    }
+
+    async fn key_pair_exists(&self, name: &str) -> Result<bool> {
+        let existing = DescribeKeyPairs {
+            region_id: self.region.clone(),
+            key_pair_name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let found = self.client.list_all(existing).await?;
+        Ok(found.iter().any(|k| k.key_pair_name == name))
+    }
+
+    /// Deletes a key pair (gone is fine).
+    pub async fn delete_key_pair(&self, name: &str) -> Result<()> {
+        let request = DeleteKeyPairs {
+            region_id: self.region.clone(),
+            key_pair_names: vec![name.to_string()],
+        };
+        gone_ok(repeat_if_lost(|| self.client.call(&request)).await)
+    }
+
+    /// The VPC of a security group (to place a temporary vSwitch next to a given group).
+    pub async fn security_group_vpc(&self, sg: &str) -> Result<Option<String>> {
+        let request = DescribeSecurityGroups {
+            region_id: self.region.clone(),
+            security_group_ids: vec![sg.to_string()],
+            ..Default::default()
+        };
+        let groups = self.client.list_all(request).await?;
+        let group = groups
+            .into_iter()
+            .find(|g| g.security_group_id == sg)
+            .ok_or_else(|| {
+                CloudError::Unexpected(format!(
+                    "security group {sg} does not exist in {}: check `instance.security_group_id`",
+                    self.region
+                ))
+            })?;
+        Ok(Some(group.vpc_id).filter(|v| !v.is_empty()))
+    }
+
+    /// The VPC of a vSwitch.
+    pub async fn vswitch_vpc(&self, vswitch: &str) -> Result<Option<String>> {
+        let request = DescribeVSwitches {
+            region_id: self.region.clone(),
+            vswitch_id: Some(vswitch.to_string()),
+            ..Default::default()
+        };
+        let found = self.client.list_all(request).await?;
+        Ok(found
+            .into_iter()
+            .find(|v| v.vswitch_id == vswitch)
+            .map(|v| v.vpc_id))
+    }
+
+    /// A zone of the region that offers `instance_type` (first one when none says).
+    pub async fn pick_zone(&self, instance_type: &str) -> Result<String> {
+        let request = DescribeZones {
+            region_id: self.region.clone(),
+            verbose: None,
+        };
+        let zones = self.client.call(&request).await?.zones;
+        let offering = zones.iter().find(|z| {
+            z.available_instance_types
+                .iter()
+                .any(|t| t == instance_type)
+        });
+        offering
+            .or(zones.first())
+            .map(|z| z.zone_id.clone())
+            .ok_or_else(|| CloudError::Unexpected(format!("region {} lists no zones", self.region)))
+    }
+
+    pub async fn create_vpc(
+        &self,
+        token: &str,
+        cidr: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
+        let request = CreateVpc {
+            region_id: self.region.clone(),
+            cidr_block: Some(cidr.to_string()),
+            vpc_name: Some(name.to_string()),
+            description: Some("temporary VPC of a bakerd build".into()),
+            tags: tags(t),
+            client_token: Some(token.to_string()),
+        };
+        Ok(self.client.call(&request).await?.vpc_id)
+    }
+
+    pub async fn wait_vpc_available(&self, vpc: &str) -> Result<()> {
+        self.waiter(None).vpc(&self.region, vpc).await?;
+        Ok(())
+    }
+
+    pub async fn create_vswitch(
+        &self,
+        token: &str,
+        vpc: &str,
+        zone: &str,
+        cidr: &str,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
+        let request = CreateVSwitch {
+            region_id: self.region.clone(),
+            vpc_id: vpc.to_string(),
+            zone_id: zone.to_string(),
+            cidr_block: cidr.to_string(),
+            vswitch_name: Some(name.to_string()),
+            description: Some("temporary vSwitch of a bakerd build".into()),
+            tags: tags(t),
+            client_token: Some(token.to_string()),
+        };
+        Ok(self.client.call(&request).await?.vswitch_id)
+    }
+
+    pub async fn wait_vswitch_available(&self, vswitch: &str) -> Result<()> {
+        self.waiter(None).vswitch(&self.region, vswitch).await?;
+        Ok(())
+    }
+
+    pub async fn create_security_group(
+        &self,
+        token: &str,
+        vpc: Option<&str>,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
+        let request = CreateSecurityGroup {
+            region_id: self.region.clone(),
+            vpc_id: vpc.map(str::to_string),
+            security_group_name: Some(name.to_string()),
+            description: Some("temporary SSH-only group of a bakerd build".into()),
+            tags: tags(t),
+            client_token: Some(token.to_string()),
+        };
+        Ok(self.client.call(&request).await?.security_group_id)
+    }
+
+    /// Opens tcp/`port` from anywhere (the only rule of a temporary group).
+    pub async fn authorize_tcp_ingress(&self, token: &str, sg: &str, port: u16) -> Result<()> {
+        let request = AuthorizeSecurityGroup {
+            region_id: self.region.clone(),
+            security_group_id: sg.to_string(),
+            permissions: vec![Permission {
+                ip_protocol: "TCP".into(),
+                port_range: format!("{port}/{port}"),
+                source_cidr_ip: "0.0.0.0/0".into(),
+                policy: Some("accept".into()),
+                priority: Some(1),
+                description: Some("SSH for bakerd provisioning".into()),
+            }],
+            client_token: Some(token.to_string()),
+        };
+        self.client.call(&request).await?;
+        Ok(())
+    }
+}
+
+impl Cloud {
+    /// Retries a deletion while the resource is still held by something being deleted
+    /// (`DependencyViolation`, `IncorrectStatus`, …) for up to a minute.
+    async fn delete_with_dependency_retry<F, Fut>(
+        &self,
+        what: &str,
+        pause: Duration,
+        mut call: F,
+    ) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), ClientError>>,
+    {
+        let started = std::time::Instant::now();
+        loop {
+            match call().await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(ClientError::OutcomeUnknown { .. }) => continue,
+                Err(e) if is_dependency(&e) && started.elapsed() < Duration::from_secs(60) => {
+                    tracing::debug!(%what, error = %e, "still in use; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn delete_security_group(&self, sg: &str, pause: Duration) -> Result<()> {
+        self.delete_with_dependency_retry(sg, pause, || async {
+            let request = DeleteSecurityGroup {
+                region_id: self.region.clone(),
+                security_group_id: sg.to_string(),
+            };
+            self.client.call(&request).await.map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_vswitch(&self, vswitch: &str, pause: Duration) -> Result<()> {
+        self.delete_with_dependency_retry(vswitch, pause, || async {
+            let request = DeleteVSwitch {
+                region_id: self.region.clone(),
+                vswitch_id: vswitch.to_string(),
+            };
+            self.client.call(&request).await.map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete_vpc(&self, vpc: &str, pause: Duration) -> Result<()> {
+        self.delete_with_dependency_retry(vpc, pause, || async {
+            let request = DeleteVpc {
+                region_id: self.region.clone(),
+                vpc_id: vpc.to_string(),
+            };
+            self.client.call(&request).await.map(|_| ())
+        })
+        .await
+    }
+}
+
+/// Errors meaning "still referenced by something that is going away".
+fn is_dependency(e: &ClientError) -> bool {
+    e.code().is_some_and(|c| {
+        c.starts_with("DependencyViolation")
+            || c.starts_with("IncorrectStatus")
+            || c.starts_with("IncorrectInstanceStatus")
+            || c == "InvalidOperation.ResourceInUse"
+    })
+}
