@@ -122,22 +122,10 @@ async fn a_seed_template_whose_provisioner_writes_a_file_puts_it_in_the_image() 
     assert_eq!(images.len(), 1);
     let image = images[0]["id"].as_str().unwrap();
 
-    let key = dir.path().join("id_ed25519");
-    let public = generate_key(&key);
+    let (key, public) = common::ssh_keygen(dir.path(), "id_ed25519");
     let ip = boot_instance(&sim, image, &sg, &public).await;
     let content = ssh_read(&key, &ip, "/etc/seed/marker", Duration::from_secs(30));
     assert_eq!(content.trim(), "written-by-the-seed-template");
-}
-
-/// An OpenSSH ed25519 key made by ssh-keygen; returns the public key line.
-fn generate_key(path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
 }
 
 /// Imports `public_key`, runs an instance from `image` and returns its private IP once Running.
@@ -199,25 +187,7 @@ async fn boot_instance(sim: &SimProcess, image: &str, sg: &str, public_key: &str
 fn ssh_read(key: &Path, ip: &str, path: &str, timeout: Duration) -> String {
     let started = Instant::now();
     loop {
-        let out = Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "ConnectTimeout=3",
-                "-i",
-            ])
-            .arg(key)
-            .arg(format!("root@{ip}"))
-            .arg(format!("cat {path}"))
-            .output()
-            .unwrap();
+        let out = common::ssh_run(ip, key, &format!("cat {path}"));
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
         }
