@@ -120,10 +120,10 @@ async fn canary_secret_and_private_key_never_appear_in_output_errors_or_state() 
     let mut cmd = bad.apply(&ws.state_dir(), &spec);
     cmd.env("RUST_LOG", "trace");
     let refused = harness::run(cmd).await;
-    assert_ne!(
+    assert_eq!(
         refused.code(),
-        Some(0),
-        "a wrong secret must fail: {refused:?}"
+        Some(4),
+        "a wrong secret fails before a build is recorded, with the cloud exit code: {refused:?}"
     );
     assert!(!refused.stderr.contains("panicked"));
     haystacks.extend(outputs("apply with wrong secret (trace)", &refused));

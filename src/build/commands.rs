@@ -112,12 +112,13 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     let state = open_state(&args.common, "apply")?;
     let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
     let hash = spec.hash().or_exit(exit::BAD_INPUT)?;
+    // Also with --force: the lookup checks credentials and endpoint before a build is recorded.
+    let existing = cloud
+        .image_for_spec_hash(&hash)
+        .await
+        .or_exit(exit::CLOUD)?;
     if !args.force {
-        if let Some(image) = cloud
-            .image_for_spec_hash(&hash)
-            .await
-            .or_exit(exit::CLOUD)?
-        {
+        if let Some(image) = existing {
             out.result(
                 &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, args.spec.display()),
                 json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": hash}),
