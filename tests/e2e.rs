@@ -793,3 +793,25 @@ async fn a_build_killed_during_provisioning_resumes_after_a_simulator_restart_wi
     let shown = ws.show_json(&sim.endpoint, &id);
     assert_eq!(provisioner_finished_events(&shown, 0), 1, "{shown:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_build_whose_script_changed_since_it_started() {
+    let sim = SimProcess::start("e2e-changed-script");
+    let ws = Workspace::new();
+    let script = ws.specs.path().join("step.sh");
+    std::fs::write(&script, "#!/bin/sh\necho some output; exit 3\n").unwrap();
+    let spec = ws.spec("on_failure: keep", "  - shell:\n      script: step.sh\n");
+    let run = ws.bakerd(&sim.endpoint, &["apply", spec.to_str().unwrap()]);
+    assert_eq!(run.code(), 1, "{}", run.all());
+    let id = run.build_id();
+
+    std::fs::write(&script, "#!/bin/sh\necho fixed\n").unwrap();
+    let resumed = ws.bakerd(&sim.endpoint, &["resume", &id]);
+    assert_eq!(resumed.code(), 2, "{}", resumed.all());
+    assert!(
+        resumed.all().contains("changed since it started"),
+        "{}",
+        resumed.all()
+    );
+    assert_eq!(sim.calls().await["counts"]["RunInstances"], 1);
+}

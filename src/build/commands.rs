@@ -214,6 +214,7 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
         _ => {}
     }
     let spec = thaw_spec(&rec)?;
+    check_files_unchanged(&rec, &spec)?;
     let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
     out.note(&format!(
         "resuming build {id} at '{}'",
@@ -311,6 +312,28 @@ pub fn show(args: BuildArgs) -> CmdResult {
 /// Prints `path` relative to the current directory when possible.
 pub fn display_path(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// A resumed build must run the scripts and upload the files it started with: their contents
+/// are part of the spec hash recorded at `apply`.
+fn check_files_unchanged(rec: &BuildRecord<Phase>, spec: &Spec) -> Result<(), CommandError> {
+    let id = &rec.id;
+    let advice = format!(
+        "restore them, or `bakerd cancel {id}` and `bakerd apply` the changed spec as a new build"
+    );
+    match spec.hash() {
+        Ok(hash) if hash == rec.spec_hash => Ok(()),
+        Ok(_) => Err(CommandError {
+            code: exit::BAD_INPUT,
+            message: format!(
+                "the scripts or files of build {id}'s provisioners changed since it started; {advice}"
+            ),
+        }),
+        Err(e) => Err(CommandError {
+            code: exit::BAD_INPUT,
+            message: format!("build {id} cannot read its provisioners' files ({e}); {advice}"),
+        }),
+    }
 }
 
 /// Loads a spec or Packer template.
