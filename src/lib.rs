@@ -3,6 +3,7 @@
 //!
 //! Components:
 //! - [`sign`]: the pure V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256) request signer.
+//! - [`sshkey`]: the OpenSSH private key format (ed25519), for key files and the simulator.
 //! - [`client`]: the thin, typed ECS API client: HTTP, retries, throttling, waiters, credentials.
 //! - [`spec`]: the YAML spec, its validation, and Packer template conversion.
 //! - [`build`]: the reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
@@ -18,3 +19,4 @@ pub mod secret;
 pub mod sign;
 pub mod sim;
 pub mod spec;
+pub mod sshkey;

@@ -15,9 +15,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine;
 use rand::RngCore;
-use thrussh_keys::key::{KeyPair, PublicKey};
+use thrussh_keys::key::KeyPair;
 use thrussh_keys::PublicKeyBase64;
 
 use crate::build::state::BuildId;
@@ -107,60 +106,8 @@ impl BuildKey {
     /// Serializes the private key in the unencrypted OpenSSH format (`openssh-key-v1`).
     fn to_openssh_pem(&self) -> String {
         let KeyPair::Ed25519(secret) = self.pair.as_ref();
-        let public = match self.pair.clone_public_key() {
-            PublicKey::Ed25519(p) => p.key,
-        };
-        let mut body = Vec::new();
-        body.extend_from_slice(b"openssh-key-v1\0");
-        put_string(&mut body, b"none");
-        put_string(&mut body, b"none");
-        put_string(&mut body, b"");
-        body.extend_from_slice(&1u32.to_be_bytes());
-        put_string(&mut body, &public_blob(&public));
-        let mut private = private_section(&public, &secret.key);
-        put_string(&mut body, &private);
-        private.fill(0);
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
-        body.fill(0);
-        let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
-        for line in encoded.as_bytes().chunks(70) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
-        pem
+        crate::sshkey::encode_ed25519(&secret.key, KEY_COMMENT, rand::thread_rng().next_u32())
     }
-}
-
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-fn public_blob(public: &[u8; 32]) -> Vec<u8> {
-    let mut blob = Vec::new();
-    put_string(&mut blob, b"ssh-ed25519");
-    put_string(&mut blob, public);
-    blob
-}
-
-/// The private section: check integers, key type, public key, secret||public, comment, padding to
-/// the 8-byte block size of cipher "none".
-fn private_section(public: &[u8; 32], secret: &[u8; 64]) -> Vec<u8> {
-    let check = rand::thread_rng().next_u32().to_be_bytes();
-    let mut section = Vec::new();
-    section.extend_from_slice(&check);
-    section.extend_from_slice(&check);
-    put_string(&mut section, b"ssh-ed25519");
-    put_string(&mut section, public);
-    put_string(&mut section, secret);
-    put_string(&mut section, KEY_COMMENT.as_bytes());
-    let mut pad = 1u8;
-    while section.len() % 8 != 0 {
-        section.push(pad);
-        pad += 1;
-    }
-    section
 }
 
 /// The `<state>/keys` directory: one private key file per build.

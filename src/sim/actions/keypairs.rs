@@ -108,7 +108,7 @@ pub fn create_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     // Without thrussh-keys' `openssl` feature, ed25519 is the only kind of key pair.
     let thrussh_keys::key::KeyPair::Ed25519(secret) = &key;
     // OpenSSH's format, not PKCS#8: `ssh -i` (OpenSSH 9.2) cannot load PKCS#8 ed25519 keys.
-    let pem = super::openssh_key::encode_ed25519(&secret.key, &name, rand::random());
+    let pem = crate::sshkey::encode_ed25519(&secret.key, &name, rand::random());
     let (public_key, fingerprint) =
         parse_public_key(&format!("ssh-ed25519 {}", key.public_key_base64()))?;
     let id = insert(ctx, &region, &name, public_key, fingerprint.clone())?;

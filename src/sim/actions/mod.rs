@@ -5,7 +5,6 @@ mod images;
 mod instances;
 mod keypairs;
 mod network;
-mod openssh_key;
 mod regions;
 mod snapshots;
 mod tags;

@@ -1,4 +1,5 @@
-//! Writes an ed25519 private key in OpenSSH's own format (`-----BEGIN OPENSSH PRIVATE KEY-----`),
+//! Writes an ed25519 private key in OpenSSH's own format (shared, pure: used by bakerd for the
+//! build's key file and by the simulator for CreateKeyPair) (`-----BEGIN OPENSSH PRIVATE KEY-----`),
 //! which is what `ssh -i` on Debian 12 (OpenSSH 9.2) loads; it refuses PKCS#8 ed25519 PEM
 //! ("error in libcrypto"). Format: PROTOCOL.key in the OpenSSH sources, unencrypted.
 
@@ -49,8 +50,12 @@ pub fn encode_ed25519(keypair: &[u8; 64], comment: &str, check: u32) -> String {
     put_string(&mut raw, b"");
     raw.extend_from_slice(&1u32.to_be_bytes());
     put_string(&mut raw, &public_blob(&keypair[32..]));
-    put_string(&mut raw, &private_section(keypair, comment, check));
-    let body = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut private = private_section(keypair, comment, check);
+    put_string(&mut raw, &private);
+    private.fill(0);
+    let body = base64::engine::general_purpose::STANDARD.encode(&raw);
+    // Key material must not linger in freed memory.
+    raw.fill(0);
     let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
     for chunk in body.as_bytes().chunks(LINE) {
         pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
