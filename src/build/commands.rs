@@ -130,7 +130,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     let store = Store::new(state);
     let spec_path = std::fs::canonicalize(&args.spec).unwrap_or_else(|_| args.spec.clone());
     let rec = store
-        .create(frozen, hash, &spec_path, |secs| spec.image_name_at(secs))
+        .create(frozen, hash, &spec_path)
         .or_exit(exit::STATE)?;
     out.result(
         &format!("build {} started for {}", rec.id, args.spec.display()),
@@ -307,11 +307,6 @@ pub fn show(args: BuildArgs) -> CmdResult {
         previous = e.at;
     }
     Ok(exit::OK)
-}
-
-/// Prints `path` relative to the current directory when possible.
-pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
 }
 
 /// A resumed build must run the scripts and upload the files it started with: their contents

@@ -17,6 +17,13 @@ impl Reconciler {
         ]
     }
 
+    /// The image name, `{{timestamp}}` rendered as the build's creation time: the same on every
+    /// resume.
+    pub fn image_name(&self) -> String {
+        self.spec
+            .image_name_at(super::store::created_secs(&self.rec))
+    }
+
     /// Name of the build's temporary key pair, security group, VPC and vSwitch.
     /// Later attempts (after a cleanup) get their own names, so nothing left of an earlier
     /// attempt can be mistaken for this one's.
@@ -64,13 +71,13 @@ impl Reconciler {
         if self.spec.image.force {
             return Ok(());
         }
-        let taken = self.cloud.images_named(&self.rec.image_name).await?;
+        let taken = self.cloud.images_named(&self.image_name()).await?;
         match taken.first() {
             None => Ok(()),
             Some(existing) => Err(BuildError::Other(format!(
                 "an image named {:?} already exists ({existing}); choose another `image.name` \
                  (e.g. with {{{{timestamp}}}}) or set `image.force: true` to replace it",
-                self.rec.image_name
+                self.image_name()
             ))),
         }
     }
@@ -301,7 +308,7 @@ impl Reconciler {
         tags.extend(map_pairs(&self.spec.image.tags));
         let params = ImageParams {
             snapshot: self.resource("snapshot").unwrap_or_default().to_string(),
-            name: self.rec.image_name.clone(),
+            name: self.image_name(),
             description: self
                 .spec
                 .image_description_at(super::store::created_secs(&self.rec)),
@@ -393,7 +400,7 @@ impl Reconciler {
 
     /// Deletes images with the build's image name that this build did not create (`force`).
     async fn replace_existing_image(&mut self) -> Result<(), BuildError> {
-        let (cloud, name) = (self.cloud.clone(), self.rec.image_name.clone());
+        let (cloud, name) = (self.cloud.clone(), self.image_name());
         let ours = self.resource("image").map(str::to_string);
         self.once("replace-image", |_| async move {
             let mut removed = Vec::new();
@@ -423,7 +430,7 @@ impl Reconciler {
             let (cloud, img, name, t) = (
                 self.cloud.clone(),
                 image.to_string(),
-                self.rec.image_name.clone(),
+                self.image_name(),
                 tags.to_vec(),
             );
             let r = region.clone();

@@ -34,22 +34,17 @@ impl Store {
         self.dir.path()
     }
 
-    /// Records a new build (phase `Pending`) from a frozen spec. `image_name` renders the
-    /// image name for the build's creation time (Unix seconds), the time `{{timestamp}}` stands
-    /// for during the whole build.
+    /// Records a new build (phase `Pending`) from a frozen spec.
     pub fn create(
         &self,
         frozen_spec: serde_json::Value,
         spec_hash: String,
         spec_path: &Path,
-        image_name: impl FnOnce(u64) -> String,
     ) -> Result<Build, StoreError> {
         let rec: Build = self.dir.create_build(frozen_spec, Phase::Pending)?;
-        let name = image_name(created_secs(&rec));
         self.dir.update_build(&rec.id, |b: &mut Build| {
             b.spec_hash = spec_hash;
             b.spec_path = spec_path.display().to_string();
-            b.image_name = name;
         })
     }
 
@@ -91,7 +86,8 @@ impl Store {
     }
 }
 
-/// The build's creation time in Unix seconds: what `{{timestamp}}` means for it.
+/// The build's creation time in Unix seconds: what `{{timestamp}}` means for it, in the image
+/// name and description, for the whole build (also across resumes).
 pub fn created_secs(rec: &Build) -> u64 {
     u64::try_from(rec.created_at.0 / 1000).unwrap_or(0)
 }

@@ -121,9 +121,6 @@ pub struct BuildRecord<P> {
     /// deleted ones.
     #[serde(default)]
     pub attempt: u32,
-    /// Image name with `{{timestamp}}` rendered once, so every resume uses the same name.
-    #[serde(default)]
-    pub image_name: String,
     /// The spec file the build came from (for `status`, and to re-read inline credentials).
     #[serde(default)]
     pub spec_path: String,
@@ -153,7 +150,6 @@ impl<P> BuildRecord<P> {
             spec,
             phase,
             attempt: 0,
-            image_name: String::new(),
             spec_path: String::new(),
             resources: BTreeMap::new(),
             intents: BTreeMap::new(),
