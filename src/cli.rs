@@ -1,6 +1,6 @@
 //! Command-line parsing and dispatch. Each command's options live with the module that runs it.
 
-use crate::build::commands as build;
+use crate::reconciler::commands as build;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ pub enum Command {
     Cancel(build::BuildArgs),
     /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
     /// old build records.
-    Gc(crate::build::gc::GcArgs),
+    Gc(crate::reconciler::gc::GcArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
     /// Print the bakerd YAML spec equivalent to a Packer JSON template (secrets as env references).
@@ -42,7 +42,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    crate::build::crash::setup();
+    crate::reconciler::crash::setup();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
         Command::Status(common) => {
@@ -60,7 +60,7 @@ pub fn main() -> ExitCode {
             quiet_broken_pipe();
             crate::spec::source::run_convert(args)
         }
-        Command::Gc(args) => finish(block_on(crate::build::gc::gc(args))),
+        Command::Gc(args) => finish(block_on(crate::reconciler::gc::gc(args))),
     }
 }
 

@@ -6,15 +6,15 @@
 //! - [`sshkey`]: the OpenSSH private key format (ed25519), for key files and the simulator.
 //! - [`client`]: the thin, typed ECS API client: HTTP, retries, throttling, waiters, credentials.
 //! - [`spec`]: the YAML spec, its validation, and Packer template conversion.
-//! - [`build`]: the reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
+//! - [`reconciler`]: the reconciler: sled state, the phase machine, SSH provisioning, cleanup and gc.
 //! - [`sim`]: `bakerd sim`, a local ECS simulator whose instances are real OpenSSH servers.
 //!   The product talks to it only over HTTP and SSH, exactly as to the real cloud.
 //! - [`secret`]: the redacting [`secret::Secret`] string shared by the client and the spec.
 //! - [`cli`]: command-line parsing and dispatch.
 
-pub mod build;
 pub mod cli;
 pub mod client;
+pub mod reconciler;
 pub mod secret;
 pub mod sign;
 pub mod sim;

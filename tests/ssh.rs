@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use bakerd::build::keys::{BuildKey, KeyStore};
-use bakerd::build::ssh::{
+use bakerd::reconciler::keys::{BuildKey, KeyStore};
+use bakerd::reconciler::ssh::{
     connect_with_retry, DisconnectOutcome, HostKey, RemoteExit, SshError, SshSession, Stream,
 };
-use bakerd::build::state::BuildId;
+use bakerd::reconciler::state::BuildId;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 

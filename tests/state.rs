@@ -6,9 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use bakerd::build::keys::KeyStore;
-use bakerd::build::ssh::HostKey;
-use bakerd::build::state::{
+use bakerd::reconciler::keys::KeyStore;
+use bakerd::reconciler::ssh::HostKey;
+use bakerd::reconciler::state::{
     BuildId, Event, Intent, ProvisionerCheckpoint, StateDir, StateError, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ enum Phase {
     InstanceCreated { instance: String },
 }
 
-type Build = bakerd::build::state::BuildRecord<Phase>;
+type Build = bakerd::reconciler::state::BuildRecord<Phase>;
 
 fn temp_state() -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();

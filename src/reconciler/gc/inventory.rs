@@ -1,7 +1,6 @@
 //! Listing bakerd's resources in one region, from their tags.
 
 use super::GcError;
-use crate::build::cloud::Cloud;
 use crate::client::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
 use crate::client::api::instances::DescribeInstances;
 use crate::client::api::keypairs::DescribeKeyPairs;
@@ -9,6 +8,7 @@ use crate::client::api::network::DescribeSecurityGroups;
 use crate::client::api::storage::DescribeSnapshots;
 use crate::client::api::tags::ListTagResources;
 use crate::client::{ClientError, Tag};
+use crate::reconciler::cloud::Cloud;
 use std::collections::{BTreeMap, HashMap};
 
 /// Tag every bakerd resource carries.

@@ -4,7 +4,7 @@
 //! - `lock`: flock'ed by the one bakerd process using the directory; holds `<pid> <command>`.
 //! - `db/`: the sled database (trees `builds`, `events`, `meta`).
 //! - `committed`: the number of the last committed write, to detect a database that lost writes.
-//! - `keys/`: per-build private SSH keys (see [`crate::build::keys`]), never inside sled.
+//! - `keys/`: per-build private SSH keys (see [`crate::reconciler::keys`]), never inside sled.
 //!
 //! Guarantees: every write method flushes sled before returning, so a write that returned `Ok`
 //! survives SIGKILL or power loss (the write-ahead rule relies on this). Writes by one process are
@@ -184,7 +184,7 @@ impl StateDir {
         &self.path
     }
 
-    /// `<state>/keys`, where [`crate::build::keys::KeyStore`] keeps private keys.
+    /// `<state>/keys`, where [`crate::reconciler::keys::KeyStore`] keeps private keys.
     pub fn keys_dir(&self) -> PathBuf {
         self.path.join(KEYS_DIR)
     }

@@ -1,9 +1,9 @@
 //! The rule (see the module docs of [`super`]): which resources go, which stay, and why.
 
 use super::inventory::{Found, Kind, RegionInventory};
-use crate::build::phase::Phase;
-use crate::build::state::Timestamp;
-use crate::build::store::Build;
+use crate::reconciler::phase::Phase;
+use crate::reconciler::state::Timestamp;
+use crate::reconciler::store::Build;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -312,7 +312,7 @@ mod tests {
     fn only_non_terminal_builds_idle_less_than_the_threshold_are_running() {
         let now = Timestamp(10_000_000);
         let mut b = Build::new(
-            crate::build::state::BuildId::generate(),
+            crate::reconciler::state::BuildId::generate(),
             serde_json::json!({}),
             Phase::InstanceRunning,
         );

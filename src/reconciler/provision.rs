@@ -77,10 +77,10 @@ impl Reconciler {
                 None => self.connect_ssh().await?,
             };
             self.provisioner_started(index)?;
-            crate::build::crash::point(&format!("provisioner-{index}:started"));
+            crate::reconciler::crash::point(&format!("provisioner-{index}:started"));
             let keep = self.run_provisioner(&mut s, index, provisioner).await?;
             self.provisioner_done(index)?;
-            crate::build::crash::point(&format!("provisioner-{index}:finished"));
+            crate::reconciler::crash::point(&format!("provisioner-{index}:finished"));
             session = keep.then_some(s);
         }
         if let Some(s) = session {

@@ -10,7 +10,7 @@ use thrussh_keys::key::PublicKey;
 use tokio::net::TcpStream;
 
 use super::{HostKey, SshError};
-use crate::build::keys::BuildKey;
+use crate::reconciler::keys::BuildKey;
 
 /// First pause between attempts; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);

@@ -10,7 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::build::ssh::HostKey;
+use crate::reconciler::ssh::HostKey;
 
 /// A build's identifier: `b-` followed by 10 lowercase hex characters, generated once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

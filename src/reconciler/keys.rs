@@ -19,7 +19,7 @@ use rand::RngCore;
 use thrussh_keys::key::KeyPair;
 use thrussh_keys::PublicKeyBase64;
 
-use crate::build::state::BuildId;
+use crate::reconciler::state::BuildId;
 
 /// Comment added to public key lines, so an imported key pair is recognisable on an instance.
 const KEY_COMMENT: &str = "bakerd";
@@ -113,7 +113,7 @@ impl BuildKey {
 /// The `<state>/keys` directory: one private key file per build.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
-    /// Usually [`crate::build::state::StateDir::keys_dir`].
+    /// Usually [`crate::reconciler::state::StateDir::keys_dir`].
     dir: PathBuf,
 }
 
