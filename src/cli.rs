@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Build the image a spec (or Packer template) describes, unless it is already up to date.
     Apply(build::ApplyArgs),
+    /// Check specs without building: offline, or `--remote` also against the cloud (read-only).
+    Validate(build::ValidateArgs),
     /// Continue an interrupted build from its last completed phase (a failed build retries its
     /// failed step).
     Resume(build::ResumeArgs),
@@ -58,6 +60,10 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => {
             let json = args.common.json;
             finish(block_on(build::apply(args)), json)
+        }
+        Command::Validate(args) => {
+            let json = args.json;
+            finish(block_on(build::validate(args)), json)
         }
         Command::Resume(args) => {
             let json = args.common.json;

@@ -369,3 +369,65 @@ async fn random_kills_with_three_builds_in_flight_then_apply_finishes_each_with_
     }
     assert_eq!(succeeded, 3, "one build per spec: {builds:?}");
 }
+
+/// `bakerd validate <args>` against the workspace's simulator (validate has no state dir).
+async fn validate(ws: &Workspace, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bakerd"));
+    cmd.arg("validate")
+        .args(args)
+        .env("BAKERD_ECS_ENDPOINT", &ws.endpoint)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &ws.key_id)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &ws.secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    harness::run(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_remote_catches_bad_image_id_instance_type_and_copy_region_with_nothing_created() {
+    let sim = common::SimProcess::start("daily-validate");
+    let ws = Workspace::new(&sim);
+    let state = ws.state_dir();
+    let good = harness::small_spec("valid");
+    let bad_image = good.replace(
+        "ubuntu1404_64_40G_cloudinit_20160427.raw",
+        "ubuntu_no_such_image.raw",
+    );
+    let bad_type = good.replace("ecs.s2.large", "ecs.nope.large");
+    let bad_copy = good.replace(
+        "  name: valid-{{timestamp}}",
+        "  name: valid-{{timestamp}}\n  copy_regions: [mars-north-1]",
+    );
+    let cases = [
+        (bad_image, "source_image.id"),
+        (bad_type, "instance.type"),
+        (bad_copy, "image.copy_regions"),
+    ];
+    let good = ws.spec_file(&good);
+    let offline = validate(&ws, &[good.to_str().unwrap()]).await;
+    assert_eq!(offline.code(), Some(0), "{offline:?}");
+    for (yaml, field) in cases {
+        let spec = ws.spec_file(&yaml);
+        let path = spec.to_str().unwrap();
+        let offline = validate(&ws, &[path]).await;
+        assert_eq!(offline.code(), Some(0), "offline cannot know: {offline:?}");
+        let remote = validate(&ws, &["--remote", path]).await;
+        assert_eq!(remote.code(), Some(2), "{field}: {remote:?}");
+        assert!(remote.stderr.contains(field), "{field}: {}", remote.stderr);
+        let apply = harness::run(ws.command(&state, &["apply", path])).await;
+        assert_eq!(apply.code(), Some(2), "{field}: {apply:?}");
+        assert!(
+            apply.stderr.contains("nothing was created"),
+            "{}",
+            apply.stderr
+        );
+    }
+    let remote = validate(&ws, &["--remote", good.to_str().unwrap()]).await;
+    assert_eq!(remote.code(), Some(0), "{remote:?}");
+    let created = sim.inventory().await;
+    assert!(
+        created.is_empty(),
+        "validate and refused applies created {created:?}"
+    );
+}

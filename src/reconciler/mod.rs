@@ -14,6 +14,7 @@ pub mod interrupt;
 pub mod keys;
 pub mod output;
 pub mod phase;
+pub mod preflight;
 pub mod provision;
 pub mod reconcile;
 pub mod snapshot;

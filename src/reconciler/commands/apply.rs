@@ -20,10 +20,10 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 /// One spec to build, loaded and validated before anything touches the cloud.
-struct Job {
-    path: PathBuf,
-    spec: Spec,
-    hash: String,
+pub(super) struct Job {
+    pub(super) path: PathBuf,
+    pub(super) spec: Spec,
+    pub(super) hash: String,
 }
 
 /// What every job of one `apply` shares.
@@ -62,7 +62,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
 
 /// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, `*.pkr.hcl`, sorted),
 /// loaded; any bad input stops the whole apply before a build starts.
-fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
+pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in expand(&args.specs)? {
@@ -91,7 +91,7 @@ fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     Ok(jobs)
 }
 
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
+pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     let mut files = Vec::new();
     for path in paths {
         if !path.is_dir() {
@@ -177,6 +177,7 @@ async fn plan_and_run(
         );
         return Ok(Outcome::UpToDate { image_id: image.id });
     }
+    preflight(&cloud, job).await?;
     if shared.ctx.stops.signalled().is_some() {
         return Ok(Outcome::NotStarted);
     }
@@ -243,4 +244,32 @@ async fn continue_build(
         &shared.ctx,
     )
     .await
+}
+
+/// The read-only checks `validate --remote` runs, before a new build creates anything.
+pub(super) async fn preflight(cloud: &Cloud, job: &Job) -> Result<(), CommandError> {
+    let name = job.spec.image_name_at(unix_now());
+    let findings = crate::reconciler::preflight::check(cloud, &job.spec, &name)
+        .await
+        .or_exit(exit::CLOUD)?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = findings.iter().map(|f| format!("  {f}")).collect();
+    Err(CommandError {
+        code: exit::BAD_INPUT,
+        message: format!(
+            "{}: the cloud would refuse this spec; nothing was created:\n{}",
+            job.path.display(),
+            lines.join("\n")
+        ),
+    })
+}
+
+/// Seconds since the Unix epoch, for the image name a build started now would get.
+pub(super) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

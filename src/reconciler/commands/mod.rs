@@ -17,12 +17,14 @@ mod resume;
 mod show;
 mod status;
 mod summary;
+mod validate;
 
 pub use apply::apply;
 pub use cancel::cancel;
 pub use resume::resume;
 pub use show::show;
 pub use status::status;
+pub use validate::{validate, ValidateArgs};
 
 /// Exit codes, documented in the README.
 pub mod exit {
