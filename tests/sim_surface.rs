@@ -256,8 +256,8 @@ async fn a_captured_request_is_not_replayed_after_the_simulator_is_killed_and_re
         code(&sim.send_v1("POST", &v1).await),
         (400, "SignatureNonceUsed")
     );
-    // The V3 request was signed for the old port's `host`; re-sign it for the new one with the same
-    // nonce and date, as a client that captured it and knows the secret would not need to.
+    // `host` (signed) held the old port: re-sign for the new port with the same nonce and date, so
+    // that only the remembered nonce can refuse it.
     let mut again = v3.clone();
     again.set_header("host", &sim.host);
     let auth = again.authorization(&again.header_names(), ACCESS_KEY_SECRET);
@@ -316,19 +316,36 @@ async fn slow_and_idle_connections_are_closed_and_the_connection_cap_holds_the_r
         );
     }
 
-    // A kept-alive connection that goes quiet after a request is closed too.
-    let mut idle = TcpStream::connect(&sim.host).await.unwrap();
-    let request = format!(
-        "GET /_sim/calls HTTP/1.1\r\nHost: {}\r\nX-Bakerd-Sim-Token: {}\r\n\r\n",
-        sim.host, sim.sim_token
-    );
-    idle.write_all(request.as_bytes()).await.unwrap();
-    let mut head = [0u8; 12];
-    idle.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
-    assert!(
-        closed_by_server(&mut idle, Duration::from_secs(20)).await,
-        "idle connection kept open"
-    );
+    // A kept-alive connection that goes quiet after a request is closed too, and a body that never
+    // arrives gets 408 and a close.
+    let idle = async {
+        let mut idle = TcpStream::connect(&sim.host).await.unwrap();
+        let request = format!(
+            "GET /_sim/calls HTTP/1.1\r\nHost: {}\r\nX-Bakerd-Sim-Token: {}\r\n\r\n",
+            sim.host, sim.sim_token
+        );
+        idle.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        assert!(
+            closed_by_server(&mut idle, Duration::from_secs(20)).await,
+            "idle connection kept open"
+        );
+    };
+    let slow_body = async {
+        let mut conn = TcpStream::connect(&sim.host).await.unwrap();
+        conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nAction=")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 408");
+        assert!(
+            closed_by_server(&mut conn, Duration::from_secs(20)).await,
+            "slow body kept open"
+        );
+    };
+    tokio::join!(idle, slow_body);
     assert_eq!(sim.call("DescribeRegions", &[]).await.0, 200);
 }
