@@ -3,7 +3,7 @@
 //!
 //! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`auth`] signature checks,
 //! [`actions`] the ECS actions, [`store`] records and persistence, [`lifecycle`] the ticker that drives
-//! asynchronous states and sshd's, [`faults`] fault injection, [`idempotency`] ClientToken.
+//! asynchronous states and sshd's, [`faults`] fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
 pub mod auth;
@@ -18,6 +18,7 @@ pub mod machine;
 pub mod params;
 mod server;
 pub mod store;
+pub mod timeline;
 
 use std::io::Write;
 use std::path::PathBuf;
