@@ -149,6 +149,9 @@ async fn drive(
 ) -> CmdResult {
     let keys_dir = store.keys_dir();
     let id = rec.id.clone();
+    let mut rec = rec;
+    rec.credentials = Some(cloud.credentials_used());
+    let rec = store.put(&rec).or_exit(exit::STATE)?;
     let reconciler = Reconciler::new(rec, spec, store.clone(), cloud, out.clone(), keys_dir);
     let phase = reconciler.run().await.or_exit(exit::STATE)?;
     let rec = store.load(&id).or_exit(exit::STATE)?;
@@ -279,7 +282,7 @@ pub fn show(args: BuildArgs) -> CmdResult {
     let rec = store.load(&id).or_exit(exit::STATE)?;
     let events = store.events(&id).or_exit(exit::STATE)?;
     if args.common.json {
-        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
+        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "credentials": rec.credentials, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
         println!("{value}");
         return Ok(exit::OK);
     }
@@ -291,6 +294,13 @@ pub fn show(args: BuildArgs) -> CmdResult {
     );
     if let Phase::Failed { at, error } = &rec.phase {
         println!("failed at {}: {error}", at.step_description());
+    }
+    if let Some(c) = &rec.credentials {
+        let key = c
+            .access_key_id
+            .as_deref()
+            .map(|k| format!(" (AccessKeyId {k})"));
+        println!("credentials {}{}", c.source, key.unwrap_or_default());
     }
     println!(
         "created   {}\nupdated   {}\nresources:",

@@ -15,9 +15,11 @@ mod idempotency;
 mod inventory;
 pub mod lifecycle;
 pub mod machine;
+mod metadata;
 pub mod params;
 mod server;
 pub mod store;
+mod sts;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,6 +47,14 @@ pub struct SimArgs {
     /// Accepted STS SecurityToken (repeatable).
     #[arg(long = "sts-token", value_name = "TOKEN")]
     pub sts_tokens: Vec<String>,
+    /// RAM role attached to "the instance" bakerd runs on: the metadata service at
+    /// `/latest/meta-data/ram/security-credentials/<role>` hands out its keys (repeatable).
+    #[arg(
+        long = "ecs-ram-role",
+        value_name = "ROLE",
+        default_value = "bakerd-sim-role"
+    )]
+    pub ecs_ram_roles: Vec<String>,
     /// Latency profile.
     #[arg(long, value_enum, default_value = "fast")]
     pub profile: Profile,
@@ -128,6 +138,7 @@ fn credentials(args: &SimArgs) -> Result<Credentials, SimStartError> {
         creds.keys.insert(id.into(), secret.into());
     }
     creds.sts_tokens = args.sts_tokens.iter().cloned().collect();
+    creds.instance_roles = args.ecs_ram_roles.clone();
     Ok(creds)
 }
 

@@ -20,6 +20,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/inventory", get(get_inventory))
         .route("/_sim/calls", get(get_calls))
         .route("/_sim/faults", get(get_faults).post(post_faults))
+        .merge(super::metadata::routes())
         .with_state(sim)
 }
 
