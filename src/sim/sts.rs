@@ -36,6 +36,7 @@ pub fn anonymous(params: &Params) -> Option<Verified> {
         access_key_id: String::new(),
         nonce: String::new(),
         action: OIDC_ACTION.to_string(),
+        timestamp_ms: 0,
     })
 }
 
