@@ -277,18 +277,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
             source,
         })?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| SimStartError::Listen {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SimStartError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+    let (listener, addr) = bind(args.listen).await?;
     println!("bakerd-sim listening on http://{addr}");
     println!(
         "bakerd-sim /_sim token in {} (send it as header X-Bakerd-Sim-Token)",
@@ -316,6 +305,21 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
         tracing::warn!(error = %e, "final state save failed");
     }
     Ok(())
+}
+
+/// Binds `listen`; returns the listener and the address it got (the port, when 0 was asked).
+async fn bind(
+    listen: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), SimStartError> {
+    let failed = |source| SimStartError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
 }
 
 /// Resolves on SIGINT or SIGTERM.
