@@ -96,6 +96,9 @@ pub async fn drive(
     ctx: &RunContext,
 ) -> Result<Outcome, CommandError> {
     let id = rec.id.clone();
+    let mut rec = rec;
+    rec.credentials = Some(cloud.credentials_used());
+    let rec = store.put(&rec).or_exit(exit::STATE)?;
     let stop = ctx.stops.register(&id);
     let keys = store.keys_dir();
     let reconciler = Reconciler::new(
