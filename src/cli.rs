@@ -45,6 +45,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     crate::reconciler::crash::setup();
+    crate::client::share_http_clients();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
         Command::Status(common) => {
