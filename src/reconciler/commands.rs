@@ -41,7 +41,7 @@ pub struct CommonArgs {
 /// `bakerd apply`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApplyArgs {
-    /// The spec (YAML) or a Packer JSON template.
+    /// The spec (YAML), a Packer JSON template, a `*.pkr.hcl` file or a directory of them.
     pub spec: PathBuf,
     /// Build even if an image for this exact spec already exists.
     #[arg(long)]
@@ -49,9 +49,12 @@ pub struct ApplyArgs {
     /// Packer template variable `name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
-    /// Packer variable file (JSON, repeatable).
+    /// Packer variable file (JSON, or HCL `*.pkrvars.hcl`; repeatable).
     #[arg(long = "var-file")]
     pub var_files: Vec<PathBuf>,
+    /// HCL2 template: build only this source (`alicloud-ecs.NAME`), as Packer's `-only`.
+    #[arg(long = "only", value_name = "TYPE.NAME")]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -333,7 +336,8 @@ fn check_files_unchanged(rec: &BuildRecord<Phase>, spec: &Spec) -> Result<(), Co
 
 /// Loads a spec or Packer template.
 fn load_spec(args: &ApplyArgs) -> Result<SpecSource, CommandError> {
-    SpecSource::load(&args.spec, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)
+    SpecSource::load_selecting(&args.spec, &args.vars, &args.var_files, &args.only)
+        .or_exit(exit::BAD_INPUT)
 }
 
 /// The spec frozen in a build record. Inline credentials are never frozen (they would land in
