@@ -71,7 +71,7 @@ fn main() {
     );
     let mut walls = Vec::new();
     for n in 0..builds {
-        let state = data.join(format!("state-{n}"));
+        let state = data.join("state");
         let (wall, rss_kib, code) = run_build(&sim, &state);
         let after = counts(&runtime.block_on(sim.calls()));
         let delta: BTreeMap<&String, u64> = after

@@ -14,12 +14,13 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::actions::{self, Ctx};
-use super::auth::{self, Credentials, NonceCache, SignedRequest};
+use super::auth::{self, Credentials, SignedRequest};
 use super::error::SimError;
 use super::faults::{FaultKind, Faults};
 use super::idempotency;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
+use super::nonces::NonceCache;
 use super::params::Params;
 use super::store::{self, CallRecord, State};
 
@@ -78,6 +79,7 @@ impl Sim {
         machines: Machines,
         state: State,
         faults: Faults,
+        nonces: NonceCache,
     ) -> Self {
         Sim {
             data_dir,
@@ -87,7 +89,7 @@ impl Sim {
             state: Mutex::new(state),
             dirty: AtomicBool::new(false),
             faults: Mutex::new(faults),
-            nonces: Mutex::new(NonceCache::default()),
+            nonces: Mutex::new(nonces),
         }
     }
 
@@ -126,7 +128,10 @@ impl Sim {
             headers: &req.headers,
             body: &req.body,
         };
-        let verified = auth::verify(&self.creds, &mut lock(&self.nonces), &signed, now);
+        let verified = match super::sts::anonymous(&params) {
+            Some(anonymous) => Ok(anonymous),
+            None => auth::verify(&self.creds, &mut lock(&self.nonces), &signed, now),
+        };
         let action = match &verified {
             Ok(v) => v.action.clone(),
             Err(_) => header(&req.headers, "x-acs-action")
@@ -135,6 +140,10 @@ impl Sim {
                 .to_string(),
         };
         let ran = match verified {
+            Ok(_) if super::sts::handles(&action) => Ran {
+                result: super::sts::act(&self.creds, &action, &params, now),
+                fault: None,
+            },
             Ok(_) => self.run(&action, &params, now),
             Err(e) => Ran {
                 result: Err(e),
