@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::core::Sim;
 use super::machine::SshTarget;
-use super::store::{self, Instance, Rule, State};
+use super::store::{self, Eip, Instance, Rule, State};
 
 /// How fast things happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +36,10 @@ pub struct Latencies {
     pub copy_image_ms: u64,
     /// VPC and vSwitch Pending→Available.
     pub network_ms: u64,
+    /// From DeleteInstance until the instance lets go of its security groups and vSwitch.
+    pub release_ms: u64,
+    /// EIP Associating→InUse and Unassociating→Available.
+    pub eip_ms: u64,
 }
 
 impl Latencies {
@@ -48,6 +52,8 @@ impl Latencies {
                 image_ms: 1_000,
                 copy_image_ms: 1_500,
                 network_ms: 200,
+                release_ms: 1_000,
+                eip_ms: 300,
             },
             Profile::Realistic => Latencies {
                 instance_step_ms: 2_500,
@@ -56,6 +62,8 @@ impl Latencies {
                 image_ms: 20_000,
                 copy_image_ms: 30_000,
                 network_ms: 1_000,
+                release_ms: 8_000,
+                eip_ms: 2_000,
             },
         }
     }
@@ -127,12 +135,31 @@ pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
             changed = true;
         }
     }
+    for e in state.eips.values_mut() {
+        changed |= step_eip(e, now);
+    }
     changed
+}
+
+/// Ends an EIP's `Associating`/`Unassociating` once due. Returns whether it changed.
+fn step_eip(e: &mut Eip, now: u64) -> bool {
+    if !e.meta.live() || now < e.next_ms {
+        return false;
+    }
+    match e.status.as_str() {
+        "Associating" => e.status = "InUse".into(),
+        "Unassociating" => {
+            e.status = "Available".into();
+            e.instance_id = None;
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// Whether a rule lets tcp/22 in.
 pub fn allows_ssh(rule: &Rule) -> bool {
-    if rule.policy.eq_ignore_ascii_case("drop") {
+    if rule.direction != "ingress" || rule.policy.eq_ignore_ascii_case("drop") {
         return false;
     }
     let proto = rule.ip_protocol.to_ascii_lowercase();
@@ -187,6 +214,14 @@ pub fn desired_sshd(
         .unwrap_or_default();
     let mut addresses = vec![inst.private_ip];
     addresses.extend(inst.public_ip);
+    addresses.extend(
+        state
+            .eips
+            .values()
+            .filter(|e| e.meta.live() && e.status == "InUse")
+            .filter(|e| e.instance_id.as_deref() == Some(inst.meta.id.as_str()))
+            .map(|e| e.ip),
+    );
     Some(SshTarget {
         instance_id: inst.meta.id.clone(),
         disk_id: inst.system_disk_id.clone(),
@@ -313,6 +348,8 @@ mod tests {
 
     fn rule(protocol: &str, ports: &str) -> Rule {
         Rule {
+            direction: "ingress".into(),
+            dest_cidr_ip: String::new(),
             ip_protocol: protocol.into(),
             port_range: ports.into(),
             source_cidr_ip: "0.0.0.0/0".into(),
@@ -372,6 +409,8 @@ mod tests {
             internet_max_bandwidth_out: 0,
             system_disk_id: "d-1".into(),
             stopped_mode: String::new(),
+            released_ms: None,
+            password_hash: None,
         }
     }
 
