@@ -15,6 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::TokenEntry;
+use super::timeline::Timeline;
 
 /// What every resource has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -325,6 +326,9 @@ pub struct State {
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
+    /// Status changes with their timings (`/_sim/timeline`).
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 impl State {
@@ -342,6 +346,7 @@ impl State {
             eips: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
+            timeline: Timeline::default(),
         }
     }
 }
