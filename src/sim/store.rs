@@ -87,6 +87,9 @@ pub struct Instance {
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     pub internet_max_bandwidth_out: i64,
+    /// RunInstances `InternetChargeType` (`PayByTraffic` when not given, as ECS defaults).
+    #[serde(default = "default_internet_charge_type")]
+    pub internet_charge_type: String,
     pub system_disk_id: String,
     pub stopped_mode: String,
     /// After `DeleteInstance`: when the release finishes. Until then the instance, though gone from
@@ -427,4 +430,8 @@ pub fn iso_time(ms: u64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
     ))
     .unwrap_or_default()
+}
+
+fn default_internet_charge_type() -> String {
+    "PayByTraffic".into()
 }
