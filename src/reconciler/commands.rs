@@ -73,7 +73,7 @@ pub struct CommandError {
 }
 
 /// Attaches an exit code to any displayable error.
-trait OrExit<T> {
+pub(super) trait OrExit<T> {
     fn or_exit(self, code: u8) -> Result<T, CommandError>;
 }
 
@@ -86,9 +86,9 @@ impl<T, E: std::fmt::Display> OrExit<T> for Result<T, E> {
     }
 }
 
-type CmdResult = Result<u8, CommandError>;
+pub(super) type CmdResult = Result<u8, CommandError>;
 
-fn open_state(common: &CommonArgs, command: &str) -> Result<StateDir, CommandError> {
+pub(super) fn open_state(common: &CommonArgs, command: &str) -> Result<StateDir, CommandError> {
     StateDir::open_as(&common.state_dir, command).or_exit(exit::STATE)
 }
 
@@ -140,7 +140,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
 }
 
 /// Runs the reconciler on `rec` and prints the outcome.
-async fn drive(
+pub(super) async fn drive(
     rec: BuildRecord<Phase>,
     spec: Spec,
     store: Store,
@@ -161,7 +161,7 @@ fn report_outcome(rec: &BuildRecord<Phase>, phase: &Phase, out: &Output) -> CmdR
             let image = rec.resources.get("image").cloned().unwrap_or_default();
             out.result(
                 &format!("build {} succeeded: image {image}", rec.id),
-                json!({"event": "succeeded", "build": rec.id.as_str(), "image_id": image, "resources": rec.resources}),
+                json!({"event": "succeeded", "build": rec.id.as_str(), "image_id": image, "resources": rec.resources, "provenance": super::provenance::of_record(rec)}),
             );
             Ok(exit::OK)
         }
@@ -279,7 +279,7 @@ pub fn show(args: BuildArgs) -> CmdResult {
     let rec = store.load(&id).or_exit(exit::STATE)?;
     let events = store.events(&id).or_exit(exit::STATE)?;
     if args.common.json {
-        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
+        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "provenance": super::provenance::of_record(&rec), "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
         println!("{value}");
         return Ok(exit::OK);
     }
@@ -298,6 +298,15 @@ pub fn show(args: BuildArgs) -> CmdResult {
     );
     for (role, id) in &rec.resources {
         println!("  {role:<20} {id}");
+    }
+    if let Some(p) = super::provenance::of_record(&rec).as_object() {
+        println!("provenance:");
+        for (field, value) in p {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            println!("  {field:<20} {text}");
+        }
     }
     println!("events:");
     let mut previous = rec.created_at;

@@ -19,6 +19,7 @@ use crate::client::api::regions::DescribeZones;
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
+use crate::client::api::tags::TagResources;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
     ClientConfig, ClientError, EcsClient, Env, ExplicitCredentials, InstanceStatus, SignatureStyle,
@@ -170,6 +171,11 @@ impl Cloud {
         &self.region
     }
 
+    /// How often to poll something that has no waiter (Cloud Assistant results).
+    pub fn poll_interval(&self) -> Duration {
+        self.waits.floor.max(Duration::from_millis(200))
+    }
+
     /// The underlying client (gc lists resources with it).
     pub fn client(&self) -> &EcsClient {
         &self.client
@@ -218,6 +224,7 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
     }
 }
 
+pub mod assistant;
 mod images;
 mod instances;
 mod network;
