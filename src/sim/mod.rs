@@ -6,6 +6,7 @@
 //! asynchronous states and sshd's, [`faults`] fault injection, [`idempotency`] ClientToken.
 
 mod actions;
+pub mod assistant;
 pub mod auth;
 mod catalog;
 pub mod core;

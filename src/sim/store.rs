@@ -280,6 +280,9 @@ pub struct State {
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
+    /// Cloud Assistant: agents, commands, invocations, file sends.
+    #[serde(default)]
+    pub assistant: super::assistant::AssistantState,
 }
 
 impl State {
@@ -296,6 +299,7 @@ impl State {
             vswitches: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
+            assistant: Default::default(),
         }
     }
 }

@@ -189,6 +189,7 @@ fn create_one(
             name: String::new(),
         },
     );
+    crate::sim::assistant::inherit_agent(ctx.state, &l.image_id, &disk_id);
     let private_ip = ctx.state.net.next_private_ip();
     let public_ip = public_ip.then(|| ctx.state.net.next_public_ip());
     let instance = Instance {
