@@ -29,7 +29,7 @@ pub enum Command {
     Show(build::BuildArgs),
     /// Run a spec's `verify` checks on an existing image (boots a test instance, deletes it) and
     /// tag the image bakerd:verified=true|false.
-    Verify(crate::reconciler::verify_command::VerifyArgs),
+    Verify(build::VerifyArgs),
     /// Stop a build and delete everything it created.
     Cancel(build::BuildArgs),
     /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
@@ -59,7 +59,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => finish(block_on(build::apply(args))),
         Command::Resume(args) => finish(block_on(build::resume(args))),
         Command::Cancel(args) => finish(block_on(build::cancel(args))),
-        Command::Verify(args) => finish(block_on(crate::reconciler::verify_command::verify(args))),
+        Command::Verify(args) => finish(block_on(build::verify(args))),
         Command::Convert(args) => {
             quiet_broken_pipe();
             crate::spec::source::run_convert(args)

@@ -24,4 +24,3 @@ pub mod state;
 pub mod steps;
 pub mod store;
 pub mod verify;
-pub mod verify_command;

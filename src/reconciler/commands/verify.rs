@@ -2,11 +2,12 @@
 //! as a build record of its own (so it is resumable, cancellable and gc-visible like a build),
 //! and tags the image `bakerd:verified=true|false`. It never creates, copies or deletes images.
 
-use super::cloud::Cloud;
-use super::commands::{drive, exit, open_state, CmdResult, CommandError, CommonArgs, OrExit};
-use super::output::Output;
-use super::store::Store;
-use super::verify::VERIFY_ONLY_KEY;
+use super::apply::drive;
+use super::{exit, open_state, CmdResult, CommandError, CommonArgs, OrExit};
+use crate::reconciler::cloud::Cloud;
+use crate::reconciler::output::Output;
+use crate::reconciler::store::Store;
+use crate::reconciler::verify::VERIFY_ONLY_KEY;
 use crate::spec::SpecSource;
 use serde_json::json;
 use std::path::PathBuf;
