@@ -45,7 +45,7 @@ pub enum BuildError {
     #[error(transparent)]
     Verify(Box<super::verify::VerifyError>),
     #[error(transparent)]
-    Remote(#[from] super::remote::RemoteError),
+    Remote(Box<super::remote::RemoteError>),
     #[error("cannot read {what} {path}: {source}")]
     ReadLocal {
         what: String,
