@@ -42,6 +42,16 @@ verify:
     )
 }
 
+/// The spec and its upload in a directory of their own (cases run side by side).
+fn spec_in_own_dir(ws: &Workspace, name: &str) -> std::path::PathBuf {
+    let dir = ws.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("blob.bin"), vec![b'z'; 30_000]).unwrap();
+    let path = dir.join("spec.yaml");
+    std::fs::write(&path, spec(name)).unwrap();
+    path
+}
+
 /// Points of the new steps (the rest of the build is covered by `tests/crash.rs`).
 fn is_new(point: &str) -> bool {
     let provisioner_step = point.starts_with('p')
@@ -61,8 +71,7 @@ async fn one_case(
     delay: Option<Duration>,
 ) -> Vec<String> {
     let state = ws.state_dir();
-    let spec = ws.spec_file(&spec(&format!("ca-{}", ws.unique())));
-    std::fs::write(spec.with_file_name("blob.bin"), vec![b'z'; 30_000]).unwrap();
+    let spec = spec_in_own_dir(ws, &format!("ca-{}", ws.unique()));
     let mut cmd = ws.apply(&state, &spec);
     let applied: Run = match (kill, delay) {
         (Some(point), _) => {
@@ -109,8 +118,7 @@ async fn kills_in_cloud_assistant_and_verify_steps_are_finished_by_resume_withou
     // Record the points of one uninterrupted build.
     let log = ws.dir.path().join("points.log");
     let state = ws.state_dir();
-    let spec_path = ws.spec_file(&spec("ca-record"));
-    std::fs::write(spec_path.with_file_name("blob.bin"), vec![b'z'; 30_000]).unwrap();
+    let spec_path = spec_in_own_dir(&ws, "ca-record");
     let mut cmd = ws.apply(&state, &spec_path);
     cmd.env("BAKERD_FAILPOINT_LOG", &log);
     let t = Instant::now();
