@@ -27,10 +27,6 @@ pub const TOKEN_ACTIONS: &[&str] = &[
     "CreateVpc",
     "CreateVSwitch",
     "DeleteVpc",
-    "RunCommand",
-    "CreateCommand",
-    "InvokeCommand",
-    "SendFile",
 ];
 
 /// What a first call with a token asked for and what it answered.

@@ -8,7 +8,6 @@
 //! fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
-pub mod assistant;
 pub mod auth;
 mod catalog;
 pub mod core;

@@ -86,6 +86,9 @@ pub struct Instance {
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     pub internet_max_bandwidth_out: i64,
+    /// RunInstances `InternetChargeType` (`PayByTraffic` when not given, as ECS defaults).
+    #[serde(default = "default_internet_charge_type")]
+    pub internet_charge_type: String,
     pub system_disk_id: String,
     pub stopped_mode: String,
 }
@@ -100,6 +103,28 @@ pub struct Disk {
     pub size_gib: i64,
     pub category: String,
     pub name: String,
+    /// Set for a data disk (`DataDisk.N` of RunInstances/CreateInstance); `None`: the system disk.
+    #[serde(default)]
+    pub data: Option<DataDiskInfo>,
+}
+
+/// What a data disk has beyond a system disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataDiskInfo {
+    /// `/dev/vdb`, `/dev/vdc`, … in attachment order (or as requested).
+    pub device: String,
+    pub delete_with_instance: bool,
+    /// The snapshot it was created from, or empty.
+    pub source_snapshot_id: String,
+}
+
+/// A data disk an image carries (CreateImage `DiskDeviceMapping.N` of a data snapshot): instances
+/// created from the image get a data disk made from the snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageDataDisk {
+    pub snapshot_id: String,
+    pub size_gib: i64,
+    pub device: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +157,9 @@ pub struct Image {
     pub os_name: String,
     pub size_gib: i64,
     pub snapshot_id: Option<String>,
+    /// Data disk snapshots of the image, beside the system snapshot.
+    #[serde(default)]
+    pub data_disks: Vec<ImageDataDisk>,
     /// For copies: the image it was copied from.
     pub copied_from: Option<String>,
     pub shared_with: Vec<String>,
@@ -281,9 +309,6 @@ pub struct State {
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
-    /// Cloud Assistant: agents, commands, invocations, file sends.
-    #[serde(default)]
-    pub assistant: super::assistant::AssistantState,
     /// Status changes with their timings (`/_sim/timeline`).
     #[serde(default)]
     pub timeline: Timeline,
@@ -303,7 +328,6 @@ impl State {
             vswitches: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
-            assistant: Default::default(),
             timeline: Timeline::default(),
         }
     }
@@ -385,4 +409,8 @@ pub fn iso_time(ms: u64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
     ))
     .unwrap_or_default()
+}
+
+fn default_internet_charge_type() -> String {
+    "PayByTraffic".into()
 }

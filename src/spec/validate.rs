@@ -57,7 +57,20 @@ pub(crate) fn check(spec: &Spec) -> Check {
         }
     }
     check_image(&spec.image, &spec.region)?;
+    check_communicator(spec)?;
     check_verify(spec)
+}
+
+/// `cloud_assistant` is refused until the simulator can run Cloud Assistant commands inside its
+/// instances (the isolation work), so that no untested path is offered.
+fn check_communicator(spec: &Spec) -> Check {
+    if spec.communicator == super::verify::Communicator::CloudAssistant {
+        return Err(invalid(
+            "communicator",
+            "`cloud_assistant` is not available in this bakerd build yet; use `ssh`",
+        ));
+    }
+    Ok(())
 }
 
 fn check_verify(spec: &Spec) -> Check {
@@ -208,6 +221,16 @@ fn check_system_disk(instance: &InstanceSpec) -> Check {
 }
 
 fn check_user_data_and_tags(instance: &InstanceSpec) -> Check {
+    check_one_of(
+        "instance.internet_charge_type",
+        instance.internet_charge_type.as_deref(),
+        &["PayByTraffic", "PayByBandwidth"],
+    )?;
+    check_one_of(
+        "instance.security_enhancement_strategy",
+        instance.security_enhancement_strategy.as_deref(),
+        &["Active", "Deactive"],
+    )?;
     if let Some(user_data) = &instance.user_data {
         // ECS caps UserData at 32 KiB after base64, i.e. 24 KiB of text.
         if user_data.len() > 24 * 1024 {
@@ -218,6 +241,17 @@ fn check_user_data_and_tags(instance: &InstanceSpec) -> Check {
         }
     }
     check_tags("instance.tags", &instance.tags)
+}
+
+/// An optional field whose value must be one of ECS's names (exact spelling, as the API wants).
+fn check_one_of(path: &str, value: Option<&str>, allowed: &[&str]) -> Check {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(invalid(
+            path,
+            format!("`{v}` is not one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `a.b.c.d/n` → (network address as u32, prefix length); the address must be the network's own.

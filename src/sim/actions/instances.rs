@@ -23,6 +23,8 @@ struct Launch {
     description: String,
     host_name: String,
     bandwidth_out: i64,
+    internet_charge_type: &'static str,
+    data_disks: Vec<super::data_disks::DataDiskRequest>,
     disk_size: i64,
     disk_category: String,
 }
@@ -138,7 +140,10 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
             format!("SystemDisk.Size {disk_size} is smaller than the image size {image_size} GiB."),
         ));
     }
+    // Validated as ECS does; the simulator has no security agent to install either way.
+    p.one_of("SecurityEnhancementStrategy", &["Active", "Deactive"])?;
     let name = p.opt("InstanceName").unwrap_or("").to_string();
+    let data_disks = super::data_disks::parse(ctx, &region, &image_id)?;
     Ok(Launch {
         zone,
         instance_type: instance_type.to_string(),
@@ -154,6 +159,10 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
         name,
         description: p.opt("Description").unwrap_or("").to_string(),
         bandwidth_out: p.int_in("InternetMaxBandwidthOut", 0, 0, 1000)?,
+        internet_charge_type: p
+            .one_of("InternetChargeType", &["PayByTraffic", "PayByBandwidth"])?
+            .unwrap_or("PayByTraffic"),
+        data_disks,
         disk_size,
         disk_category: p
             .opt("SystemDisk.Category")
@@ -187,9 +196,10 @@ fn create_one(
             size_gib: l.disk_size,
             category: l.disk_category.clone(),
             name: String::new(),
+            data: None,
         },
     );
-    crate::sim::assistant::inherit_agent(ctx.state, &l.image_id, &disk_id);
+    super::data_disks::create(ctx, &id, &l.zone, &l.region, &l.data_disks)?;
     let private_ip = ctx.state.net.next_private_ip();
     let public_ip = public_ip.then(|| ctx.state.net.next_public_ip());
     let instance = Instance {
@@ -219,6 +229,7 @@ fn create_one(
         private_ip,
         public_ip,
         internet_max_bandwidth_out: l.bandwidth_out,
+        internet_charge_type: l.internet_charge_type.to_string(),
         system_disk_id: disk_id,
         stopped_mode: "Not-applicable".into(),
     };
@@ -337,6 +348,7 @@ pub fn delete_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         d.meta.deleted_ms = Some(now);
         d.instance_id = None;
     }
+    super::data_disks::release(ctx, &id, now)?;
     Ok(json!({}))
 }
 
@@ -404,7 +416,7 @@ fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
         "Cpu": t.map(|t| t.cpus).unwrap_or(2), "Memory": t.map(|t| (t.memory_gib * 1024.0) as i64).unwrap_or(4096),
         "ImageId": i.image_id, "OSType": "linux", "OSName": os_name, "OSNameEn": os_name,
         "InstanceNetworkType": if i.vpc_id.is_empty() { "classic" } else { "vpc" },
-        "InstanceChargeType": "PostPaid", "InternetChargeType": "PayByTraffic",
+        "InstanceChargeType": "PostPaid", "InternetChargeType": i.internet_charge_type,
         "InternetMaxBandwidthOut": i.internet_max_bandwidth_out, "InternetMaxBandwidthIn": 200,
         "IoOptimized": true, "KeyPairName": i.key_pair_name.clone().unwrap_or_default(),
         "CreationTime": iso_time(i.meta.created_ms), "StartTime": i.running_since_ms.map(iso_time).unwrap_or_default(),
