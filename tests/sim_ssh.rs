@@ -247,34 +247,57 @@ fn port_22_refuses(ip: &str) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()
 }
 
-/// Pids of sshd's (and their sessions) belonging to `data_dir`: the listener's command line names
-/// its config there; sessions are chrooted under it.
+/// Pids of the processes of `data_dir`'s instances: their launchers (whose command line names the
+/// data dir) and every process inside their PID namespaces (sshd sessions included).
 fn sshd_processes_of(data_dir: &Path) -> Vec<u32> {
-    let data_dir = data_dir.canonicalize().expect("canonical data dir");
-    let needle = data_dir.to_string_lossy().into_owned();
+    let launchers = launchers_of(data_dir);
+    let own = std::fs::read_link("/proc/self/ns/pid").expect("own pid namespace");
+    let namespaces: Vec<PathBuf> = launchers
+        .iter()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok())
+        .filter(|ns| *ns != own)
+        .collect();
+    live_pids()
+        .filter(|pid| {
+            launchers.contains(pid)
+                || std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .is_ok_and(|ns| namespaces.contains(&ns))
+        })
+        .collect()
+}
+
+fn live_pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
         .expect("list /proc")
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| !is_zombie(*pid))
+}
+
+/// The instance launcher processes of `data_dir` (launcher, boot child and init share its
+/// command line).
+fn launchers_of(data_dir: &Path) -> Vec<u32> {
+    let data_dir = data_dir.canonicalize().expect("canonical data dir");
+    let needle = data_dir.to_string_lossy().into_owned();
+    live_pids()
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let rooted = std::fs::read_link(format!("/proc/{pid}/root"))
-                .is_ok_and(|root| root.starts_with(&data_dir));
-            (cmdline.contains("sshd") && cmdline.contains(&needle)) || rooted
+            cmdline.contains("__sim-instance") && cmdline.contains(&needle)
         })
         .collect()
 }
 
-/// The sshd listeners of `data_dir` (sessions rename themselves `sshd: root@…`; listeners keep
-/// their `-f <config>` command line).
-fn sshd_listeners_of(data_dir: &Path) -> Vec<u32> {
-    sshd_processes_of(data_dir)
+/// The instance inits of `data_dir`: PID 1 of their own PID namespace.
+fn instance_inits_of(data_dir: &Path) -> Vec<u32> {
+    launchers_of(data_dir)
         .into_iter()
         .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).contains("sshd_config")
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status.lines().any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.first() == Some(&"NSpid:") && fields.len() > 2 && fields.last() == Some(&"1")
+            })
         })
         .collect()
 }
@@ -645,19 +668,15 @@ async fn delete_instance_removes_its_disk_filesystem_and_ends_its_sshd() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_sshd_that_dies_is_restarted_while_its_instance_is_running() {
-    let sim = SimProcess::start("e2e-sshd-dies");
+async fn an_instance_whose_init_dies_is_booted_again_while_it_is_running() {
+    let sim = SimProcess::start("e2e-init-dies");
     let booted = boot_reachable_instance(&sim).await;
-    let listeners = sshd_listeners_of(&sim.data_dir);
-    assert_eq!(
-        listeners.len(),
-        1,
-        "expected one sshd listener: {listeners:?}"
-    );
-    unsafe { libc::kill(listeners[0] as i32, libc::SIGKILL) };
+    let inits = instance_inits_of(&sim.data_dir);
+    assert_eq!(inits.len(), 1, "expected one instance init: {inits:?}");
+    unsafe { libc::kill(inits[0] as i32, libc::SIGKILL) };
     wait_ssh(&booted.ip, &booted.key.path).await;
-    let now = sshd_listeners_of(&sim.data_dir);
-    assert!(!now.contains(&listeners[0]) && now.len() == 1, "{now:?}");
+    let now = instance_inits_of(&sim.data_dir);
+    assert!(!now.contains(&inits[0]) && now.len() == 1, "{now:?}");
     assert_eq!(
         describe_instance(&sim, &booted.instance_id).await["Status"],
         "Running"

@@ -1,5 +1,6 @@
 //! `bakerd sim`: a local ECS simulator speaking the real RPC API (see `docs/ecs-api.md`), whose
-//! instances are real chrooted OpenSSH servers ([`machine`]).
+//! instances are isolated like VMs (user, mount, PID, network… namespaces) and run their own
+//! OpenSSH server ([`machine`]).
 //!
 //! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`auth`] signature checks,
 //! [`actions`] the ECS actions, [`store`] records and persistence, [`lifecycle`] the ticker that drives
@@ -36,7 +37,8 @@ pub struct SimArgs {
     /// Address to listen on; port 0 picks a free port (the chosen one is printed).
     #[arg(long, default_value = "127.0.0.1:8086")]
     pub listen: std::net::SocketAddr,
-    /// Directory holding the simulator's state and machine filesystems (created 0755).
+    /// Directory holding the simulator's state and machine filesystems (created 0700; may be
+    /// anywhere, /tmp included).
     #[arg(long, default_value = "./.sim-data")]
     pub data_dir: PathBuf,
     /// Accepted access key as `<id>:<secret>` (repeatable). Default: the documented test pair.
@@ -89,6 +91,10 @@ pub enum SimStartError {
     Store(#[from] store::StoreError),
     #[error("preparing machines: {0}")]
     Machine(#[from] machine::MachineError),
+    #[error("{0}")]
+    Preflight(#[from] machine::preflight::PreflightError),
+    #[error("finding the bakerd executable: {0}")]
+    OwnExe(#[source] std::io::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -101,6 +107,10 @@ pub enum SimStartError {
 
 /// Runs `bakerd sim` until SIGINT/SIGTERM.
 pub fn run_cli(args: SimArgs) -> ExitCode {
+    if let Err(e) = preflight() {
+        eprintln!("bakerd sim: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -115,6 +125,14 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks, before anything starts, that this machine can run instances (see
+/// [`machine::preflight`]).
+fn preflight() -> Result<(), SimStartError> {
+    let exe = std::env::current_exe().map_err(SimStartError::OwnExe)?;
+    machine::preflight::check(&exe)?;
+    Ok(())
 }
 
 fn credentials(args: &SimArgs) -> Result<Credentials, SimStartError> {
@@ -151,7 +169,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), SimStartError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(0o700)
         .create(path)
         .map_err(|source| SimStartError::DataDir {
             path: path.to_path_buf(),
