@@ -155,7 +155,7 @@ fn machines_with_disk(data: &DataDir) -> Machines {
 /// before the data dir, as the tests always did.
 struct Dirs {
     keys: tempfile::TempDir,
-    data: DataDir,
+    _data: DataDir,
 }
 
 /// What most tests start from: a fresh data dir, a client key pair (private key path, public key
@@ -165,7 +165,7 @@ fn machines_and_key(test: &str) -> (Dirs, PathBuf, String, Machines) {
     let keys = tempfile::tempdir().expect("tempdir");
     let (key, public) = client_key(keys.path(), "key");
     let machines = machines_with_disk(&data);
-    (Dirs { keys, data }, key, public, machines)
+    (Dirs { keys, _data: data }, key, public, machines)
 }
 
 fn pid_runs(pid: u32) -> bool {
