@@ -32,7 +32,8 @@ build=$("$bakerd" status --state-dir "$data/state" | tail -n 1 | cut -d' ' -f1)
 echo "== bakerd show $build"
 "$bakerd" show "$build" --state-dir "$data/state"
 echo "== what the simulator holds now (live resources)"
-curl -s "$endpoint/_sim/inventory" | python3 -c '
+# /_sim/* needs the token the simulator wrote (0600) into its data dir at start.
+curl -s -H "X-Bakerd-Sim-Token: $(cat "$data/sim/sim-token")" "$endpoint/_sim/inventory" | python3 -c '
 import json, sys
 for r in json.load(sys.stdin)["resources"]:
     tags = r.get("tags") or {}

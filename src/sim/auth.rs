@@ -2,20 +2,23 @@
 //! canonical request), using the pure signer in [`crate::sign`].
 //!
 //! Guarantees: the signature is checked before the nonce is recorded, so a forged request cannot burn a
-//! legitimate nonce. Secrets never appear in errors; the server string-to-sign does (as ECS does).
-//! Caveats: the nonce cache is in memory; it forgets nonces after 30 minutes and on restart.
+//! legitimate nonce; nonces are remembered on disk ([`super::nonces`]) for as long as their request's
+//! timestamp is accepted, restarts included. A V3 request must sign `host` and every `x-acs-*` header
+//! it carries (the V3 rule: every common header present is signed), so no unsigned header can change
+//! its action, date or nonce. Secrets never appear in errors; the server string-to-sign does (as ECS
+//! does).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use axum::http::StatusCode;
 
 use super::error::SimError;
+use super::nonces::{NonceCache, Recorded};
 use super::params::Params;
 use crate::sign;
 
 /// Maximum clock skew between the request's timestamp and the simulator's clock.
 pub const MAX_SKEW_MS: u64 = 15 * 60 * 1000;
-const NONCE_MEMORY_MS: u64 = 2 * MAX_SKEW_MS;
 
 /// Configured access keys and STS tokens.
 #[derive(Clone, Default)]
@@ -52,31 +55,8 @@ pub struct Verified {
     pub access_key_id: String,
     pub nonce: String,
     pub action: String,
-}
-
-/// Remembers recently used nonces.
-#[derive(Debug, Default)]
-pub struct NonceCache {
-    seen: HashSet<String>,
-    order: VecDeque<(u64, String)>,
-}
-
-impl NonceCache {
-    /// Records `nonce`; false if it was already used.
-    pub fn insert(&mut self, nonce: &str, now_ms: u64) -> bool {
-        while let Some((t, _)) = self.order.front() {
-            if now_ms.saturating_sub(*t) <= NONCE_MEMORY_MS {
-                break;
-            }
-            let (_, n) = self.order.pop_front().expect("front exists");
-            self.seen.remove(&n);
-        }
-        if !self.seen.insert(nonce.to_string()) {
-            return false;
-        }
-        self.order.push_back((now_ms, nonce.to_string()));
-        true
-    }
+    /// The request's own timestamp (ms): its nonce must be remembered until this plus the skew.
+    pub timestamp_ms: u64,
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -99,7 +79,11 @@ pub fn verify(
         }
         _ => verify_v1(creds, req, now_ms)?,
     };
-    if !nonces.insert(&verified.nonce, now_ms) {
+    let expiry = verified.timestamp_ms.saturating_add(MAX_SKEW_MS);
+    let recorded = nonces
+        .insert(&verified.nonce, expiry, now_ms)
+        .map_err(SimError::NonceLog)?;
+    if recorded == Recorded::Used {
         return Err(SimError::auth(
             StatusCode::BAD_REQUEST,
             "SignatureNonceUsed",
@@ -137,8 +121,8 @@ fn secret_for<'c>(
     Ok(secret)
 }
 
-/// Parses `yyyy-MM-ddTHH:mm:ssZ` and checks the skew.
-fn check_timestamp(name: &str, value: Option<&str>, now_ms: u64) -> Result<(), SimError> {
+/// Parses `yyyy-MM-ddTHH:mm:ssZ`, checks the skew and returns the time in ms.
+fn check_timestamp(name: &str, value: Option<&str>, now_ms: u64) -> Result<u64, SimError> {
     let value = value.filter(|v| !v.is_empty()).ok_or_else(|| {
         SimError::auth(
             StatusCode::BAD_REQUEST,
@@ -164,7 +148,7 @@ fn check_timestamp(name: &str, value: Option<&str>, now_ms: u64) -> Result<(), S
             ),
         ));
     }
-    Ok(())
+    Ok(ts_ms)
 }
 
 fn mismatch(server_string_to_sign: &str) -> SimError {
@@ -207,11 +191,12 @@ fn verify_v1(
     if sign::v1_signature(secret, &sts) != signature {
         return Err(mismatch(&sts));
     }
-    check_timestamp("Timestamp", p.opt("Timestamp"), now_ms)?;
+    let timestamp_ms = check_timestamp("Timestamp", p.opt("Timestamp"), now_ms)?;
     Ok(Verified {
         access_key_id: access_key_id.to_string(),
         nonce,
         action: p.req("Action")?.to_string(),
+        timestamp_ms,
     })
 }
 
@@ -242,13 +227,14 @@ fn verify_v3(
             "The Authorization header is not a valid ACS3-HMAC-SHA256 header.",
         )
     })?;
+    check_signed_headers(req.headers, &auth.signed_headers)?;
     let token = header(req.headers, "x-acs-security-token");
     let secret = secret_for(creds, &auth.access_key_id, token)?;
     let sts = v3_server_string_to_sign(req, &auth.signed_headers);
     if sign::v3_signature(secret, &sts) != auth.signature.to_ascii_lowercase() {
         return Err(mismatch(&sts));
     }
-    check_timestamp("x-acs-date", header(req.headers, "x-acs-date"), now_ms)?;
+    let timestamp_ms = check_timestamp("x-acs-date", header(req.headers, "x-acs-date"), now_ms)?;
     let nonce = header(req.headers, "x-acs-signature-nonce")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| SimError::MissingParameter("x-acs-signature-nonce".into()))?;
@@ -259,7 +245,34 @@ fn verify_v3(
         access_key_id: auth.access_key_id,
         nonce: nonce.to_string(),
         action: action.to_string(),
+        timestamp_ms,
     })
+}
+
+/// The V3 rule: `host` and every `x-acs-*` header the request carries are in `SignedHeaders`.
+/// Without it, a captured request signed over `host` alone could be sent again with a fresh date and
+/// nonce and another action. Answered like ECS answers a malformed signature: `IncompleteSignature`.
+fn check_signed_headers(headers: &[(String, String)], signed: &[String]) -> Result<(), SimError> {
+    let is_signed = |name: &str| signed.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let unsigned = std::iter::once("host")
+        .chain(
+            headers
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| n.to_ascii_lowercase().starts_with("x-acs-")),
+        )
+        .find(|n| !is_signed(n));
+    match unsigned {
+        None => Ok(()),
+        Some(name) => Err(SimError::auth(
+            StatusCode::BAD_REQUEST,
+            "IncompleteSignature",
+            format!(
+                "The request signature does not conform to Aliyun standards: header {} is not in SignedHeaders (sign host and every x-acs-* header).",
+                name.to_ascii_lowercase()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -463,6 +476,33 @@ mod tests {
         assert!(e
             .to_string()
             .contains("server string to sign is:ACS3-HMAC-SHA256\n"));
+    }
+
+    #[test]
+    fn v3_refuses_an_unsigned_x_acs_header_and_a_missing_host_before_the_signature() {
+        let c = creds("YourAccessKeyId", "YourAccessKeySecret", None);
+        let headers = [
+            ("host", "ecs.cn-shanghai.aliyuncs.com"),
+            ("x-acs-action", "RunInstances"),
+            ("x-acs-date", "2023-10-26T10:22:32Z"),
+            ("X-Acs-Signature-Nonce", "3156853299f313e23d1673dc12e1703d"),
+        ];
+        let now = ms("2023-10-26T10:25:00Z");
+        let only_host =
+            "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host,Signature=00";
+        let e = v3(&[], &headers, only_host, &c, now).unwrap_err();
+        assert_eq!(e.code(), "IncompleteSignature");
+        assert!(
+            e.to_string()
+                .contains("header x-acs-action is not in SignedHeaders"),
+            "{e}"
+        );
+        let no_host = "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=x-acs-action;x-acs-date;x-acs-signature-nonce,Signature=00";
+        let e = v3(&[], &headers, no_host, &c, now).unwrap_err();
+        assert!(e.to_string().contains("header host is not"), "{e}");
+        let all = "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-date;x-acs-signature-nonce,Signature=00";
+        let e = v3(&[], &headers, all, &c, now).unwrap_err();
+        assert_eq!(e.code(), "SignatureDoesNotMatch", "the header rule is met");
     }
 
     #[test]

@@ -14,12 +14,13 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::actions::{self, Ctx};
-use super::auth::{self, Credentials, NonceCache, SignedRequest};
+use super::auth::{self, Credentials, SignedRequest};
 use super::error::SimError;
 use super::faults::{FaultKind, Faults};
 use super::idempotency;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
+use super::nonces::NonceCache;
 use super::params::Params;
 use super::store::{self, CallRecord, State};
 
@@ -78,6 +79,7 @@ impl Sim {
         machines: Machines,
         state: State,
         faults: Faults,
+        nonces: NonceCache,
     ) -> Self {
         Sim {
             data_dir,
@@ -87,7 +89,7 @@ impl Sim {
             state: Mutex::new(state),
             dirty: AtomicBool::new(false),
             faults: Mutex::new(faults),
-            nonces: Mutex::new(NonceCache::default()),
+            nonces: Mutex::new(nonces),
         }
     }
 

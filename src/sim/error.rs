@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 
 use super::machine::MachineError;
+use super::nonces::NonceLogError;
 
 /// A failed ECS API call, as the simulator answers it.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum SimError {
     /// The simulator's state could not be written to its data dir.
     #[error("The request processing has failed due to some unknown error: saving state: {0}")]
     Persist(#[source] std::io::Error),
+    /// A request's nonce could not be recorded, so it is refused rather than left replayable.
+    #[error("The request processing has failed due to some unknown error: {0}")]
+    NonceLog(#[source] NonceLogError),
     /// Injected fault or throttle.
     #[error("{message}")]
     Injected {
@@ -63,7 +67,9 @@ impl SimError {
             | SimError::Auth { code, .. }
             | SimError::Injected { code, .. } => (*code).into(),
             SimError::InvalidAction(_) => "InvalidAction.NotFound".into(),
-            SimError::Machine(_) | SimError::Persist(_) => "InternalError".into(),
+            SimError::Machine(_) | SimError::Persist(_) | SimError::NonceLog(_) => {
+                "InternalError".into()
+            }
         }
     }
 
@@ -78,7 +84,9 @@ impl SimError {
             | SimError::Auth { status, .. }
             | SimError::Injected { status, .. } => *status,
             SimError::InvalidAction(_) => StatusCode::NOT_FOUND,
-            SimError::Machine(_) | SimError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SimError::Machine(_) | SimError::Persist(_) | SimError::NonceLog(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! instances are isolated like VMs (user, mount, PID, network… namespaces) and run their own
 //! OpenSSH server ([`machine`]).
 //!
-//! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`auth`] signature checks,
-//! [`actions`] the ECS actions, [`store`] records and persistence, [`lifecycle`] the ticker that drives
-//! asynchronous states and sshd's, [`faults`] fault injection, [`idempotency`] ClientToken.
+//! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`serve`] the accept loop and
+//! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
+//! nonce cache, [`keys`] where accepted keys come from, [`actions`] the ECS actions, [`store`] records
+//! and persistence, [`lifecycle`] the ticker that drives asynchronous states and sshd's, [`faults`]
+//! fault injection, [`idempotency`] ClientToken.
 
 mod actions;
 pub mod auth;
@@ -12,11 +14,15 @@ mod catalog;
 pub mod core;
 pub mod error;
 pub mod faults;
+pub mod guard;
 mod idempotency;
 mod inventory;
+pub mod keys;
 pub mod lifecycle;
 pub mod machine;
+pub mod nonces;
 pub mod params;
+mod serve;
 mod server;
 pub mod store;
 
@@ -26,27 +32,47 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use self::auth::Credentials;
 use self::faults::{FaultConfig, FaultKind, Faults};
+use self::guard::SimToken;
+use self::keys::{KeySources, KeysError};
 use self::lifecycle::{Latencies, Profile};
 use self::machine::Machines;
 
 /// Options of `bakerd sim`.
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
-    /// Address to listen on; port 0 picks a free port (the chosen one is printed).
+    /// Address to listen on; port 0 picks a free port (the chosen one is printed). Loopback only,
+    /// unless `--allow-remote`.
     #[arg(long, default_value = "127.0.0.1:8086")]
     pub listen: std::net::SocketAddr,
+    /// Allow `--listen` on an address other machines can reach. The simulator is for one machine's
+    /// trusted users: its default key is public and its instances are real sshd's.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Directory holding the simulator's state and machine filesystems (created 0700; may be
     /// anywhere, /tmp included).
     #[arg(long, default_value = "./.sim-data")]
     pub data_dir: PathBuf,
-    /// Accepted access key as `<id>:<secret>` (repeatable). Default: the documented test pair.
+    /// Accepted access key as `<id>:<secret>` (repeatable). Visible to every local user in `ps`:
+    /// prefer `--access-key-file` or `BAKERD_SIM_ACCESS_KEYS`. Default: the documented test pair.
     #[arg(long = "access-key", value_name = "ID:SECRET")]
     pub access_keys: Vec<String>,
-    /// Accepted STS SecurityToken (repeatable).
+    /// File of accepted access keys, one `ID:SECRET` a line (`#` comments); must be mode 0600.
+    #[arg(long = "access-key-file", value_name = "PATH")]
+    pub access_key_files: Vec<PathBuf>,
+    /// Accepted STS SecurityToken (repeatable; visible in `ps`, see `--sts-token-file`).
     #[arg(long = "sts-token", value_name = "TOKEN")]
     pub sts_tokens: Vec<String>,
+    /// File of accepted STS tokens, one a line; must be mode 0600.
+    #[arg(long = "sts-token-file", value_name = "PATH")]
+    pub sts_token_files: Vec<PathBuf>,
+    /// Seconds a client may take to send a request's headers (also the idle time of a kept-alive
+    /// connection), and again its body.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub read_timeout: u64,
+    /// HTTP connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub max_connections: usize,
     /// Latency profile.
     #[arg(long, value_enum, default_value = "fast")]
     pub profile: Profile,
@@ -73,14 +99,23 @@ pub struct SimArgs {
     pub seed: u64,
 }
 
-/// The documented test access key pair (`docs/ecs-api.md` V1-a).
-pub const DEFAULT_ACCESS_KEY: (&str, &str) = ("testid", "testsecret");
+pub use self::keys::DEFAULT_ACCESS_KEY;
 
 /// Errors starting the simulator.
 #[derive(Debug, thiserror::Error)]
 pub enum SimStartError {
-    #[error("--access-key must be <id>:<secret>")]
-    BadAccessKey,
+    #[error("--listen {0} is reachable from other machines; the simulator is for one machine's trusted users (its default key is public). Listen on 127.0.0.1, or add --allow-remote")]
+    RemoteListen(std::net::SocketAddr),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    #[error("writing the /_sim token {path}: {source}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nonces(#[from] nonces::NonceLogError),
     #[error("creating data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -101,16 +136,41 @@ pub enum SimStartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
+}
+
+impl SimStartError {
+    /// 2 for what the user wrote (options, key files), 1 for the rest.
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            SimStartError::RemoteListen(_) | SimStartError::Keys(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
 }
 
 /// Runs `bakerd sim` until SIGINT/SIGTERM.
 pub fn run_cli(args: SimArgs) -> ExitCode {
-    if let Err(e) = preflight() {
-        eprintln!("bakerd sim: {e}");
-        return ExitCode::FAILURE;
-    }
+    // Read (and unset) the secret-bearing variables while the process is still single-threaded.
+    let (access_keys_env, sts_tokens_env) = keys::take_env();
+    let creds = check_listen(&args)
+        .and_then(|()| preflight())
+        .and_then(|()| {
+            Ok(keys::load(&KeySources {
+                access_keys: &args.access_keys,
+                access_key_files: &args.access_key_files,
+                sts_tokens: &args.sts_tokens,
+                sts_token_files: &args.sts_token_files,
+                access_keys_env,
+                sts_tokens_env,
+            })?)
+        });
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bakerd sim: {e}");
+            return e.exit_code();
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -118,11 +178,11 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, creds)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bakerd sim: {e}");
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }
@@ -135,18 +195,19 @@ fn preflight() -> Result<(), SimStartError> {
     Ok(())
 }
 
-fn credentials(args: &SimArgs) -> Result<Credentials, SimStartError> {
-    let mut creds = Credentials::default();
-    for pair in &args.access_keys {
-        let (id, secret) = pair.split_once(':').ok_or(SimStartError::BadAccessKey)?;
-        creds.keys.insert(id.to_string(), secret.to_string());
+/// A non-loopback `--listen` needs `--allow-remote`, and then gets a warning.
+fn check_listen(args: &SimArgs) -> Result<(), SimStartError> {
+    if args.listen.ip().is_loopback() {
+        return Ok(());
     }
-    if creds.keys.is_empty() {
-        let (id, secret) = DEFAULT_ACCESS_KEY;
-        creds.keys.insert(id.into(), secret.into());
+    if !args.allow_remote {
+        return Err(SimStartError::RemoteListen(args.listen));
     }
-    creds.sts_tokens = args.sts_tokens.iter().cloned().collect();
-    Ok(creds)
+    eprintln!(
+        "bakerd sim: warning: listening on {}, reachable from other machines; anyone who can connect and knows an access key (the default one is public) can start instances here",
+        args.listen
+    );
+    Ok(())
 }
 
 fn fault_config(args: &SimArgs) -> FaultConfig {
@@ -178,7 +239,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), SimStartError> {
 }
 
 /// Builds the simulator from its options: state, machines and base images.
-fn build(args: &SimArgs) -> Result<Arc<core::Sim>, SimStartError> {
+fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, SimStartError> {
     create_data_dir(&args.data_dir)?;
     let data_dir = args
         .data_dir
@@ -193,18 +254,24 @@ fn build(args: &SimArgs) -> Result<Arc<core::Sim>, SimStartError> {
         machines.ensure_base_image(image.id, image.os_release)?;
     }
     let faults = Faults::new(fault_config(args), args.seed);
+    let nonces = nonces::NonceCache::open(&data_dir, store::now_ms())?;
     Ok(Arc::new(core::Sim::new(
         data_dir,
-        credentials(args)?,
+        creds,
         Latencies::for_profile(args.profile),
         machines,
         state,
         faults,
+        nonces,
     )))
 }
 
-async fn run(args: SimArgs) -> Result<(), SimStartError> {
-    let sim = build(&args)?;
+async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartError> {
+    let sim = build(&args, creds)?;
+    let token = SimToken::create(&sim.data_dir).map_err(|source| SimStartError::Token {
+        path: sim.data_dir.join(guard::TOKEN_FILE),
+        source,
+    })?;
     {
         // Persist a new data dir's IP plan at once, so a restart keeps the same addresses.
         let state = sim.lock_state();
@@ -226,12 +293,24 @@ async fn run(args: SimArgs) -> Result<(), SimStartError> {
             source,
         })?;
     println!("bakerd-sim listening on http://{addr}");
+    println!(
+        "bakerd-sim /_sim token in {} (send it as header X-Bakerd-Sim-Token)",
+        token.path.display()
+    );
     let _ = std::io::stdout().flush();
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = lifecycle::spawn_ticker(sim.clone(), stop.clone());
-    let served = axum::serve(listener, server::router(sim.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let limits = serve::Limits {
+        read_timeout: std::time::Duration::from_secs(args.read_timeout.max(1)),
+        max_connections: args.max_connections,
+    };
+    serve::serve(
+        listener,
+        server::router(sim.clone(), token),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     stop.store(true, Ordering::SeqCst);
     ticker.join();
     sim.machines.stop_all();
@@ -239,7 +318,7 @@ async fn run(args: SimArgs) -> Result<(), SimStartError> {
     if let Err(e) = store::save(&sim.data_dir, &state) {
         tracing::warn!(error = %e, "final state save failed");
     }
-    served.map_err(SimStartError::Serve)
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

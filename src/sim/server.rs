@@ -1,4 +1,5 @@
-//! HTTP glue: the ECS API on `/` (GET and POST) and the unsigned test endpoints under `/_sim/`.
+//! HTTP glue: the ECS API on `/` (GET and POST) and the test endpoints under `/_sim/` (unsigned, but
+//! behind the token of [`super::guard`]); no route answers a browser page.
 
 use std::sync::Arc;
 
@@ -12,14 +13,22 @@ use serde_json::{json, Value};
 
 use super::core::{ApiRequest, Outcome, Sim};
 use super::faults::FaultUpdate;
+use super::guard::{self, SimToken};
 use super::inventory;
 
-pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
-        .route("/", any(api))
+pub fn router(sim: Arc<Sim>, token: SimToken) -> Router {
+    let test_endpoints = Router::new()
         .route("/_sim/inventory", get(get_inventory))
         .route("/_sim/calls", get(get_calls))
         .route("/_sim/faults", get(get_faults).post(post_faults))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token,
+            guard::require_token,
+        ));
+    Router::new()
+        .route("/", any(api))
+        .merge(test_endpoints)
+        .layer(axum::middleware::from_fn(guard::refuse_browsers))
         .with_state(sim)
 }
 

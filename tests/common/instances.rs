@@ -356,4 +356,3 @@ pub fn remove_data_dir(data_dir: &Path) {
         let _ = std::fs::remove_dir_all(data_dir);
     }
 }
-

@@ -43,6 +43,8 @@ pub struct SimProcess {
     /// `127.0.0.1:<port>`, the value signed as the V3 `host` header.
     pub host: String,
     pub data_dir: PathBuf,
+    /// This run's `/_sim` token (from `<data_dir>/sim-token`), sent as `X-Bakerd-Sim-Token`.
+    pub sim_token: String,
     pub http: reqwest::Client,
 }
 
@@ -54,8 +56,14 @@ impl SimProcess {
 
     /// Starts a simulator on `data_dir` with extra command-line options.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts a simulator on `data_dir` with extra options and environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::fs::File::create(data_dir.join("sim.log")).expect("sim log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_bakerd"))
+            .envs(env.iter().copied())
             .args(["sim", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(if extra.contains(&"--profile") {
@@ -82,12 +90,14 @@ impl SimProcess {
             })
             .to_string();
         let host = endpoint.trim_start_matches("http://").to_string();
+        let sim_token = read_sim_token(data_dir);
         SimProcess {
             child: Some(child),
             _stdout: stdout,
             endpoint,
             host,
             data_dir: data_dir.to_path_buf(),
+            sim_token,
             http: reqwest::Client::new(),
         }
     }
@@ -115,9 +125,11 @@ impl SimProcess {
         self.data_dir.clone()
     }
 
+    /// `GET` a `/_sim/*` path with this run's token.
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.endpoint))
+            .header("x-bakerd-sim-token", &self.sim_token)
             .send()
             .await
             .expect("GET")
@@ -145,6 +157,8 @@ impl SimProcess {
         let v: Value = self
             .http
             .post(format!("{}/_sim/faults", self.endpoint))
+            .header("x-bakerd-sim-token", &self.sim_token)
+            .header("content-type", "application/json")
             .body(update.to_string())
             .send()
             .await
@@ -172,15 +186,7 @@ impl SimProcess {
         let Ok(resp) = self.http.request(method, url).send().await else {
             return (0, Value::Null);
         };
-        let status = resp.status().as_u16();
-        (
-            status,
-            resp.text()
-                .await
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null),
-        )
+        status_and_json(resp).await
     }
 
     /// Polls `check` until it returns `Some`, every 100 ms, at most `timeout`.
@@ -198,6 +204,15 @@ impl SimProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `/_sim` token a simulator wrote to its data dir before printing its banner.
+pub fn read_sim_token(data_dir: &Path) -> String {
+    let path = data_dir.join("sim-token");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .trim()
+        .to_string()
 }
 
 impl Drop for SimProcess {
@@ -284,8 +299,8 @@ impl V1Request {
     }
 }
 
-/// Sends a V3-signed POST (action params in the query string, empty body, like the Tea SDKs).
-/// `tamper` may change the request after signing (to test refusals).
+/// Sends a V3-signed POST (action params in the query string, empty body, like the Tea SDKs),
+/// signing every header.
 pub async fn call_v3(
     sim: &SimProcess,
     action: &str,
@@ -293,55 +308,102 @@ pub async fn call_v3(
     secret: &str,
     extra_headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let query: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), sim.host.clone()),
-        ("x-acs-action".into(), action.into()),
-        ("x-acs-version".into(), "2014-05-26".into()),
-        ("x-acs-date".into(), timestamp(0)),
-        (
-            "x-acs-signature-nonce".into(),
-            uuid::Uuid::new_v4().simple().to_string(),
-        ),
-        (
-            "x-acs-content-sha256".into(),
-            bakerd::sign::EMPTY_BODY_SHA256.into(),
-        ),
-    ];
-    headers.extend(
-        extra_headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
-    let cr = bakerd::sign::v3_canonical_request(&bakerd::sign::V3Request {
-        method: "POST",
-        path: "/",
-        query: &query,
-        headers: &headers,
-        signed_headers: &signed,
-        payload_hash: bakerd::sign::EMPTY_BODY_SHA256,
-    });
-    let sig = bakerd::sign::v3_signature(secret, &bakerd::sign::v3_string_to_sign(&cr));
-    let auth = bakerd::sign::v3_authorization(ACCESS_KEY_ID, &signed, &sig);
-    let mut req = sim
-        .http
-        .post(format!("{}/?{}", sim.endpoint, encode_query(&query)))
-        .header("authorization", auth);
-    for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
-        req = req.header(k.as_str(), v.as_str());
+    let req = V3Request::new(sim, action, params, extra_headers);
+    let signed = req.header_names();
+    req.send(sim, &req.authorization(&signed, secret)).await
+}
+
+/// A V3 request before signing: query parameters and headers (`host` included, sent by the client).
+#[derive(Debug, Clone)]
+pub struct V3Request {
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl V3Request {
+    /// The Tea SDK's common headers (fresh date and nonce) plus `extra_headers`.
+    pub fn new(
+        sim: &SimProcess,
+        action: &str,
+        params: &[(&str, &str)],
+        extra_headers: &[(&str, &str)],
+    ) -> Self {
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), sim.host.clone()),
+            ("x-acs-action".into(), action.into()),
+            ("x-acs-version".into(), "2014-05-26".into()),
+            ("x-acs-date".into(), timestamp(0)),
+            (
+                "x-acs-signature-nonce".into(),
+                uuid::Uuid::new_v4().simple().to_string(),
+            ),
+            (
+                "x-acs-content-sha256".into(),
+                bakerd::sign::EMPTY_BODY_SHA256.into(),
+            ),
+        ];
+        headers.extend(
+            extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        V3Request {
+            query: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers,
+        }
     }
-    let resp = req.send().await.expect("send V3");
+
+    /// Every header name (what a well-behaved client signs).
+    pub fn header_names(&self) -> Vec<String> {
+        self.headers.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Replaces a header's value.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        for (k, v) in &mut self.headers {
+            if k == name {
+                *v = value.to_string();
+            }
+        }
+    }
+
+    /// The `Authorization` header value signing `signed` (a subset of the headers) with `secret`.
+    pub fn authorization(&self, signed: &[String], secret: &str) -> String {
+        let cr = bakerd::sign::v3_canonical_request(&bakerd::sign::V3Request {
+            method: "POST",
+            path: "/",
+            query: &self.query,
+            headers: &self.headers,
+            signed_headers: signed,
+            payload_hash: bakerd::sign::EMPTY_BODY_SHA256,
+        });
+        let sig = bakerd::sign::v3_signature(secret, &bakerd::sign::v3_string_to_sign(&cr));
+        bakerd::sign::v3_authorization(ACCESS_KEY_ID, signed, &sig)
+    }
+
+    /// Sends the request with `authorization`, as it is now.
+    pub async fn send(&self, sim: &SimProcess, authorization: &str) -> (u16, Value) {
+        let mut req = sim
+            .http
+            .post(format!("{}/?{}", sim.endpoint, encode_query(&self.query)))
+            .header("authorization", authorization);
+        for (k, v) in self.headers.iter().filter(|(k, _)| k != "host") {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        status_and_json(req.send().await.expect("send V3")).await
+    }
+}
+
+/// The status and the JSON body (`Null` when the body is not JSON).
+async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
+    let body = resp.text().await.ok();
     (
         status,
-        resp.text()
-            .await
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
+        body.and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null),
     )
 }

@@ -1,0 +1,44 @@
+//! `bakerd show`: one build's phase, resources and events.
+
+use super::{exit, open_state, parse_id, spec_path, BuildArgs, CmdResult, OrExit};
+use crate::reconciler::phase::Phase;
+use crate::reconciler::store::Store;
+use serde_json::json;
+
+/// `bakerd show <id>`: phase, resources, events with durations.
+pub fn show(args: BuildArgs) -> CmdResult {
+    let id = parse_id(&args.id)?;
+    let state = open_state(&args.common, "show")?;
+    let store = Store::new(state);
+    let rec = store.load(&id).or_exit(exit::STATE)?;
+    let events = store.events(&id).or_exit(exit::STATE)?;
+    if args.common.json {
+        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
+        println!("{value}");
+        return Ok(exit::OK);
+    }
+    println!(
+        "build     {}\nspec      {}\nphase     {}",
+        rec.id,
+        spec_path(&rec),
+        rec.phase.name()
+    );
+    if let Phase::Failed { at, error } = &rec.phase {
+        println!("failed at {}: {error}", at.step_description());
+    }
+    println!(
+        "created   {}\nupdated   {}\nresources:",
+        rec.created_at, rec.updated_at
+    );
+    for (role, id) in &rec.resources {
+        println!("  {role:<20} {id}");
+    }
+    println!("events:");
+    let mut previous = rec.created_at;
+    for e in &events {
+        let secs = e.at.millis_since(previous) as f64 / 1000.0;
+        println!("  {}  +{secs:>6.1}s  {:<11} {}", e.at, e.kind, e.message);
+        previous = e.at;
+    }
+    Ok(exit::OK)
+}
