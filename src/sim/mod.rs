@@ -20,11 +20,13 @@ mod inventory;
 pub mod keys;
 pub mod lifecycle;
 pub mod machine;
+mod metadata;
 pub mod nonces;
 pub mod params;
 mod serve;
 mod server;
 pub mod store;
+mod sts;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +65,14 @@ pub struct SimArgs {
     /// Accepted STS SecurityToken (repeatable; visible in `ps`, see `--sts-token-file`).
     #[arg(long = "sts-token", value_name = "TOKEN")]
     pub sts_tokens: Vec<String>,
+    /// RAM role attached to "the instance" bakerd runs on: the metadata service at
+    /// `/latest/meta-data/ram/security-credentials/<role>` hands out its keys (repeatable).
+    #[arg(
+        long = "ecs-ram-role",
+        value_name = "ROLE",
+        default_value = "bakerd-sim-role"
+    )]
+    pub ecs_ram_roles: Vec<String>,
     /// File of accepted STS tokens, one a line; must be mode 0600.
     #[arg(long = "sts-token-file", value_name = "PATH")]
     pub sts_token_files: Vec<PathBuf>,
@@ -165,7 +175,10 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
             })?)
         });
     let creds = match creds {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.instance_roles = args.ecs_ram_roles.clone();
+            c
+        }
         Err(e) => {
             eprintln!("bakerd sim: {e}");
             return e.exit_code();
@@ -280,18 +293,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
             source,
         })?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| SimStartError::Listen {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SimStartError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+    let (listener, addr) = bind(args.listen).await?;
     println!("bakerd-sim listening on http://{addr}");
     println!(
         "bakerd-sim /_sim token in {} (send it as header X-Bakerd-Sim-Token)",
@@ -319,6 +321,21 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
         tracing::warn!(error = %e, "final state save failed");
     }
     Ok(())
+}
+
+/// Binds `listen`; returns the listener and the address it got (the port, when 0 was asked).
+async fn bind(
+    listen: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), SimStartError> {
+    let failed = |source| SimStartError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
 }
 
 /// Resolves on SIGINT or SIGTERM.

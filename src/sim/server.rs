@@ -27,6 +27,7 @@ pub fn router(sim: Arc<Sim>, token: SimToken) -> Router {
         ));
     Router::new()
         .route("/", any(api))
+        .merge(super::metadata::routes())
         .merge(test_endpoints)
         .layer(axum::middleware::from_fn(guard::refuse_browsers))
         .with_state(sim)

@@ -115,7 +115,10 @@ fn explicit_credentials(spec: &Spec, env: &Env) -> ExplicitCredentials {
         } => {
             explicit.access_key_id = Some(id.clone());
             explicit.access_key_secret = match secret {
-                SecretSource::Env(var) => env.get(var).map(crate::client::Secret::new),
+                SecretSource::Env(var) => {
+                    explicit.access_key_secret_var = Some(var.clone());
+                    env.get(var).map(crate::client::Secret::new)
+                }
                 SecretSource::Inline(s) => Some(s.clone()),
             };
             explicit.security_token = security_token_env
@@ -163,6 +166,16 @@ impl Cloud {
         let mut config = self.config.clone();
         config.region = region.to_string();
         Cloud::from_config(config).unwrap_or_else(|_| self.clone())
+    }
+
+    /// Which credentials this handle uses, for the build record (never the secret).
+    pub fn credentials_used(&self) -> crate::reconciler::state::CredentialsUsed {
+        let source = self.client.credential_source();
+        crate::reconciler::state::CredentialsUsed {
+            kind: source.kind().to_string(),
+            source: source.to_string(),
+            access_key_id: self.client.static_access_key_id().map(str::to_string),
+        }
     }
 
     /// The region this handle talks to.

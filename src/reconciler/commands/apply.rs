@@ -58,6 +58,9 @@ pub(super) async fn drive(
 ) -> CmdResult {
     let keys_dir = store.keys_dir();
     let id = rec.id.clone();
+    let mut rec = rec;
+    rec.credentials = Some(cloud.credentials_used());
+    let rec = store.put(&rec).or_exit(exit::STATE)?;
     let reconciler = Reconciler::new(rec, spec, store.clone(), cloud, out.clone(), keys_dir);
     let phase = reconciler.run().await.or_exit(exit::STATE)?;
     let rec = store.load(&id).or_exit(exit::STATE)?;

@@ -13,7 +13,7 @@ pub fn show(args: BuildArgs) -> CmdResult {
     let rec = store.load(&id).or_exit(exit::STATE)?;
     let events = store.events(&id).or_exit(exit::STATE)?;
     if args.common.json {
-        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
+        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "resources": rec.resources, "spec_hash": rec.spec_hash, "credentials": rec.credentials, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
         println!("{value}");
         return Ok(exit::OK);
     }
@@ -25,6 +25,13 @@ pub fn show(args: BuildArgs) -> CmdResult {
     );
     if let Phase::Failed { at, error } = &rec.phase {
         println!("failed at {}: {error}", at.step_description());
+    }
+    if let Some(c) = &rec.credentials {
+        let key = c
+            .access_key_id
+            .as_deref()
+            .map(|k| format!(" (AccessKeyId {k})"));
+        println!("credentials {}{}", c.source, key.unwrap_or_default());
     }
     println!(
         "created   {}\nupdated   {}\nresources:",

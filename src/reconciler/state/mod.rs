@@ -28,7 +28,8 @@ use serde::Serialize;
 pub use journal::COMMITTED_FILE;
 pub use lock::{LockHolder, StateLock, LOCK_FILE};
 pub use record::{
-    spec_hash, BuildId, BuildRecord, Event, Intent, ProvisionerCheckpoint, Timestamp,
+    spec_hash, BuildId, BuildRecord, CredentialsUsed, Event, Intent, ProvisionerCheckpoint,
+    Timestamp,
 };
 
 /// Subdirectory holding the sled database.
