@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::core::Sim;
 use super::machine::{InstanceBoot, MachineError, SshTarget};
 use super::store::{self, Instance, Rule, State};
+use super::timeline::Transition;
 
 /// How fast things happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,13 +64,11 @@ impl Latencies {
     }
 }
 
-/// Moves one instance a step if due. Returns whether it changed.
-fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
-    let Some(target) = inst.target.clone() else {
-        return false;
-    };
+/// Moves one instance a step if due. Returns the status change it made, if any.
+fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> Option<Transition> {
+    let target = inst.target.clone()?;
     if !inst.meta.live() || now < inst.next_ms {
-        return false;
+        return None;
     }
     let next = match (inst.status.as_str(), target.as_str()) {
         ("Pending", "Running") | ("Stopping", "Running") => "Starting",
@@ -77,57 +76,100 @@ fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
         ("Starting", _) => "Running",
         _ => {
             inst.target = None;
-            return true;
+            return None;
         }
     };
+    // Entering a transitional status always sets `next_ms` to the entry time plus one step.
+    let entered = inst.next_ms.saturating_sub(lat.instance_step_ms);
+    let change = Change::new("instance", &inst.meta.id, &inst.status, next).timed(
+        entered,
+        inst.next_ms,
+        now,
+    );
     inst.status = next.to_string();
     inst.next_ms = now + lat.instance_step_ms;
     if next == target {
         inst.target = None;
     }
     inst.running_since_ms = (next == "Running").then_some(now);
-    true
+    Some(change)
 }
 
-/// Applies every due transition. Returns whether anything changed.
+/// What changed, before its times are known.
+struct Change<'a> {
+    kind: &'a str,
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+}
+
+impl<'a> Change<'a> {
+    fn new(kind: &'a str, id: &'a str, from: &'a str, to: &'a str) -> Self {
+        Change { kind, id, from, to }
+    }
+
+    /// The transition: `from` began at `entered`, the change was due at `due`, applied at `now`.
+    fn timed(self, entered: u64, due: u64, now: u64) -> Transition {
+        Transition {
+            kind: self.kind.into(),
+            id: self.id.into(),
+            from: self.from.into(),
+            to: self.to.into(),
+            entered_ms: entered,
+            due_ms: due,
+            at_ms: now,
+        }
+    }
+}
+
+/// Applies every due transition and records each in the state's timeline. Returns whether
+/// anything changed.
 pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
-    let mut changed = false;
+    let mut changes = Vec::new();
     for inst in state.instances.values_mut() {
-        changed |= step_instance(inst, lat, now);
+        changes.extend(step_instance(inst, lat, now));
     }
     for s in state.snapshots.values_mut() {
         if s.meta.live() && s.status == "progressing" && now >= s.done_ms {
-            s.status = if s.will_fail {
+            let to = if s.will_fail {
                 "failed"
             } else {
                 "accomplished"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("snapshot", &s.meta.id, &s.status, to);
+            changes.push(change.timed(s.meta.created_ms, s.done_ms, now));
+            s.status = to.into();
         }
     }
     for i in state.images.values_mut() {
         if i.meta.live() && i.status == "Creating" && now >= i.done_ms {
-            i.status = if i.will_fail {
+            let to = if i.will_fail {
                 "CreateFailed"
             } else {
                 "Available"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("image", &i.meta.id, &i.status, to);
+            changes.push(change.timed(i.meta.created_ms, i.done_ms, now));
+            i.status = to.into();
         }
     }
     for v in state.vpcs.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vpc", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
     }
     for v in state.vswitches.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vswitch", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
+    }
+    let changed = !changes.is_empty();
+    for change in changes {
+        state.timeline.record(change);
     }
     changed
 }
@@ -223,7 +265,12 @@ struct Applied {
     retry_at: HashMap<String, u64>,
 }
 
-const TICK: Duration = Duration::from_millis(100);
+/// How often states advance and sshd's are checked: short, because a status becomes visible only
+/// on a tick and the tick's lag adds to every transition a client waits for.
+const TICK: Duration = Duration::from_millis(20);
+/// The state file is written at most every this many ticks (a write holds the state lock for an
+/// fsync, which requests would wait for).
+const FLUSH_EVERY_TICKS: u32 = 5;
 const MACHINE_RETRY_MS: u64 = 2_000;
 
 /// The two background threads: one advances states, one keeps sshd's in line with them. Separate
@@ -246,8 +293,10 @@ impl Ticker {
 pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     let (sim2, stop2) = (sim.clone(), stop.clone());
     let states = std::thread::spawn(move || {
+        let mut tick = 0u32;
         while !stop.load(Ordering::SeqCst) {
-            advance_and_flush(&sim);
+            tick = tick.wrapping_add(1);
+            advance_and_flush(&sim, tick.is_multiple_of(FLUSH_EVERY_TICKS));
             std::thread::sleep(TICK);
         }
     });
@@ -261,12 +310,14 @@ pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     Ticker { states, sshds }
 }
 
-fn advance_and_flush(sim: &Sim) {
+fn advance_and_flush(sim: &Sim, flush: bool) {
     let mut state = sim.lock_state();
     if advance(&mut state, &sim.latencies, store::now_ms()) {
         sim.mark_dirty();
     }
-    sim.flush_if_dirty(&state);
+    if flush {
+        sim.flush_if_dirty(&state);
+    }
 }
 
 /// Brings every instance's machine to what [`desired_boot`] and [`desired_sshd`] say. After a
@@ -285,6 +336,7 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
                 live: i.meta.live(),
                 boot: desired_boot(i),
                 ssh: desired_sshd(&state, i, &sim.latencies, now),
+                running_since: i.running_since_ms,
             })
             .collect()
     };
@@ -311,6 +363,7 @@ struct Desired {
     live: bool,
     boot: Option<InstanceBoot>,
     ssh: Option<SshTarget>,
+    running_since: Option<u64>,
 }
 
 fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), MachineError> {
@@ -333,7 +386,13 @@ fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), Machine
         return Ok(());
     }
     match &wish.ssh {
-        Some(target) => machines.ensure_sshd(target)?,
+        Some(target) => {
+            machines.ensure_sshd(target)?;
+            if !matches!(applied.targets.get(&wish.id), Some(Some(_))) {
+                let since = wish.running_since.unwrap_or_else(store::now_ms);
+                record_ssh_listening(sim, &wish.id, since);
+            }
+        }
         None => machines.stop_sshd(&wish.id)?,
     }
     applied.targets.insert(wish.id.clone(), wish.ssh.clone());
@@ -357,6 +416,17 @@ fn record_power_offs(sim: &Sim) {
             }
         }
     }
+    sim.mark_dirty();
+}
+
+/// Records that instance `id`'s sshd listens (its boot delay began when it became Running).
+fn record_ssh_listening(sim: &Sim, id: &str, running_since: u64) {
+    let mut state = sim.lock_state();
+    let due = running_since + sim.latencies.ssh_boot_ms;
+    let change = Change::new("ssh", id, "booting", "listening");
+    state
+        .timeline
+        .record(change.timed(running_since, due, store::now_ms()));
     sim.mark_dirty();
 }
 
