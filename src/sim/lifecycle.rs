@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::Sim;
-use super::machine::{InstanceBoot, MachineError, SshTarget};
+use super::machine::{DataDisk, InstanceBoot, MachineError, SshTarget};
 use super::store::{self, Instance, Rule, State};
 use super::timeline::Transition;
 
@@ -240,7 +240,7 @@ pub fn desired_sshd(
 }
 
 /// How instance `inst` should be booted right now (`None`: not running).
-pub fn desired_boot(inst: &Instance) -> Option<InstanceBoot> {
+pub fn desired_boot(state: &State, inst: &Instance) -> Option<InstanceBoot> {
     if !inst.meta.live() || inst.status != "Running" {
         return None;
     }
@@ -253,8 +253,31 @@ pub fn desired_boot(inst: &Instance) -> Option<InstanceBoot> {
         instance_id: inst.meta.id.clone(),
         system_disk_id: inst.system_disk_id.clone(),
         hostname,
-        data_disks: Vec::new(),
+        data_disks: attached_data_disks(state, &inst.meta.id),
     })
+}
+
+/// The instance's live data disks: ECS `/dev/vdb` appears at `/mnt/vdb` inside it.
+fn attached_data_disks(state: &State, instance_id: &str) -> Vec<DataDisk> {
+    let mut disks: Vec<DataDisk> = state
+        .disks
+        .values()
+        .filter(|d| d.meta.live() && d.instance_id.as_deref() == Some(instance_id))
+        .filter_map(|d| {
+            let device = d
+                .data
+                .as_ref()?
+                .device
+                .trim_start_matches("/dev/")
+                .to_string();
+            Some(DataDisk {
+                disk_id: d.meta.id.clone(),
+                device,
+            })
+        })
+        .collect();
+    disks.sort_by(|a, b| a.device.cmp(&b.device));
+    disks
 }
 
 /// What the ticker last applied to each instance's SSH.
@@ -334,7 +357,7 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
             .map(|i| Desired {
                 id: i.meta.id.clone(),
                 live: i.meta.live(),
-                boot: desired_boot(i),
+                boot: desired_boot(&state, i),
                 ssh: desired_sshd(&state, i, &sim.latencies, now),
                 running_since: i.running_since_ms,
             })

@@ -338,16 +338,25 @@ impl Machines {
         disk_id: &str,
         snapshot_id: &str,
     ) -> Result<(), MachineError> {
-        self.copy_resource(("snapshot", snapshot_id), ("disk", disk_id))
+        let shift = Shift::Into(self.inner.uid_base);
+        self.copy_resource(("snapshot", snapshot_id), ("disk", disk_id), shift)
     }
 
-    /// Creates data disk `disk_id` with an empty filesystem (a new, unformatted ECS data disk).
+    /// Creates data disk `disk_id` with an empty filesystem (a new, unformatted ECS data disk),
+    /// owned by the instances' root.
     pub fn create_empty_disk(&self, disk_id: &str) -> Result<(), MachineError> {
-        let rootfs = self.dir("disk", disk_id)?.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(|source| MachineError::Io {
-            what: "creating data disk",
-            path: rootfs,
-            source,
+        let dest = self.dir("disk", disk_id)?;
+        let base = self.inner.uid_base;
+        rootfs::build_atomically(&dest, |temp| {
+            let rootfs = temp.join("rootfs");
+            rootfs::ensure_dir(&rootfs, 0o755)?;
+            std::os::unix::fs::chown(&rootfs, Some(base), Some(base)).map_err(|source| {
+                MachineError::Io {
+                    what: "hand the new data disk to the instances' root",
+                    path: rootfs.clone(),
+                    source,
+                }
+            })
         })
     }
 
