@@ -262,6 +262,8 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
 }
 
 pub mod assistant;
+mod eip;
 mod images;
 mod instances;
 mod network;
+pub use eip::{EipParams, EIP_RESOURCE_TYPE};

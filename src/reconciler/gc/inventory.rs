@@ -20,6 +20,7 @@ const BUILD_TAG: &str = "bakerd:build-id";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Kind {
     Instance,
+    Eip,
     KeyPair,
     SecurityGroup,
     VSwitch,
@@ -32,6 +33,7 @@ impl Kind {
     pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Instance => "instance",
+            Kind::Eip => "eip",
             Kind::KeyPair => "key-pair",
             Kind::SecurityGroup => "security-group",
             Kind::VSwitch => "vswitch",
@@ -130,7 +132,12 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     for g in client.list_all(req).await.map_err(fail("security group"))? {
         inv.push(Kind::SecurityGroup, g.security_group_id, &region, &g.tags);
     }
-    for (kind, rtype) in [(Kind::VSwitch, "vswitch"), (Kind::Vpc, "vpc")] {
+    let tagged = [
+        (Kind::Eip, crate::reconciler::cloud::EIP_RESOURCE_TYPE),
+        (Kind::VSwitch, "vswitch"),
+        (Kind::Vpc, "vpc"),
+    ];
+    for (kind, rtype) in tagged {
         for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
             inv.push(kind, id, &region, &tags);
         }
@@ -147,8 +154,8 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     Ok(inv)
 }
 
-/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: VPCs
-/// and vSwitches have no tag filter on their Describe actions).
+/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: EIPs,
+/// VPCs and vSwitches have no tag filter on their Describe actions).
 pub(super) async fn list_tagged(
     cloud: &Cloud,
     rtype: &str,
