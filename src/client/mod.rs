@@ -55,6 +55,7 @@ pub mod api;
 pub mod credentials;
 pub mod error;
 pub mod retry;
+pub mod timings;
 pub mod transport;
 pub mod types;
 pub mod wait;

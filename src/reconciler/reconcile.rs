@@ -18,6 +18,7 @@ use super::output::Output;
 use super::phase::Phase;
 use super::state::{BuildId, Intent, Timestamp};
 use super::store::{Build, Store, StoreError};
+use crate::client::timings::{Timings, TIMINGS_FILE};
 use crate::spec::Spec;
 use std::future::Future;
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ impl Reconciler {
         out: Output,
         keys_dir: PathBuf,
     ) -> Self {
+        let timings = Timings::load(store.path().join(TIMINGS_FILE));
+        let cloud = cloud.with_timings(std::sync::Arc::new(timings));
         Reconciler {
             rec,
             spec,

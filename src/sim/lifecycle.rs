@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::core::Sim;
 use super::machine::SshTarget;
 use super::store::{self, Instance, Rule, State};
+use super::timeline::Transition;
 
 /// How fast things happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,13 +62,11 @@ impl Latencies {
     }
 }
 
-/// Moves one instance a step if due. Returns whether it changed.
-fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
-    let Some(target) = inst.target.clone() else {
-        return false;
-    };
+/// Moves one instance a step if due. Returns the status change it made, if any.
+fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> Option<Transition> {
+    let target = inst.target.clone()?;
     if !inst.meta.live() || now < inst.next_ms {
-        return false;
+        return None;
     }
     let next = match (inst.status.as_str(), target.as_str()) {
         ("Pending", "Running") | ("Stopping", "Running") => "Starting",
@@ -75,57 +74,100 @@ fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
         ("Starting", _) => "Running",
         _ => {
             inst.target = None;
-            return true;
+            return None;
         }
     };
+    // Entering a transitional status always sets `next_ms` to the entry time plus one step.
+    let entered = inst.next_ms.saturating_sub(lat.instance_step_ms);
+    let change = Change::new("instance", &inst.meta.id, &inst.status, next).timed(
+        entered,
+        inst.next_ms,
+        now,
+    );
     inst.status = next.to_string();
     inst.next_ms = now + lat.instance_step_ms;
     if next == target {
         inst.target = None;
     }
     inst.running_since_ms = (next == "Running").then_some(now);
-    true
+    Some(change)
 }
 
-/// Applies every due transition. Returns whether anything changed.
+/// What changed, before its times are known.
+struct Change<'a> {
+    kind: &'a str,
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+}
+
+impl<'a> Change<'a> {
+    fn new(kind: &'a str, id: &'a str, from: &'a str, to: &'a str) -> Self {
+        Change { kind, id, from, to }
+    }
+
+    /// The transition: `from` began at `entered`, the change was due at `due`, applied at `now`.
+    fn timed(self, entered: u64, due: u64, now: u64) -> Transition {
+        Transition {
+            kind: self.kind.into(),
+            id: self.id.into(),
+            from: self.from.into(),
+            to: self.to.into(),
+            entered_ms: entered,
+            due_ms: due,
+            at_ms: now,
+        }
+    }
+}
+
+/// Applies every due transition and records each in the state's timeline. Returns whether
+/// anything changed.
 pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
-    let mut changed = false;
+    let mut changes = Vec::new();
     for inst in state.instances.values_mut() {
-        changed |= step_instance(inst, lat, now);
+        changes.extend(step_instance(inst, lat, now));
     }
     for s in state.snapshots.values_mut() {
         if s.meta.live() && s.status == "progressing" && now >= s.done_ms {
-            s.status = if s.will_fail {
+            let to = if s.will_fail {
                 "failed"
             } else {
                 "accomplished"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("snapshot", &s.meta.id, &s.status, to);
+            changes.push(change.timed(s.meta.created_ms, s.done_ms, now));
+            s.status = to.into();
         }
     }
     for i in state.images.values_mut() {
         if i.meta.live() && i.status == "Creating" && now >= i.done_ms {
-            i.status = if i.will_fail {
+            let to = if i.will_fail {
                 "CreateFailed"
             } else {
                 "Available"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("image", &i.meta.id, &i.status, to);
+            changes.push(change.timed(i.meta.created_ms, i.done_ms, now));
+            i.status = to.into();
         }
     }
     for v in state.vpcs.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vpc", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
     }
     for v in state.vswitches.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vswitch", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
+    }
+    let changed = !changes.is_empty();
+    for change in changes {
+        state.timeline.record(change);
     }
     changed
 }
@@ -203,7 +245,12 @@ struct Applied {
     retry_at: HashMap<String, u64>,
 }
 
-const TICK: Duration = Duration::from_millis(100);
+/// How often states advance and sshd's are checked: short, because a status becomes visible only
+/// on a tick and the tick's lag adds to every transition a client waits for.
+const TICK: Duration = Duration::from_millis(20);
+/// The state file is written at most every this many ticks (a write holds the state lock for an
+/// fsync, which requests would wait for).
+const FLUSH_EVERY_TICKS: u32 = 5;
 const MACHINE_RETRY_MS: u64 = 2_000;
 
 /// The two background threads: one advances states, one keeps sshd's in line with them. Separate
@@ -226,8 +273,10 @@ impl Ticker {
 pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     let (sim2, stop2) = (sim.clone(), stop.clone());
     let states = std::thread::spawn(move || {
+        let mut tick = 0u32;
         while !stop.load(Ordering::SeqCst) {
-            advance_and_flush(&sim);
+            tick = tick.wrapping_add(1);
+            advance_and_flush(&sim, tick.is_multiple_of(FLUSH_EVERY_TICKS));
             std::thread::sleep(TICK);
         }
     });
@@ -241,30 +290,32 @@ pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     Ticker { states, sshds }
 }
 
-fn advance_and_flush(sim: &Sim) {
+fn advance_and_flush(sim: &Sim, flush: bool) {
     let mut state = sim.lock_state();
     if advance(&mut state, &sim.latencies, store::now_ms()) {
         sim.mark_dirty();
     }
-    sim.flush_if_dirty(&state);
+    if flush {
+        sim.flush_if_dirty(&state);
+    }
 }
 
 /// Brings every instance's sshd to what [`desired_sshd`] says. After a simulator restart `applied`
 /// starts empty, so every reachable instance gets its sshd again; an sshd that died is restarted.
 fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
     let now = store::now_ms();
-    let desired: Vec<(String, bool, Option<SshTarget>)> = {
+    let desired: Vec<(String, bool, Option<SshTarget>, Option<u64>)> = {
         let state = sim.lock_state();
         state
             .instances
             .values()
             .map(|i| {
                 let want = desired_sshd(&state, i, &sim.latencies, now);
-                (i.meta.id.clone(), i.meta.live(), want)
+                (i.meta.id.clone(), i.meta.live(), want, i.running_since_ms)
             })
             .collect()
     };
-    for (id, live, want) in desired {
+    for (id, live, want, running_since) in desired {
         let alive = want.is_none() || sim.machines.sshd_pid(&id).is_some();
         if applied.targets.get(&id) == Some(&want) && alive {
             continue;
@@ -282,6 +333,10 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
         match result {
             Ok(()) => {
                 applied.retry_at.remove(&id);
+                let was_up = matches!(applied.targets.get(&id), Some(Some(_)));
+                if want.is_some() && !was_up {
+                    record_ssh_listening(sim, &id, running_since.unwrap_or(now));
+                }
                 applied.targets.insert(id, want);
             }
             Err(e) => {
@@ -290,6 +345,17 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
             }
         }
     }
+}
+
+/// Records that instance `id`'s sshd listens (its boot delay began when it became Running).
+fn record_ssh_listening(sim: &Sim, id: &str, running_since: u64) {
+    let mut state = sim.lock_state();
+    let due = running_since + sim.latencies.ssh_boot_ms;
+    let change = Change::new("ssh", id, "booting", "listening");
+    state
+        .timeline
+        .record(change.timed(running_since, due, store::now_ms()));
+    sim.mark_dirty();
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
 //! nonce cache, [`keys`] where accepted keys come from, [`actions`] the ECS actions, [`store`] records
 //! and persistence, [`lifecycle`] the ticker that drives asynchronous states and sshd's, [`faults`]
-//! fault injection, [`idempotency`] ClientToken.
+//! fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
 pub mod auth;
@@ -26,6 +26,7 @@ mod serve;
 mod server;
 pub mod store;
 mod sts;
+pub mod timeline;
 
 use std::io::Write;
 use std::path::PathBuf;

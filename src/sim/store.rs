@@ -15,6 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::TokenEntry;
+use super::timeline::Timeline;
 
 /// What every resource has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +281,9 @@ pub struct State {
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
+    /// Status changes with their timings (`/_sim/timeline`).
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 impl State {
@@ -296,6 +300,7 @@ impl State {
             vswitches: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
+            timeline: Timeline::default(),
         }
     }
 }

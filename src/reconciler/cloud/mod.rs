@@ -7,8 +7,8 @@ use crate::client::api::images::{
     ALL_IMAGE_STATUSES,
 };
 use crate::client::api::instances::{
-    AllocatePublicIpAddress, DeleteInstance, DescribeInstances, InstanceSpec, RunInstances,
-    StartInstance, StopInstance,
+    AllocatePublicIpAddress, DeleteInstance, DescribeInstances, Instance, InstanceSpec,
+    RunInstances, StartInstance, StopInstance,
 };
 use crate::client::api::keypairs::{DeleteKeyPairs, DescribeKeyPairs, ImportKeyPair};
 use crate::client::api::network::{
@@ -19,6 +19,7 @@ use crate::client::api::regions::DescribeZones;
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
+use crate::client::timings::Timings;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
     ClientConfig, ClientError, EcsClient, Env, ExplicitCredentials, InstanceStatus, SignatureStyle,
@@ -93,6 +94,8 @@ pub struct Cloud {
     waits: WaitConfig,
     /// Everything needed to build a client for another region (image copies).
     config: ClientConfig,
+    /// Learned durations that time the waits' first polls (shared by clones).
+    timings: Arc<Timings>,
 }
 
 fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
@@ -150,22 +153,33 @@ impl Cloud {
         let client = EcsClient::new(config.clone())?;
         let mut waits = WaitConfig::default();
         if is_local(client.base_url()) {
-            waits.floor = Duration::from_millis(100);
+            waits.floor = Duration::from_millis(50);
             waits.cap = Duration::from_secs(2);
+            waits.documented_durations = false;
         }
         Ok(Cloud {
             region: config.region.clone(),
             client: Arc::new(client),
             waits,
             config,
+            timings: Arc::new(Timings::in_memory()),
         })
+    }
+
+    /// The same handle, learning transition durations into `timings` (the state directory's
+    /// file, so that every build makes the next one's waits cheaper).
+    pub fn with_timings(mut self, timings: Arc<Timings>) -> Cloud {
+        self.timings = timings;
+        self
     }
 
     /// The same account and endpoint, another region.
     pub fn in_region(&self, region: &str) -> Cloud {
         let mut config = self.config.clone();
         config.region = region.to_string();
-        Cloud::from_config(config).unwrap_or_else(|_| self.clone())
+        Cloud::from_config(config)
+            .map(|c| c.with_timings(self.timings.clone()))
+            .unwrap_or_else(|_| self.clone())
     }
 
     /// Which credentials this handle uses, for the build record (never the secret).
@@ -193,7 +207,10 @@ impl Cloud {
         if let Some(d) = deadline {
             cfg.deadline = d;
         }
-        self.client.waiter().with_config(cfg)
+        self.client
+            .waiter()
+            .with_config(cfg)
+            .with_timings(self.timings.clone())
     }
 }
 
