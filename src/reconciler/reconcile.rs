@@ -14,6 +14,7 @@
 
 use super::cloud::{Cloud, CloudError};
 use super::crash;
+use super::interrupt::{self, StopReason, StopWatch};
 use super::output::Output;
 use super::phase::Phase;
 use super::state::{BuildId, Intent, Timestamp};
@@ -45,6 +46,25 @@ pub enum BuildError {
     Other(String),
 }
 
+impl BuildError {
+    /// True when trying the same step again may succeed: transient cloud answers (throttling,
+    /// 5xx, no answer), waits that timed out or ended in a failed snapshot/image, SSH trouble.
+    /// A request the cloud refused (4xx) or a failing provisioner fails the same way again.
+    pub fn is_retryable(&self) -> bool {
+        use crate::client::ClientError;
+        match self {
+            BuildError::Cloud(CloudError::Api(ClientError::Api(api))) => {
+                api.http_status >= 500 || api.code.contains("Throttling")
+            }
+            BuildError::Cloud(CloudError::Api(
+                ClientError::Transport { .. } | ClientError::OutcomeUnknown { .. },
+            )) => true,
+            BuildError::Cloud(CloudError::Wait(_)) | BuildError::Ssh(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Everything one build needs while it runs.
 pub struct Reconciler {
     /// The build's persisted record; saved after every change that matters.
@@ -59,6 +79,8 @@ pub struct Reconciler {
     pub out: Output,
     /// Directory of the build's local private key file.
     pub keys_dir: PathBuf,
+    /// Fires when the build must stop at the next safe point (signal, `cancel` request).
+    stop: Option<StopWatch>,
 }
 
 impl Reconciler {
@@ -80,7 +102,14 @@ impl Reconciler {
             cloud,
             out,
             keys_dir,
+            stop: None,
         }
+    }
+
+    /// Makes [`run`](Self::run) stop at the next safe point once `stop` fires.
+    pub fn with_stop(mut self, stop: StopWatch) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// The build's id.
@@ -115,24 +144,65 @@ impl Reconciler {
         token.chars().take(64).collect()
     }
 
-    /// Runs steps until the build is terminal. Returns the final phase; a failed step has
-    /// already been recorded (and cleaned up according to `on_failure`) when this returns.
+    /// Runs steps until the build is terminal, or until a stop is asked (see
+    /// [`with_stop`](Self::with_stop)). Returns the phase reached: a failed step has already been
+    /// recorded (and cleaned up according to `on_failure`); a non-terminal phase means the build
+    /// was interrupted, recorded as such, and `resume` continues it.
+    ///
+    /// Caveats: a stop abandons the step in flight at its current `.await`; the write-ahead rule
+    /// makes that as safe as a crash there, and the state is already flushed.
     pub async fn run(mut self) -> Result<Phase, BuildError> {
+        if self.rec.interrupted_at.take().is_some() {
+            self.save()?;
+        }
         while !self.rec.phase.is_terminal() {
             let phase = self.rec.phase.clone();
+            if let Some(reason) = self.stop_requested() {
+                self.interrupted(&phase, reason)?;
+                break;
+            }
             self.out.step_started(self.rec.id.as_str(), &phase);
             let started = Instant::now();
-            match self.step(&phase).await {
-                Ok(()) => {
-                    let next = phase.next();
-                    self.transition(next, started)?;
-                }
-                Err(err) => {
-                    self.fail(phase, err, started).await?;
+            let outcome = match self.stop.clone() {
+                Some(mut stop) => tokio::select! {
+                    result = self.step(&phase) => Ok(result),
+                    reason = interrupt::stopped(&mut stop) => Err(reason),
+                },
+                None => Ok(self.step(&phase).await),
+            };
+            match outcome {
+                Ok(Ok(())) => self.transition(phase.next(), started)?,
+                Ok(Err(err)) => self.fail(phase, err, started).await?,
+                Err(reason) => {
+                    self.interrupted(&phase, reason)?;
+                    break;
                 }
             }
         }
         Ok(self.rec.phase.clone())
+    }
+
+    /// The stop asked so far, if any.
+    fn stop_requested(&self) -> Option<StopReason> {
+        self.stop.as_ref().and_then(|s| *s.borrow())
+    }
+
+    /// Records that the build stopped before the step starting at `phase` finished.
+    fn interrupted(&mut self, phase: &Phase, reason: StopReason) -> Result<(), BuildError> {
+        self.out.progress_done("");
+        // The record on disk may be newer than ours only through our own saves; reload it so
+        // nothing written by the abandoned step is lost.
+        self.rec = self.store.load(&self.rec.id)?;
+        self.rec.interrupted_at = Some(Timestamp::now());
+        self.save()?;
+        let message = format!(
+            "interrupted at '{}' ({})",
+            phase.step_description(),
+            reason.describe()
+        );
+        self.event("interrupted", message.clone())?;
+        self.out.interrupted(self.rec.id.as_str(), phase, &message);
+        Ok(())
     }
 
     /// Persists the move to `next`, with an event carrying the step's duration.
@@ -158,6 +228,7 @@ impl Reconciler {
     ) -> Result<(), BuildError> {
         let message = format!("{err}");
         self.rec.phase = at.clone().fail(message.clone());
+        self.rec.failure_retryable = err.is_retryable();
         self.save()?;
         self.event(
             "error",

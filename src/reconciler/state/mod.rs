@@ -362,6 +362,12 @@ impl StateDir {
             })
     }
 
+    /// The number of the last committed write: changes whenever anything was written, so a
+    /// publisher of the state can tell whether it has news.
+    pub fn commit_seq(&self) -> u64 {
+        *self.lock_writes()
+    }
+
     fn lock_writes(&self) -> MutexGuard<'_, u64> {
         // A panic elsewhere while holding the guard cannot leave sled half-written (each write is one
         // insert), so a poisoned guard is safe to reuse.

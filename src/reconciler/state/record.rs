@@ -142,6 +142,15 @@ pub struct BuildRecord<P> {
     pub created_at: Timestamp,
     /// Last successful `update_build`.
     pub updated_at: Timestamp,
+    /// Set when a signal or a `cancel` request stopped the build at a safe point; cleared when
+    /// a reconciler picks it up again. `status` shows such a build as interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_at: Option<Timestamp>,
+    /// For a failed build: whether the failure may pass on a second try (throttling, 5xx, lost
+    /// connections, a failed snapshot), so `apply` of the same spec retries it instead of
+    /// starting over. A refused request (bad image id) or a failing script is not.
+    #[serde(default)]
+    pub failure_retryable: bool,
 }
 
 impl<P> BuildRecord<P> {
@@ -163,6 +172,8 @@ impl<P> BuildRecord<P> {
             host_key: None,
             created_at: now,
             updated_at: now,
+            interrupted_at: None,
+            failure_retryable: false,
         }
     }
 
