@@ -83,6 +83,7 @@ fn convert_prints_the_seed_template_as_a_spec_equal_to_its_conversion() {
         env,
         now,
         base_dir: fixtures_dir(),
+        only: vec![],
     };
     let mut expected = convert(SEED, &options).unwrap().spec;
     // The binary ran at its own time: its {{timestamp}} lies within the run; everything else is equal.

@@ -188,6 +188,8 @@ impl Reconciler {
             system_disk_category: self.spec.instance.system_disk.category.clone(),
             system_disk_size_gb: self.spec.instance.system_disk.size_gb,
             internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
+            internet_charge_type: self.spec.instance.internet_charge_type.clone(),
+            security_enhancement_strategy: self.spec.instance.security_enhancement_strategy.clone(),
             user_data: self.spec.instance.user_data.as_ref().map(|text| {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD.encode(text)

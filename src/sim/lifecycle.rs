@@ -436,6 +436,7 @@ mod tests {
             private_ip: Ipv4Addr::new(127, 20, 0, 1),
             public_ip: None,
             internet_max_bandwidth_out: 0,
+            internet_charge_type: "PayByTraffic".into(),
             system_disk_id: "d-1".into(),
             stopped_mode: String::new(),
         }

@@ -86,6 +86,9 @@ pub struct Instance {
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     pub internet_max_bandwidth_out: i64,
+    /// RunInstances `InternetChargeType` (`PayByTraffic` when not given, as ECS defaults).
+    #[serde(default = "default_internet_charge_type")]
+    pub internet_charge_type: String,
     pub system_disk_id: String,
     pub stopped_mode: String,
 }
@@ -381,4 +384,8 @@ pub fn iso_time(ms: u64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
     ))
     .unwrap_or_default()
+}
+
+fn default_internet_charge_type() -> String {
+    "PayByTraffic".into()
 }

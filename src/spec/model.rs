@@ -227,6 +227,16 @@ pub struct InstanceSpec {
     /// Outbound bandwidth in Mbit/s. Unset: 0, or [`DEFAULT_PUBLIC_BANDWIDTH_MBPS`] with `ssh.address: public`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_max_bandwidth_out: Option<u32>,
+    /// How the instance's public traffic is billed (RunInstances `InternetChargeType`):
+    /// `PayByTraffic` or `PayByBandwidth`. Unset: ECS's default. Not in the spec hash: billing
+    /// cannot change the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_charge_type: Option<String>,
+    /// RunInstances `SecurityEnhancementStrategy`: `Active` installs Alibaba Cloud's security agent
+    /// on the build instance (so it ends up in the image), `Deactive` does not. Unset: ECS's
+    /// default. In the spec hash, since it changes the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_enhancement_strategy: Option<String>,
     /// cloud-init user data (plain text; the client base64-encodes it). Part of the spec hash: it can
     /// change what ends up on the disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -511,3 +511,104 @@ pub fn live_resources_of_build(inventory: &[Value], build: &str) -> Vec<String> 
         })
         .collect()
 }
+
+/// A security group allowing tcp/22, created beforehand as templates that name one require.
+pub async fn ssh_security_group(sim: &SimProcess, region: &str) -> String {
+    let (status, body) = sim
+        .call("CreateSecurityGroup", &[("RegionId", region)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sg = body["SecurityGroupId"].as_str().unwrap().to_string();
+    let (status, body) = sim
+        .call(
+            "AuthorizeSecurityGroup",
+            &[
+                ("RegionId", region),
+                ("SecurityGroupId", &sg),
+                ("IpProtocol", "tcp"),
+                ("PortRange", "22/22"),
+                ("SourceCidrIp", "0.0.0.0/0"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    sg
+}
+
+/// Imports `public_key`, runs an instance from `image` and returns its private IP once Running.
+pub async fn boot_instance(
+    sim: &SimProcess,
+    region: &str,
+    image: &str,
+    sg: &str,
+    public_key: &str,
+) -> String {
+    let (status, body) = sim
+        .call(
+            "ImportKeyPair",
+            &[
+                ("RegionId", region),
+                ("KeyPairName", "seed-check"),
+                ("PublicKeyBody", public_key),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sim
+        .call(
+            "RunInstances",
+            &[
+                ("RegionId", region),
+                ("ImageId", image),
+                ("InstanceType", "ecs.s2.large"),
+                ("SecurityGroupId", sg),
+                ("KeyPairName", "seed-check"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["InstanceIdSets"]["InstanceIdSet"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids = format!("[\"{id}\"]");
+    let started = Instant::now();
+    loop {
+        let (_, body) = sim
+            .call(
+                "DescribeInstances",
+                &[("RegionId", region), ("InstanceIds", &ids)],
+            )
+            .await;
+        let instance = &body["Instances"]["Instance"][0];
+        if instance["Status"] == "Running" {
+            let ip = &instance["VpcAttributes"]["PrivateIpAddress"]["IpAddress"][0];
+            let ip = ip
+                .as_str()
+                .or(instance["InnerIpAddress"]["IpAddress"][0].as_str());
+            return ip.expect("a private IP").to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "instance {id} never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads a file over SSH with OpenSSH's client, retrying while the instance boots.
+pub fn ssh_read_retrying(key: &Path, ip: &str, path: &str, timeout: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let out = ssh_run(ip, key, &format!("cat {path}"));
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "ssh root@{ip} cat {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

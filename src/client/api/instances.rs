@@ -21,6 +21,8 @@ pub struct InstanceSpec {
     pub password: Option<Secret>,
     pub key_pair_name: Option<String>,
     pub internet_charge_type: Option<String>,
+    /// `Active` (install the security agent) or `Deactive`.
+    pub security_enhancement_strategy: Option<String>,
     /// Mbit/s; > 0 gets a public IP with RunInstances.
     pub internet_max_bandwidth_out: Option<u32>,
     pub system_disk_category: Option<String>,
@@ -54,6 +56,10 @@ impl InstanceSpec {
             )
             .opt("KeyPairName", self.key_pair_name.as_ref())
             .opt("InternetChargeType", self.internet_charge_type.as_ref())
+            .opt(
+                "SecurityEnhancementStrategy",
+                self.security_enhancement_strategy.as_ref(),
+            )
             .opt(
                 "InternetMaxBandwidthOut",
                 self.internet_max_bandwidth_out.as_ref(),

@@ -16,6 +16,8 @@ impl Cloud {
             description: Some("bakerd build instance".into()),
             key_pair_name: Some(p.key_pair.clone()),
             internet_max_bandwidth_out: Some(p.internet_max_bandwidth_out).filter(|b| *b > 0),
+            internet_charge_type: p.internet_charge_type.clone(),
+            security_enhancement_strategy: p.security_enhancement_strategy.clone(),
             system_disk_category: p.system_disk_category.clone(),
             system_disk_size: p.system_disk_size_gb,
             user_data: p.user_data.clone(),

@@ -70,6 +70,8 @@ pub struct InstanceParams {
     pub system_disk_category: Option<String>,
     pub system_disk_size_gb: Option<u32>,
     pub internet_max_bandwidth_out: u32,
+    pub internet_charge_type: Option<String>,
+    pub security_enhancement_strategy: Option<String>,
     pub user_data: Option<String>,
     pub tags: Vec<(String, String)>,
 }

@@ -60,14 +60,15 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     summary::conclude(&finished, &shared.args, &shared.out, started)
 }
 
-/// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, `*.pkr.hcl`, sorted),
+/// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, sorted; a directory with
+/// `*.pkr.hcl` files is one HCL2 template),
 /// loaded; any bad input stops the whole apply before a build starts.
 pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in expand(&args.specs)? {
-        let source =
-            SpecSource::load(&path, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)?;
+        let source = SpecSource::load_selecting(&path, &args.vars, &args.var_files, &args.only)
+            .or_exit(exit::BAD_INPUT)?;
         for warning in &source.warnings {
             out.note(warning);
         }
@@ -94,7 +95,8 @@ pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, Comm
 pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     let mut files = Vec::new();
     for path in paths {
-        if !path.is_dir() {
+        // A directory with `*.pkr.hcl` files is one HCL2 template, as in Packer.
+        if !path.is_dir() || holds_hcl_template(path) {
             files.push(path.clone());
             continue;
         }
@@ -108,7 +110,7 @@ pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
             return Err(CommandError {
                 code: exit::BAD_INPUT,
                 message: format!(
-                    "directory {} holds no spec (*.yaml, *.yml, *.json, *.pkr.hcl)",
+                    "directory {} holds no spec (*.yaml, *.yml, *.json) and no Packer template (*.pkr.hcl)",
                     path.display()
                 ),
             });
@@ -117,6 +119,11 @@ pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
         files.extend(found);
     }
     Ok(files)
+}
+
+fn holds_hcl_template(dir: &Path) -> bool {
+    crate::spec::packer::hcl2::directory_files(dir)
+        .is_ok_and(|(templates, _)| !templates.is_empty())
 }
 
 fn is_spec_file(path: &Path) -> bool {

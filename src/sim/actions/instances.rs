@@ -23,6 +23,7 @@ struct Launch {
     description: String,
     host_name: String,
     bandwidth_out: i64,
+    internet_charge_type: &'static str,
     disk_size: i64,
     disk_category: String,
 }
@@ -138,6 +139,8 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
             format!("SystemDisk.Size {disk_size} is smaller than the image size {image_size} GiB."),
         ));
     }
+    // Validated as ECS does; the simulator has no security agent to install either way.
+    p.one_of("SecurityEnhancementStrategy", &["Active", "Deactive"])?;
     let name = p.opt("InstanceName").unwrap_or("").to_string();
     Ok(Launch {
         zone,
@@ -154,6 +157,9 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
         name,
         description: p.opt("Description").unwrap_or("").to_string(),
         bandwidth_out: p.int_in("InternetMaxBandwidthOut", 0, 0, 1000)?,
+        internet_charge_type: p
+            .one_of("InternetChargeType", &["PayByTraffic", "PayByBandwidth"])?
+            .unwrap_or("PayByTraffic"),
         disk_size,
         disk_category: p
             .opt("SystemDisk.Category")
@@ -218,6 +224,7 @@ fn create_one(
         private_ip,
         public_ip,
         internet_max_bandwidth_out: l.bandwidth_out,
+        internet_charge_type: l.internet_charge_type.to_string(),
         system_disk_id: disk_id,
         stopped_mode: "Not-applicable".into(),
     };
@@ -403,7 +410,7 @@ fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
         "Cpu": t.map(|t| t.cpus).unwrap_or(2), "Memory": t.map(|t| (t.memory_gib * 1024.0) as i64).unwrap_or(4096),
         "ImageId": i.image_id, "OSType": "linux", "OSName": os_name, "OSNameEn": os_name,
         "InstanceNetworkType": if i.vpc_id.is_empty() { "classic" } else { "vpc" },
-        "InstanceChargeType": "PostPaid", "InternetChargeType": "PayByTraffic",
+        "InstanceChargeType": "PostPaid", "InternetChargeType": i.internet_charge_type,
         "InternetMaxBandwidthOut": i.internet_max_bandwidth_out, "InternetMaxBandwidthIn": 200,
         "IoOptimized": true, "KeyPairName": i.key_pair_name.clone().unwrap_or_default(),
         "CreationTime": iso_time(i.meta.created_ms), "StartTime": i.running_since_ms.map(iso_time).unwrap_or_default(),
