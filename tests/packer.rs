@@ -109,6 +109,7 @@ fn seed_template_converts_to_the_expected_spec() {
             security_enhancement_strategy: None,
             user_data: None,
             tags: BTreeMap::new(),
+            data_disks: Vec::new(),
         },
         ssh: SshSpec {
             username: "root".into(),
@@ -199,6 +200,7 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
         security_enhancement_strategy: None,
         user_data: Some("#!/bin/sh\necho hi".into()),
         tags: map(&[("purpose", "build")]),
+        data_disks: Vec::new(),
     };
     assert_eq!(s.instance, expected_instance);
     let expected_ssh = SshSpec {

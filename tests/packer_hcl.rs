@@ -65,7 +65,7 @@ const CORPUS: &[(&str, Option<&str>)] = &[
     ("01-packer-plugin-alicloud-basic.json", None),
     (
         "03-packer-plugin-alicloud-data-disk.json",
-        Some("option `image_disk_mappings` in builder `alicloud-ecs` is not supported by bakerd"),
+        Some("option `image_disk_mappings` in builder `alicloud-ecs` is not supported by bakerd without `image_ignore_data_disks: true`"),
     ),
     ("04-packer-plugin-alicloud-chef.json", None),
     ("05-packer-plugin-alicloud-jenkins.json", None),
@@ -553,6 +553,13 @@ source "alicloud-ecs" "web" {
   ssh_username         = "root"
   ssh_private_ip       = true
   internet_charge_type = "PayByTraffic"
+
+  image_ignore_data_disks = true
+  image_disk_mapping {
+    disk_name     = "scratch"
+    disk_size     = 30
+    disk_category = "cloud_essd"
+  }
 }
 
 build {
@@ -625,6 +632,22 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
         "{name}"
     );
     let image = images[0]["id"].as_str().unwrap();
+    let data_disks: Vec<_> = sim
+        .inventory()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "disk" && r["type"] == "data")
+        .collect();
+    assert_eq!(
+        data_disks.len(),
+        1,
+        "the build instance had the data disk: {data_disks:?}"
+    );
+    assert_eq!(data_disks[0]["size_gib"], 30);
+    assert_eq!(
+        data_disks[0]["status"], "Deleted",
+        "and it went with the instance"
+    );
 
     let sg = common::ssh_security_group(&sim, REGION).await;
     let (key, public) = common::ssh_keygen(dir.path(), "id_ed25519");
@@ -634,4 +657,35 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
     assert_eq!(marker.trim(), format!("HELLO-{stamp}"));
     let uploaded = common::ssh_read_retrying(&key, &ip, "/opt/files/app.txt", timeout);
     assert_eq!(uploaded, "uploaded by the file provisioner\n");
+}
+
+#[test]
+fn image_disk_mappings_with_image_ignore_data_disks_become_data_disks_of_the_build_instance() {
+    let template = r#"{"builders":[{"type":"alicloud-ecs","access_key":"ak","secret_key":"sk",
+      "region":"cn-hangzhou","source_image":"img","instance_type":"ecs.g7.large",
+      "ssh_private_ip":true,"image_name":"web","image_ignore_data_disks":true,
+      "image_disk_mappings":[{"disk_name":"data1","disk_size":20,"disk_delete_with_instance":true},
+        {"disk_size":"40","disk_category":"cloud_essd","disk_device":"/dev/xvdz"}]}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let converted = convert(template, &options(dir.path(), &[])).unwrap();
+    let disks = &converted.spec.instance.data_disks;
+    assert_eq!(disks.len(), 2);
+    assert_eq!(
+        (disks[0].size_gb, disks[0].name.as_deref()),
+        (Some(20), Some("data1"))
+    );
+    assert_eq!(
+        (
+            disks[1].size_gb,
+            disks[1].category.as_deref(),
+            disks[1].device.as_deref()
+        ),
+        (Some(40), Some("cloud_essd"), Some("/dev/xvdz"))
+    );
+    assert!(converted
+        .warnings
+        .iter()
+        .any(|w| w.contains("disk_delete_with_instance")));
+    let yaml = converted.spec.to_yaml();
+    assert!(yaml.contains("data_disks:"), "{yaml}");
 }

@@ -190,6 +190,7 @@ impl Reconciler {
             internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
             internet_charge_type: self.spec.instance.internet_charge_type.clone(),
             security_enhancement_strategy: self.spec.instance.security_enhancement_strategy.clone(),
+            data_disks: self.spec.instance.data_disks.clone(),
             user_data: self.spec.instance.user_data.as_ref().map(|text| {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD.encode(text)

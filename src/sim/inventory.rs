@@ -48,7 +48,10 @@ pub fn inventory(state: &State) -> Value {
             "disk",
             &d.meta,
             &status_or_deleted(&d.meta, &d.status),
-            json!({"instance_id": d.instance_id, "image_id": d.image_id}),
+            json!({
+                "instance_id": d.instance_id, "image_id": d.image_id, "size_gib": d.size_gib,
+                "type": if d.data.is_some() { "data" } else { "system" },
+            }),
         ));
     }
     for s in state.snapshots.values() {

@@ -223,6 +223,25 @@ impl Machines {
         self.copy_resource(("image", image_id), ("disk", disk_id))
     }
 
+    /// Creates data disk `disk_id` as a copy of snapshot `snapshot_id`'s filesystem.
+    pub fn create_disk_from_snapshot(
+        &self,
+        disk_id: &str,
+        snapshot_id: &str,
+    ) -> Result<(), MachineError> {
+        self.copy_resource(("snapshot", snapshot_id), ("disk", disk_id))
+    }
+
+    /// Creates data disk `disk_id` with an empty filesystem (a new, unformatted ECS data disk).
+    pub fn create_empty_disk(&self, disk_id: &str) -> Result<(), MachineError> {
+        let rootfs = self.dir("disk", disk_id)?.join("rootfs");
+        std::fs::create_dir_all(&rootfs).map_err(|source| MachineError::Io {
+            what: "creating data disk",
+            path: rootfs,
+            source,
+        })
+    }
+
     /// Copies disk `disk_id`'s filesystem as it is now into snapshot `snapshot_id`.
     pub fn snapshot_disk(&self, disk_id: &str, snapshot_id: &str) -> Result<(), MachineError> {
         self.copy_resource(("disk", disk_id), ("snapshot", snapshot_id))

@@ -103,6 +103,28 @@ pub struct Disk {
     pub size_gib: i64,
     pub category: String,
     pub name: String,
+    /// Set for a data disk (`DataDisk.N` of RunInstances/CreateInstance); `None`: the system disk.
+    #[serde(default)]
+    pub data: Option<DataDiskInfo>,
+}
+
+/// What a data disk has beyond a system disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataDiskInfo {
+    /// `/dev/vdb`, `/dev/vdc`, … in attachment order (or as requested).
+    pub device: String,
+    pub delete_with_instance: bool,
+    /// The snapshot it was created from, or empty.
+    pub source_snapshot_id: String,
+}
+
+/// A data disk an image carries (CreateImage `DiskDeviceMapping.N` of a data snapshot): instances
+/// created from the image get a data disk made from the snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageDataDisk {
+    pub snapshot_id: String,
+    pub size_gib: i64,
+    pub device: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +157,9 @@ pub struct Image {
     pub os_name: String,
     pub size_gib: i64,
     pub snapshot_id: Option<String>,
+    /// Data disk snapshots of the image, beside the system snapshot.
+    #[serde(default)]
+    pub data_disks: Vec<ImageDataDisk>,
     /// For copies: the image it was copied from.
     pub copied_from: Option<String>,
     pub shared_with: Vec<String>,

@@ -185,6 +185,19 @@ fn check_user_data_and_tags(instance: &InstanceSpec) -> Check {
         instance.security_enhancement_strategy.as_deref(),
         &["Active", "Deactive"],
     )?;
+    for (i, disk) in instance.data_disks.iter().enumerate() {
+        let path = format!("instance.data_disks[{i}].size_gb");
+        match (disk.size_gb, &disk.snapshot_id) {
+            (None, None) => return Err(invalid(path, "required unless `snapshot_id` is given")),
+            (Some(size), _) if !(20..=32768).contains(&size) => {
+                return Err(invalid(path, format!("{size} is outside 20–32768 GiB")))
+            }
+            _ => {}
+        }
+    }
+    if instance.data_disks.len() > 16 {
+        return Err(invalid("instance.data_disks", "at most 16 data disks"));
+    }
     if let Some(user_data) = &instance.user_data {
         // ECS caps UserData at 32 KiB after base64, i.e. 24 KiB of text.
         if user_data.len() > 24 * 1024 {

@@ -18,6 +18,19 @@ impl Cloud {
             internet_max_bandwidth_out: Some(p.internet_max_bandwidth_out).filter(|b| *b > 0),
             internet_charge_type: p.internet_charge_type.clone(),
             security_enhancement_strategy: p.security_enhancement_strategy.clone(),
+            data_disks: p
+                .data_disks
+                .iter()
+                .map(|d| crate::client::api::instances::DataDisk {
+                    size: d.size_gb,
+                    category: d.category.clone(),
+                    snapshot_id: d.snapshot_id.clone(),
+                    disk_name: d.name.clone(),
+                    device: d.device.clone(),
+                    // The build's disks go with the build instance: nothing is left to pay for.
+                    delete_with_instance: true,
+                })
+                .collect(),
             system_disk_category: p.system_disk_category.clone(),
             system_disk_size: p.system_disk_size_gb,
             user_data: p.user_data.clone(),

@@ -73,6 +73,8 @@ pub struct InstanceParams {
     pub internet_charge_type: Option<String>,
     pub security_enhancement_strategy: Option<String>,
     pub user_data: Option<String>,
+    /// Data disks of the build instance, deleted with it.
+    pub data_disks: Vec<crate::spec::DataDisk>,
     pub tags: Vec<(String, String)>,
 }
 

@@ -24,6 +24,7 @@ struct Launch {
     host_name: String,
     bandwidth_out: i64,
     internet_charge_type: &'static str,
+    data_disks: Vec<super::data_disks::DataDiskRequest>,
     disk_size: i64,
     disk_category: String,
 }
@@ -142,6 +143,7 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
     // Validated as ECS does; the simulator has no security agent to install either way.
     p.one_of("SecurityEnhancementStrategy", &["Active", "Deactive"])?;
     let name = p.opt("InstanceName").unwrap_or("").to_string();
+    let data_disks = super::data_disks::parse(ctx, &region, &image_id)?;
     Ok(Launch {
         zone,
         instance_type: instance_type.to_string(),
@@ -160,6 +162,7 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
         internet_charge_type: p
             .one_of("InternetChargeType", &["PayByTraffic", "PayByBandwidth"])?
             .unwrap_or("PayByTraffic"),
+        data_disks,
         disk_size,
         disk_category: p
             .opt("SystemDisk.Category")
@@ -193,8 +196,10 @@ fn create_one(
             size_gib: l.disk_size,
             category: l.disk_category.clone(),
             name: String::new(),
+            data: None,
         },
     );
+    super::data_disks::create(ctx, &id, &l.zone, &l.region, &l.data_disks)?;
     let private_ip = ctx.state.net.next_private_ip();
     let public_ip = public_ip.then(|| ctx.state.net.next_public_ip());
     let instance = Instance {
@@ -343,6 +348,7 @@ pub fn delete_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         d.meta.deleted_ms = Some(now);
         d.instance_id = None;
     }
+    super::data_disks::release(ctx, &id, now)?;
     Ok(json!({}))
 }
 

@@ -1,6 +1,7 @@
 //! The ECS actions. Each takes the request context and returns the success body (without
 //! `RequestId`, which the server adds) or a [`SimError`].
 
+mod data_disks;
 mod images;
 mod instances;
 mod keypairs;

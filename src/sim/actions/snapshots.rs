@@ -84,9 +84,12 @@ pub fn create_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     Ok(json!({ "SnapshotId": id }))
 }
 
-/// Every simulated disk is a system disk (data disks are not simulated).
-fn disk_type(_ctx: &Ctx<'_>, _disk_id: &str) -> &'static str {
-    "system"
+/// `data` for a data disk (`DataDisk.N`), else `system`.
+fn disk_type(ctx: &Ctx<'_>, disk_id: &str) -> &'static str {
+    match ctx.state.disks.get(disk_id).and_then(|d| d.data.as_ref()) {
+        Some(_) => "data",
+        None => "system",
+    }
 }
 
 fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
@@ -160,7 +163,10 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     refuse_while_used(
         &ctx.state.images,
-        |i| i.snapshot_id.as_deref() == Some(id.as_str()),
+        |i| {
+            i.snapshot_id.as_deref() == Some(id.as_str())
+                || i.data_disks.iter().any(|d| d.snapshot_id == id)
+        },
         "SnapshotCreatedImage",
         |user| format!("Snapshot {id} was used to create image {user}; delete the image first."),
     )?;
@@ -170,12 +176,21 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
 }
 
 fn disk_json(d: &Disk) -> Value {
-    let attached: Vec<Value> = d.instance_id.iter().map(|i| json!({"InstanceId": i, "Device": "/dev/xvda", "AttachedTime": iso_time(d.meta.created_ms)})).collect();
+    let (kind, device, snapshot, with_instance) = match &d.data {
+        Some(data) => (
+            "data",
+            data.device.as_str(),
+            data.source_snapshot_id.as_str(),
+            data.delete_with_instance,
+        ),
+        None => ("system", "/dev/xvda", "", true),
+    };
+    let attached: Vec<Value> = d.instance_id.iter().map(|i| json!({"InstanceId": i, "Device": device, "AttachedTime": iso_time(d.meta.created_ms)})).collect();
     json!({
-        "DiskId": d.meta.id, "DiskName": d.name, "Description": "", "Type": "system", "Category": d.category,
+        "DiskId": d.meta.id, "DiskName": d.name, "Description": "", "Type": kind, "Category": d.category,
         "Size": d.size_gib, "Status": d.status, "InstanceId": d.instance_id.clone().unwrap_or_default(),
-        "Device": if d.instance_id.is_some() { "/dev/xvda" } else { "" }, "ZoneId": d.zone, "RegionId": d.meta.region,
-        "ImageId": d.image_id, "SourceSnapshotId": "", "DeleteWithInstance": true, "DeleteAutoSnapshot": true,
+        "Device": if d.instance_id.is_some() { device } else { "" }, "ZoneId": d.zone, "RegionId": d.meta.region,
+        "ImageId": d.image_id, "SourceSnapshotId": snapshot, "DeleteWithInstance": with_instance, "DeleteAutoSnapshot": true,
         "Encrypted": false, "Portable": false, "CreationTime": iso_time(d.meta.created_ms),
         "AttachedTime": iso_time(d.meta.created_ms), "Attachments": {"Attachment": attached},
         "Tags": tags_json(&d.meta.tags), "ResourceGroupId": "",
@@ -197,7 +212,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .disks
         .values()
         .filter(|d| d.meta.live() && d.meta.region == region)
-        .filter(|_| disk_type != "data")
+        .filter(|d| disk_type == "all" || (disk_type == "data") == d.data.is_some())
         .filter(|d| ids.as_ref().is_none_or(|l| l.contains(&d.meta.id)))
         .filter(|d| {
             p.opt("InstanceId")

@@ -261,13 +261,7 @@ fn instance(
             " without `vswitch_id`: give the vSwitch to use (it determines the VPC)",
         ));
     }
-    let image_disks = reader.list("image_disk_mappings")?;
-    if !image_disks.is_empty() {
-        return Err(reader.unsupported(
-            "image_disk_mappings",
-            ": bakerd builds images of the system disk only",
-        ));
-    }
+    let data_disks = data_disks(reader, warnings)?;
     Ok(Instance {
         instance_type: reader.required_string("instance_type", " (e.g. ecs.g6.large)")?,
         zone: reader.string("zone_id")?,
@@ -279,7 +273,72 @@ fn instance(
         security_enhancement_strategy: reader.string("security_enhancement_strategy")?,
         user_data: user_data(reader, base_dir)?,
         tags: reader.string_map("run_tags")?,
+        data_disks,
     })
+}
+
+/// `image_disk_mappings` (HCL2: `image_disk_mapping` blocks) become data disks of the build
+/// instance. bakerd's image holds the system disk only, so this needs `image_ignore_data_disks:
+/// true` (Packer then also leaves them out of the image); without it the template asks for data
+/// disks in the image, which bakerd cannot give yet: refused, saying how to go on.
+fn data_disks(
+    reader: &Reader<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<crate::spec::DataDisk>, PackerError> {
+    const DISK_WARN_ONLY: &[WarnOnly] = &[
+        warn(
+            "disk_description",
+            "describes a build disk, which is deleted with the build",
+        ),
+        warn(
+            "disk_delete_with_instance",
+            "bakerd always deletes the build instance's data disks with it",
+        ),
+    ];
+    let mappings = reader.list("image_disk_mappings")?;
+    if mappings.is_empty() {
+        return Ok(Vec::new());
+    }
+    if reader.bool("image_ignore_data_disks")? != Some(true) {
+        return Err(reader.unsupported(
+            "image_disk_mappings",
+            " without `image_ignore_data_disks: true`: bakerd's image holds the system disk only; \
+             set `image_ignore_data_disks` to true to attach these disks to the build instance only, \
+             or remove them",
+        ));
+    }
+    let owner = format!("{} (image_disk_mappings)", reader.owner);
+    let mut out = Vec::new();
+    for (i, mapping) in mappings.iter().enumerate() {
+        let prefix = format!("image_disk_mappings[{i}].");
+        let serde_json::Value::Object(mapping) = mapping else {
+            return Err(reader.invalid(&prefix, "expected an object"));
+        };
+        const KEYS: &[&str] = &[
+            "disk_name",
+            "disk_category",
+            "disk_size",
+            "disk_snapshot_id",
+            "disk_device",
+        ];
+        check_keys(&owner, mapping, KEYS, DISK_WARN_ONLY, warnings)?;
+        let disk = Reader {
+            owner: reader.owner,
+            config: mapping,
+            prefix: &prefix,
+        };
+        let size = disk.number("disk_size")?.filter(|size| *size > 0);
+        out.push(crate::spec::DataDisk {
+            size_gb: size
+                .map(|size| u32::try_from(size).map_err(|_| disk.invalid("disk_size", "too large")))
+                .transpose()?,
+            category: disk.string("disk_category")?,
+            snapshot_id: disk.string("disk_snapshot_id")?,
+            device: disk.string("disk_device")?,
+            name: disk.string("disk_name")?,
+        });
+    }
+    Ok(out)
 }
 
 fn system_disk(

@@ -62,6 +62,7 @@ pub struct Instance {
     pub security_enhancement_strategy: Option<String>,
     pub user_data: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub data_disks: Vec<crate::spec::DataDisk>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -56,6 +56,7 @@ pub fn convert(input: &BuilderInput<'_>, warnings: &mut Vec<String>) -> Result<D
             security_group_id: Some(security_group_id),
             system_disk: None,
             internet_max_bandwidth_out: None,
+            data_disks: Vec::new(),
             internet_charge_type: None,
             security_enhancement_strategy: None,
             user_data: None,

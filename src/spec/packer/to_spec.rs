@@ -92,6 +92,7 @@ fn instance(instance: draft::Instance) -> Result<InstanceSpec, PackerError> {
         security_enhancement_strategy: instance.security_enhancement_strategy,
         user_data: instance.user_data,
         tags: instance.tags,
+        data_disks: instance.data_disks,
     })
 }
 
