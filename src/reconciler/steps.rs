@@ -1,7 +1,9 @@
 //! The steps of a build, one per phase transition. Each step is idempotent: it may run again
 //! after a crash or a `resume`, and then finds in the record (or in the cloud) what it already did.
 
-use super::cloud::{CloudError, ImageParams, InstanceParams, InstanceState};
+use super::cloud::{
+    CloudError, ImageParams, InstanceParams, InstanceState, SOURCE_IMAGE_TAG, SPEC_HASH_TAG,
+};
 use super::crash;
 use super::reconcile::{BuildError, Reconciler};
 use crate::client::wait::WaitError;
@@ -306,7 +308,10 @@ impl Reconciler {
             self.replace_existing_image().await?;
         }
         let mut tags = self.tags();
-        tags.push(("bakerd:spec-hash".into(), self.rec.spec_hash.clone()));
+        tags.push((SPEC_HASH_TAG.into(), self.rec.spec_hash.clone()));
+        if let Some(base) = self.resource("source_image") {
+            tags.push((SOURCE_IMAGE_TAG.into(), base.to_string()));
+        }
         tags.extend(map_pairs(&self.spec.image.tags));
         let params = ImageParams {
             snapshot: self.resource("snapshot").unwrap_or_default().to_string(),

@@ -55,6 +55,8 @@ pub struct InstanceState {
 pub struct FoundImage {
     pub id: String,
     pub name: String,
+    /// The source image it was built on (its `bakerd:source-image` tag; older images lack it).
+    pub source_image: Option<String>,
 }
 
 /// RunInstances inputs, from the spec and the build's prepared resources.
@@ -253,5 +255,7 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
 }
 
 mod images;
+
+pub use images::{Freshness, SOURCE_IMAGE_TAG, SPEC_HASH_TAG};
 mod instances;
 mod network;

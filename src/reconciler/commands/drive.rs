@@ -30,7 +30,13 @@ pub enum Outcome {
     /// The build made its image.
     Succeeded { image_id: String },
     /// A step failed; the state is kept for `resume`.
-    Failed { step: String, error: String },
+    Failed {
+        step: String,
+        error: String,
+        /// Whether trying the step again may help (throttling, 5xx, lost answers, waits, SSH);
+        /// only then does the message recommend `bakerd resume`.
+        retryable: bool,
+    },
     /// Stopped by a signal and kept for `resume`.
     Interrupted { step: String },
     /// Stopped and cleaned up (signal with `--on-interrupt cleanup`, or `bakerd cancel`).
@@ -135,6 +141,7 @@ fn ended(rec: &Build, phase: &Phase) -> Outcome {
         Phase::Failed { at, error } => Outcome::Failed {
             step: at.step_description().to_string(),
             error: error.clone(),
+            retryable: rec.failure_retryable,
         },
         _ => Outcome::Cancelled {
             reason: "cancelled".into(),
@@ -181,6 +188,19 @@ async fn after_interrupt(
     }
 }
 
+/// What to do after a failure: `resume` only when trying again may help; otherwise the spec
+/// (or the cloud's state) must change first.
+fn next_steps(id: &BuildId, retryable: bool) -> String {
+    if retryable {
+        format!("state kept: `bakerd resume {id}` retries it")
+    } else {
+        format!(
+            "retrying the same spec fails the same way: fix the cause the error names, then \
+             `bakerd apply` the spec (and `bakerd cancel {id}` to delete what this build made)"
+        )
+    }
+}
+
 /// Prints how a build ended.
 pub fn report(id: &BuildId, outcome: &Outcome, out: &Output) {
     let build = id.as_str();
@@ -189,9 +209,16 @@ pub fn report(id: &BuildId, outcome: &Outcome, out: &Output) {
             format!("build {id} succeeded: image {image_id}"),
             json!({"event": "succeeded", "build": build, "image_id": image_id}),
         ),
-        Outcome::Failed { step, error } => (
-            format!("build {id} failed at step '{step}': {error}\nstate kept: `bakerd resume {id}` retries it"),
-            json!({"event": "build_failed", "build": build, "step": step, "error": error}),
+        Outcome::Failed {
+            step,
+            error,
+            retryable,
+        } => (
+            format!(
+                "build {id} failed at step '{step}': {error}\n{}",
+                next_steps(id, *retryable)
+            ),
+            json!({"event": "build_failed", "build": build, "step": step, "error": error, "retryable": retryable}),
         ),
         Outcome::Interrupted { step } => (
             format!(
