@@ -174,6 +174,9 @@ impl Printer {
 struct GcState {
     store: Option<Store>,
     builds: Vec<Build>,
+    /// Another bakerd holds the lock (dry run from published builds): its non-terminal builds
+    /// may be running, not interrupted.
+    locked_elsewhere: bool,
 }
 
 /// Opens the state dir; a damaged one is reported and treated as empty, a locked one refused.
@@ -184,6 +187,7 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
         Ok(GcState {
             store: Some(store),
             builds,
+            locked_elsewhere: false,
         })
     });
     match opened {
@@ -196,6 +200,7 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
             Ok(GcState {
                 store: None,
                 builds: Vec::new(),
+                locked_elsewhere: false,
             })
         }
         Err(StateError::Locked { .. }) if !args.yes => published_state(args, out),
@@ -223,6 +228,7 @@ fn published_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError
     Ok(GcState {
         store: None,
         builds,
+        locked_elsewhere: true,
     })
 }
 
@@ -440,6 +446,7 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
     let policy = Policy {
         older_than: args.older_than,
         include_interrupted: args.include_interrupted,
+        locked_elsewhere: state.locked_elsewhere,
         now_secs: now.0 / 1000,
     };
     let (plan, clouds) = plan_all(&args, &regions, &views, &policy)

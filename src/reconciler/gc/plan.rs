@@ -78,6 +78,8 @@ pub(super) struct Policy {
     pub(super) older_than: Duration,
     /// `--include-interrupted`.
     pub(super) include_interrupted: bool,
+    /// Another bakerd holds the state dir: its non-terminal builds may be running right now.
+    pub(super) locked_elsewhere: bool,
     /// Now, in Unix seconds (resource ages are measured against it).
     pub(super) now_secs: i64,
 }
@@ -86,6 +88,9 @@ impl Policy {
     /// Why `found` must stay, if something protects it.
     pub(super) fn holds(&self, view: &BuildView, found: &Found) -> Option<String> {
         match view {
+            BuildView::Interrupted { phase, .. } if self.locked_elsewhere => Some(format!(
+                "build at {phase}, maybe running: another bakerd holds this state dir"
+            )),
             BuildView::Interrupted { .. } if !self.include_interrupted => Some(format!(
                 "{}; no bakerd runs it: `bakerd resume {}` continues it, `bakerd gc \
                  --include-interrupted --yes` deletes it",
@@ -301,6 +306,7 @@ mod tests {
         Policy {
             older_than: Duration::from_secs(3600),
             include_interrupted,
+            locked_elsewhere: false,
             now_secs: NOW,
         }
     }
