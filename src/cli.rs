@@ -29,6 +29,9 @@ pub enum Command {
     Status(build::CommonArgs),
     /// Show one build: phase, resources, events with durations.
     Show(build::BuildArgs),
+    /// Run a spec's `verify` checks on an existing image (boots a test instance, deletes it) and
+    /// tag the image bakerd:verified=true|false.
+    Verify(build::VerifyArgs),
     /// Stop a build and delete everything it created.
     Cancel(build::BuildArgs),
     /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
@@ -43,6 +46,10 @@ pub enum Command {
 
 /// Entry point of the `bakerd` binary.
 pub fn main() -> ExitCode {
+    // The simulator's instance processes: before anything that could start a thread.
+    if let Some(code) = crate::sim::machine::hidden_entry() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse_from(packer_spellings(std::env::args_os()));
     init_tracing();
     crate::reconciler::crash::setup();
@@ -74,6 +81,10 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => {
             let json = args.common.json;
             finish(block_on(build::cancel(args)), json)
+        }
+        Command::Verify(args) => {
+            let json = args.common.json;
+            finish(block_on(build::verify(args)), json)
         }
         Command::Convert(args) => {
             quiet_broken_pipe();

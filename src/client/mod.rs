@@ -132,6 +132,7 @@ impl ClientConfig {
             None => self
                 .env
                 .get(ENDPOINT_ENV)
+                .filter(|e| !e.trim().is_empty())
                 .map(|e| (e.to_string(), ENDPOINT_ENV)),
         };
         let Some((raw, from)) = given else {

@@ -1,13 +1,8 @@
 //! Snapshots and images: create, wait, find, delete, copy, share.
 
 use super::*;
+use crate::reconciler::provenance::{SOURCE_IMAGE_TAG, SPEC_HASH_TAG, VERIFIED_TAG};
 use crate::spec::SourceImage;
-
-/// Tag on every image: the spec hash it was built from (the up-to-date check looks it up).
-pub const SPEC_HASH_TAG: &str = "bakerd:spec-hash";
-/// Tag on every image: the source image id it was built on (a family resolves to different ids
-/// over time).
-pub const SOURCE_IMAGE_TAG: &str = "bakerd:source-image";
 
 /// Whether the image a spec describes exists.
 #[derive(Debug, Clone)]
@@ -57,7 +52,8 @@ impl Freshness {
 }
 
 impl Cloud {
-    /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any.
+    /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any; an image that
+    /// failed its `verify` checks (`bakerd:verified=false`) does not count.
     pub async fn image_for_spec_hash(&self, hash: &str) -> Result<Option<FoundImage>> {
         Ok(self.images_for_spec_hash(hash).await?.into_iter().next())
     }
@@ -71,6 +67,11 @@ impl Cloud {
             ..Default::default()
         };
         let mut images: Vec<Image> = self.client.list_all(request).await?;
+        images.retain(|i| {
+            !i.tags
+                .iter()
+                .any(|t| t.key == VERIFIED_TAG && t.value == "false")
+        });
         images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
         Ok(images
             .into_iter()
@@ -218,6 +219,21 @@ impl Cloud {
         Ok(())
     }
 
+    /// The status of image `id` (`Available`, `Creating`, …), `None` when there is no such image.
+    pub async fn image_status(&self, id: &str) -> Result<Option<String>> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_id: Some(id.to_string()),
+            status: Some(ALL_IMAGE_STATUSES.into()),
+            ..Default::default()
+        };
+        let images: Vec<Image> = self.client.list_all(request).await?;
+        Ok(images
+            .into_iter()
+            .find(|i| i.image_id == id)
+            .map(|i| i.status.as_str().to_string()))
+    }
+
     /// Ids of own images named `name`, in any status.
     pub async fn images_named(&self, name: &str) -> Result<Vec<String>> {
         let request = DescribeImages {
@@ -283,6 +299,18 @@ impl Cloud {
             client_token: Some(token.to_string()),
         };
         Ok(self.client.call(&request).await?.image_id)
+    }
+
+    /// Adds or overwrites tags on an image (`TagResources`; repeating it is harmless).
+    pub async fn tag_image(&self, image: &str, t: &[(String, String)]) -> Result<()> {
+        let request = TagResources {
+            region_id: self.region.clone(),
+            resource_type: "image".into(),
+            resource_ids: vec![image.to_string()],
+            tags: tags(t),
+        };
+        repeat_if_lost(|| self.client.call(&request)).await?;
+        Ok(())
     }
 
     /// Shares an image with other accounts (at most 10 per call, as ECS allows).

@@ -19,6 +19,7 @@ use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
+use crate::client::api::tags::TagResources;
 use crate::client::timings::Timings;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
@@ -145,7 +146,8 @@ impl Cloud {
     /// A client for the spec's region, endpoint, signature style and credentials.
     pub fn connect(spec: &Spec) -> Result<Cloud> {
         let mut config = ClientConfig::new(spec.region.clone());
-        config.endpoint = spec.effective_endpoint(config.env.get(crate::client::ENDPOINT_ENV));
+        // The environment's endpoint is left to the client, so its errors name where it came from.
+        config.endpoint = spec.endpoint.clone();
         config.credentials = explicit_credentials(spec, &config.env);
         if let Some(sig) = &spec.signature {
             config.signature_style = match sig {
@@ -206,6 +208,11 @@ impl Cloud {
         &self.region
     }
 
+    /// How often to poll something that has no waiter (Cloud Assistant results).
+    pub fn poll_interval(&self) -> Duration {
+        self.waits.floor.max(Duration::from_millis(200))
+    }
+
     /// The underlying client (gc lists resources with it).
     pub fn client(&self) -> &EcsClient {
         &self.client
@@ -257,8 +264,9 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
     }
 }
 
+pub mod assistant;
 mod images;
 
-pub use images::{Freshness, SOURCE_IMAGE_TAG, SPEC_HASH_TAG};
+pub use images::Freshness;
 mod instances;
 mod network;

@@ -102,6 +102,8 @@ pub async fn drive(
     ctx: &RunContext,
 ) -> Result<Outcome, CommandError> {
     let id = rec.id.clone();
+    let started = std::time::Instant::now();
+    let region = spec.region.clone();
     let mut rec = rec;
     rec.credentials = Some(cloud.credentials_used());
     let rec = store.put(&rec).or_exit(exit::STATE)?;
@@ -129,7 +131,8 @@ pub async fn drive(
     };
     ctx.stops.unregister(&id);
     let outcome = outcome?;
-    report(&id, &outcome, &out);
+    let took = format!("{:.1}s in {region}", started.elapsed().as_secs_f64());
+    report(&id, &outcome, &out, &took);
     Ok(outcome)
 }
 
@@ -202,12 +205,14 @@ fn next_steps(id: &BuildId, retryable: bool) -> String {
 }
 
 /// Prints how a build ended.
-pub fn report(id: &BuildId, outcome: &Outcome, out: &Output) {
+/// `took` ("52.3s in cn-hangzhou") ends the final line, so the last thing a user reads says how
+/// long the build ran and where.
+pub fn report(id: &BuildId, outcome: &Outcome, out: &Output, took: &str) {
     let build = id.as_str();
     let (line, event) = match outcome {
         Outcome::Succeeded { image_id } => (
-            format!("build {id} succeeded: image {image_id}"),
-            json!({"event": "succeeded", "build": build, "image_id": image_id}),
+            format!("build {id} succeeded: image {image_id} ({took})"),
+            json!({"event": "succeeded", "build": build, "image_id": image_id, "took": took}),
         ),
         Outcome::Failed {
             step,
@@ -215,7 +220,8 @@ pub fn report(id: &BuildId, outcome: &Outcome, out: &Output) {
             retryable,
         } => (
             format!(
-                "build {id} failed at step '{step}': {error}\n{}",
+                "build {id} failed at step '{step}' ({took}): {error}
+{}",
                 next_steps(id, *retryable)
             ),
             json!({"event": "build_failed", "build": build, "step": step, "error": error, "retryable": retryable}),
