@@ -46,6 +46,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse_from(packer_spellings(std::env::args_os()));
     init_tracing();
     crate::reconciler::crash::setup();
+    crate::client::share_http_clients();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
         Command::Status(common) => {

@@ -97,6 +97,14 @@ pub fn inventory(state: &State) -> Value {
             json!({"name": v.name, "vpc_id": v.vpc_id, "zone_id": v.zone}),
         ));
     }
+    for e in state.eips.values() {
+        out.push(entry(
+            "eip",
+            &e.meta,
+            &status_or_deleted(&e.meta, &e.status),
+            json!({"ip": e.ip.to_string(), "instance_id": e.instance_id}),
+        ));
+    }
     json!({ "resources": out })
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::core::Sim;
 use super::machine::SshTarget;
-use super::store::{self, Instance, Rule, State};
+use super::store::{self, Eip, Instance, Rule, State};
 use super::timeline::Transition;
 
 /// How fast things happen.
@@ -37,6 +37,10 @@ pub struct Latencies {
     pub copy_image_ms: u64,
     /// VPC and vSwitch Pending→Available.
     pub network_ms: u64,
+    /// From DeleteInstance until the instance lets go of its security groups and vSwitch.
+    pub release_ms: u64,
+    /// EIP Associating→InUse and Unassociating→Available.
+    pub eip_ms: u64,
 }
 
 impl Latencies {
@@ -49,6 +53,8 @@ impl Latencies {
                 image_ms: 1_000,
                 copy_image_ms: 1_500,
                 network_ms: 200,
+                release_ms: 1_000,
+                eip_ms: 300,
             },
             Profile::Realistic => Latencies {
                 instance_step_ms: 2_500,
@@ -57,6 +63,8 @@ impl Latencies {
                 image_ms: 20_000,
                 copy_image_ms: 30_000,
                 network_ms: 1_000,
+                release_ms: 8_000,
+                eip_ms: 2_000,
             },
         }
     }
@@ -165,6 +173,9 @@ pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
             v.status = "Available".into();
         }
     }
+    for e in state.eips.values_mut() {
+        changes.extend(step_eip(e, lat, now));
+    }
     let changed = !changes.is_empty();
     for change in changes {
         state.timeline.record(change);
@@ -172,9 +183,28 @@ pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
     changed
 }
 
+/// Ends an EIP's `Associating`/`Unassociating` once due. Returns the status change, if any.
+fn step_eip(e: &mut Eip, lat: &Latencies, now: u64) -> Option<Transition> {
+    if !e.meta.live() || now < e.next_ms {
+        return None;
+    }
+    let to = match e.status.as_str() {
+        "Associating" => "InUse",
+        "Unassociating" => "Available",
+        _ => return None,
+    };
+    let entered = e.next_ms.saturating_sub(lat.eip_ms);
+    let change = Change::new("eip", &e.meta.id, &e.status, to).timed(entered, e.next_ms, now);
+    e.status = to.into();
+    if to == "Available" {
+        e.instance_id = None;
+    }
+    Some(change)
+}
+
 /// Whether a rule lets tcp/22 in.
 pub fn allows_ssh(rule: &Rule) -> bool {
-    if rule.policy.eq_ignore_ascii_case("drop") {
+    if rule.direction != "ingress" || rule.policy.eq_ignore_ascii_case("drop") {
         return false;
     }
     let proto = rule.ip_protocol.to_ascii_lowercase();
@@ -229,6 +259,14 @@ pub fn desired_sshd(
         .unwrap_or_default();
     let mut addresses = vec![inst.private_ip];
     addresses.extend(inst.public_ip);
+    addresses.extend(
+        state
+            .eips
+            .values()
+            .filter(|e| e.meta.live() && e.status == "InUse")
+            .filter(|e| e.instance_id.as_deref() == Some(inst.meta.id.as_str()))
+            .map(|e| e.ip),
+    );
     Some(SshTarget {
         instance_id: inst.meta.id.clone(),
         disk_id: inst.system_disk_id.clone(),
@@ -379,6 +417,8 @@ mod tests {
 
     fn rule(protocol: &str, ports: &str) -> Rule {
         Rule {
+            direction: "ingress".into(),
+            dest_cidr_ip: String::new(),
             ip_protocol: protocol.into(),
             port_range: ports.into(),
             source_cidr_ip: "0.0.0.0/0".into(),
@@ -439,6 +479,8 @@ mod tests {
             internet_charge_type: "PayByTraffic".into(),
             system_disk_id: "d-1".into(),
             stopped_mode: String::new(),
+            released_ms: None,
+            password_hash: None,
         }
     }
 

@@ -60,7 +60,8 @@ resource!(
     KeyPair,
     SecurityGroup,
     Vpc,
-    VSwitch
+    VSwitch,
+    Eip
 );
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +92,21 @@ pub struct Instance {
     pub internet_charge_type: String,
     pub system_disk_id: String,
     pub stopped_mode: String,
+    /// After `DeleteInstance`: when the release finishes. Until then the instance, though gone from
+    /// Describe*, still holds its security groups and vSwitch (`DependencyViolation`), as on ECS.
+    #[serde(default)]
+    pub released_ms: Option<u64>,
+    /// SHA-512 crypt hash of the `Password` given at creation (never the password itself).
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+impl Instance {
+    /// Whether the instance still occupies its network resources at `now` (live, or released less
+    /// than the release delay ago).
+    pub fn holds_network(&self, now: u64) -> bool {
+        self.meta.live() || self.released_ms.is_some_and(|t| now < t)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,13 +192,24 @@ pub struct KeyPair {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rule {
+    /// `ingress` or `egress` (records written before egress rules existed are ingress).
+    #[serde(default = "ingress")]
+    pub direction: String,
     pub ip_protocol: String,
     pub port_range: String,
+    /// The peer of an ingress rule (a CIDR or a security group id).
     pub source_cidr_ip: String,
+    /// The peer of an egress rule (a CIDR or a security group id).
+    #[serde(default)]
+    pub dest_cidr_ip: String,
     pub policy: String,
     pub priority: i64,
     pub nic_type: String,
     pub description: String,
+}
+
+fn ingress() -> String {
+    "ingress".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +242,22 @@ pub struct VSwitch {
     pub name: String,
     pub description: String,
     pub cidr_block: String,
+}
+
+/// An elastic IP address (ECS API 2014-05-26 view of the VPC resource).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Eip {
+    pub meta: Meta,
+    pub ip: Ipv4Addr,
+    /// `Available`, `Associating`, `InUse` or `Unassociating`.
+    pub status: String,
+    /// When a transitional status (`Associating`, `Unassociating`) ends.
+    pub next_ms: u64,
+    /// The instance it is (being) associated with.
+    pub instance_id: Option<String>,
+    /// Mbps, as the API spells it (a string).
+    pub bandwidth: String,
+    pub internet_charge_type: String,
 }
 
 /// Loopback address ranges of this data dir, chosen at random when it was created so parallel
@@ -306,6 +349,8 @@ pub struct State {
     pub security_groups: BTreeMap<String, SecurityGroup>,
     pub vpcs: BTreeMap<String, Vpc>,
     pub vswitches: BTreeMap<String, VSwitch>,
+    #[serde(default)]
+    pub eips: BTreeMap<String, Eip>,
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
@@ -326,6 +371,7 @@ impl State {
             security_groups: BTreeMap::new(),
             vpcs: BTreeMap::new(),
             vswitches: BTreeMap::new(),
+            eips: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
             timeline: Timeline::default(),

@@ -23,6 +23,7 @@ mod provisioner;
 pub mod source;
 mod template;
 mod validate;
+pub mod vars;
 
 pub use error::{Location, SourcePos, SpecError};
 pub use frozen::FROZEN_FORMAT;

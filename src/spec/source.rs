@@ -55,11 +55,11 @@ pub enum SourceError {
         #[source]
         source: Box<PackerError>,
     },
-    #[error("{}: {} only apply to Packer templates, and this is a bakerd YAML spec; remove them (a YAML spec has no variables)", path.display(), flags.join(", "))]
-    VarsWithYamlSpec {
+    #[error("{}: {source}", path.display())]
+    Vars {
         path: PathBuf,
-        /// `--var NAME` (names only: values may be secrets) and `--var-file FILE`.
-        flags: Vec<String>,
+        #[source]
+        source: super::vars::VarsError,
     },
     #[error("{}: not a Packer template (a JSON object with a `builders` list); `bakerd convert` converts Packer templates, and a bakerd YAML spec needs no conversion", path.display())]
     NotATemplate { path: PathBuf },
@@ -71,7 +71,10 @@ impl SpecSource {
     /// time), else loads it as a YAML spec. Relative paths in either resolve against the file's
     /// directory.
     ///
-    /// Errors: `vars`/`var_files` with a YAML spec; anything [`Spec::load`] or [`packer::convert`]
+    /// For a YAML spec, `vars`/`var_files` (and `BAKERD_VAR_*`) set its `vars:` (see
+    /// [`super::vars`]).
+    ///
+    /// Errors: variables that do not resolve; anything [`Spec::load`] or [`packer::convert`]
     /// refuses.
     pub fn load(
         path: &Path,
@@ -109,7 +112,16 @@ impl SpecSource {
                 SourceKind::PackerTemplate,
             )
         } else {
-            refuse_template_flags(path, vars, var_files)?;
+            let inputs = super::vars::VarInputs {
+                args: vars,
+                files: var_files,
+                env: std::env::vars().collect(),
+            };
+            let text =
+                super::vars::substitute(&text, &inputs).map_err(|source| SourceError::Vars {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             let label = path.display().to_string();
             let spec = super::parse(&text, &base_dir_of(path), &label)?;
             (spec, Vec::new(), SourceKind::Yaml)
@@ -200,28 +212,6 @@ fn convert_hcl_template(
     let mut options = packer::Options::from_process(vars, var_files.to_vec(), base_dir);
     options.only = only.to_vec();
     packer::convert_hcl(&files, &auto_vars, &options).map_err(packer_error)
-}
-
-fn refuse_template_flags(
-    path: &Path,
-    vars: &[String],
-    var_files: &[PathBuf],
-) -> Result<(), SourceError> {
-    let names = vars.iter().map(|arg| match arg.split_once('=') {
-        Some((name, _)) => format!("--var {name}"),
-        None => "--var".to_string(),
-    });
-    let files = var_files
-        .iter()
-        .map(|file| format!("--var-file {}", file.display()));
-    let flags: Vec<String> = names.chain(files).collect();
-    if flags.is_empty() {
-        return Ok(());
-    }
-    Err(SourceError::VarsWithYamlSpec {
-        path: path.to_path_buf(),
-        flags,
-    })
 }
 
 /// The file's text, refusing more than [`MAX_SPEC_BYTES`] without reading further (also for files

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod boot;
+#[allow(unused_imports)]
+pub use boot::{boot_from_image, ok_call, open_network};
+
 /// The documented test key pair the simulator accepts by default.
 pub const ACCESS_KEY_ID: &str = "testid";
 pub const ACCESS_KEY_SECRET: &str = "testsecret";
@@ -510,6 +514,56 @@ pub fn live_resources_of_build(inventory: &[Value], build: &str) -> Vec<String> 
             )
         })
         .collect()
+}
+
+/// After an SDK lifecycle script (tests/python, tests/node) printed `summary` (`{instance, snapshot,
+/// image, security_group}`): each of those is deleted in the simulator, every call was signed with
+/// `signature` (`v1`/`v3`), none failed except DeleteSecurityGroup refused while the deleted
+/// instance was being released, and each creating call happened exactly once.
+pub async fn assert_sdk_lifecycle_clean(sim: &SimProcess, summary: &Value, signature: &str) {
+    let inventory = sim.inventory().await;
+    for (field, kind) in [
+        ("instance", "instance"),
+        ("snapshot", "snapshot"),
+        ("image", "image"),
+        ("security_group", "securitygroup"),
+    ] {
+        let id = summary[field].as_str().unwrap();
+        let r = inventory
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in inventory"));
+        assert_eq!(
+            (r["kind"].as_str(), r["status"].as_str()),
+            (Some(kind), Some("Deleted")),
+            "{r}"
+        );
+    }
+    let calls = sim.calls().await;
+    let log = calls["calls"].as_array().unwrap();
+    assert!(
+        log.iter().all(|c| c["error_code"].is_null()
+            || (c["action"] == "DeleteSecurityGroup" && c["error_code"] == "DependencyViolation")),
+        "some SDK call failed: {log:?}"
+    );
+    assert!(
+        log.iter().all(|c| c["signature_version"] == signature),
+        "expected only {signature} signatures: {log:?}"
+    );
+    for action in [
+        "ImportKeyPair",
+        "CreateSecurityGroup",
+        "AuthorizeSecurityGroup",
+        "CreateInstance",
+        "StartInstance",
+        "CreateSnapshot",
+        "CreateImage",
+        "DeleteInstance",
+        "DeleteImage",
+        "DeleteSnapshot",
+    ] {
+        assert_eq!(calls["counts"][action], 1, "{action} count");
+    }
 }
 
 /// A security group allowing tcp/22, created beforehand as templates that name one require.

@@ -98,22 +98,27 @@ pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, Comm
 pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     let mut files = Vec::new();
     for path in paths {
-        // A directory with `*.pkr.hcl` files is one HCL2 template, as in Packer.
-        if !path.is_dir() || holds_hcl_template(path) {
+        let entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => {
+                files.push(path.clone());
+                continue;
+            }
+        };
+        // A directory of `*.pkr.hcl` files is one HCL2 template, as for `packer build dir/`.
+        if entries.iter().any(|p| name_of(p).ends_with(".pkr.hcl")) {
             files.push(path.clone());
             continue;
         }
-        let entries = std::fs::read_dir(path).or_exit(exit::BAD_INPUT)?;
         let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
+            .into_iter()
             .filter(|p| p.is_file() && is_spec_file(p))
             .collect();
         if found.is_empty() {
             return Err(CommandError {
                 code: exit::BAD_INPUT,
                 message: format!(
-                    "directory {} holds no spec (*.yaml, *.yml, *.json) and no Packer template (*.pkr.hcl)",
+                    "directory {} holds no spec (*.yaml, *.yml, *.json) and no HCL2 template (*.pkr.hcl)",
                     path.display()
                 ),
             });
@@ -124,17 +129,15 @@ pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     Ok(files)
 }
 
-fn holds_hcl_template(dir: &Path) -> bool {
-    crate::spec::packer::hcl2::directory_files(dir)
-        .is_ok_and(|(templates, _)| !templates.is_empty())
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn is_spec_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    [".yaml", ".yml", ".json", ".pkr.hcl"]
+    let name = name_of(path);
+    [".yaml", ".yml", ".json"]
         .iter()
         .any(|ext| name.ends_with(ext))
 }

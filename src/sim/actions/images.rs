@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::snapshots::{new_snapshot, progress};
 use super::{
     csv, has_tags, known_region, list_body, mark_deleted, paginate_by_age, refuse_while_used,
@@ -70,6 +71,8 @@ fn system_json(s: &catalog::SystemImage, region: &str) -> (String, Value) {
             "ImageOwnerId": 0, "IsPublic": true, "IsCopied": false, "IsSelfShared": "", "IsSupportCloudinit": true,
             "IsSupportIoOptimized": true, "Usage": "instance", "CreationTime": s.creation_time, "BootMode": "BIOS",
             "ProductCode": "", "ResourceGroupId": "", "RegionId": region,
+            "DetectionOptions": defaults::image_detection(), "Features": defaults::image_features(), "SecureBootOptions": {"SecureBootSupport": "unsupported"},
+            "IsSubscribed": false, "LicenseType": "Auto", "LoginAsNonRootSupported": false, "SupplierName": "", "Usable": true,
             "DiskDeviceMappings": {"DiskDeviceMapping": []}, "Tags": {"Tag": []},
         }),
     )
@@ -96,7 +99,7 @@ fn custom_json(state: &State, i: &Image, now: u64) -> (String, Value) {
     let mappings: Vec<Value> = system.chain(data).map(|(s, size, device, kind)| json!({
         "SnapshotId": s, "Size": size.to_string(), "Device": device, "Type": kind,
         "Format": "", "Progress": progress(i.meta.created_ms, i.done_ms, now, finished), "RemainTime": 0,
-        "Encrypted": "off", "ImportOSSBucket": "", "ImportOSSObject": "",
+        "Encrypted": false, "ImportOSSBucket": "", "ImportOSSObject": "",
     })).collect();
     let created = iso_time(i.meta.created_ms);
     (
@@ -109,6 +112,8 @@ fn custom_json(state: &State, i: &Image, now: u64) -> (String, Value) {
             "IsCopied": i.copied_from.is_some(), "IsSelfShared": if i.shared_with.is_empty() { "" } else { "true" },
             "IsSupportCloudinit": true, "IsSupportIoOptimized": true, "Usage": if used { "instance" } else { "none" },
             "CreationTime": created, "BootMode": "BIOS", "ProductCode": "", "ResourceGroupId": "", "RegionId": i.meta.region,
+            "DetectionOptions": defaults::image_detection(), "Features": defaults::image_features(), "SecureBootOptions": {"SecureBootSupport": "unsupported"},
+            "IsSubscribed": false, "LicenseType": "Auto", "LoginAsNonRootSupported": false, "SupplierName": "", "Usable": true,
             "DiskDeviceMappings": {"DiskDeviceMapping": mappings}, "Tags": tags_json(&i.meta.tags),
         }),
     )

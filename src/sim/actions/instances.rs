@@ -3,10 +3,12 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::images::image_info;
 use super::{has_tags, list_body, name_matches, paginate_by_age, tags_json, Ctx, Order, Paging};
 use crate::sim::catalog;
 use crate::sim::error::SimError;
+use crate::sim::params::Params;
 use crate::sim::store::{iso_time, new_id, Disk, Instance};
 
 /// Validated launch parameters shared by CreateInstance and RunInstances.
@@ -27,6 +29,38 @@ struct Launch {
     data_disks: Vec<super::data_disks::DataDiskRequest>,
     disk_size: i64,
     disk_category: String,
+    /// SHA-512 crypt hash of `Password`, if given.
+    password_hash: Option<String>,
+}
+
+/// Characters ECS accepts as the "special" class of an instance password.
+const PASSWORD_SPECIALS: &str = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/";
+
+/// Checks `Password` against ECS's rule (8–30 characters, at least three of upper case, lower case,
+/// digits and specials) and returns its SHA-512 crypt hash: the password itself is never stored.
+fn parse_password(p: &Params) -> Result<Option<String>, SimError> {
+    let Some(password) = p.opt("Password") else {
+        return Ok(None);
+    };
+    let classes = [
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| PASSWORD_SPECIALS.contains(c)),
+    ];
+    let allowed = password
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || PASSWORD_SPECIALS.contains(c));
+    let len = password.chars().count();
+    if !(8..=30).contains(&len) || !allowed || classes.iter().filter(|c| **c).count() < 3 {
+        return Err(SimError::bad_request(
+            "InvalidPassword.Malformed",
+            "The specified parameter \"Password\" is not valid: 8 to 30 characters with at least three of upper case letters, lower case letters, digits and ()`~!@#$%^&*-_+=|{}[]:;'<>,.?/",
+        ));
+    }
+    sha_crypt::sha512_simple(password, &sha_crypt::Sha512Params::default())
+        .map(Some)
+        .map_err(|_| SimError::invalid("Password", "could not be hashed"))
 }
 
 fn parse_image(ctx: &Ctx<'_>, region: &str) -> Result<(String, i64), SimError> {
@@ -168,6 +202,7 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
             .opt("SystemDisk.Category")
             .unwrap_or("cloud_efficiency")
             .to_string(),
+        password_hash: parse_password(p)?,
         region,
     })
 }
@@ -232,6 +267,8 @@ fn create_one(
         internet_charge_type: l.internet_charge_type.to_string(),
         system_disk_id: disk_id,
         stopped_mode: "Not-applicable".into(),
+        released_ms: None,
+        password_hash: l.password_hash.clone(),
     };
     ctx.state.instances.insert(id.clone(), instance);
     Ok(id)
@@ -341,9 +378,12 @@ pub fn delete_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     ctx.dry_run()?;
     ctx.machines.forget_instance(&id)?;
     ctx.machines.delete_disk(&disk_id)?;
+    let release_ms = ctx.latencies.release_ms;
     let inst = ctx.state.instances.get_mut(&id).expect("found above");
     inst.meta.deleted_ms = Some(now);
+    inst.released_ms = Some(now + release_ms);
     inst.target = None;
+    super::eip::unassociate_from_deleted(ctx.state, &id, now);
     if let Some(d) = ctx.state.disks.get_mut(&disk_id) {
         d.meta.deleted_ms = Some(now);
         d.instance_id = None;
@@ -403,6 +443,21 @@ fn matches_filters(
         && has_tags(&i.meta.tags, &p.tags()?))
 }
 
+/// The instance's `EipAddress` block: its associated EIP, or empty fields.
+fn eip_of(ctx: &Ctx<'_>, i: &Instance) -> Value {
+    let eip = ctx.state.eips.values().find(|e| {
+        e.meta.live() && e.status == "InUse" && e.instance_id.as_deref() == Some(i.meta.id.as_str())
+    });
+    match eip {
+        Some(e) => json!({ "AllocationId": e.meta.id, "IpAddress": e.ip.to_string(),
+            "Bandwidth": e.bandwidth.parse::<i64>().unwrap_or(5), "InternetChargeType": e.internet_charge_type,
+            "IsSupportUnassociate": true }),
+        None => {
+            json!({ "AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "", "IsSupportUnassociate": false })
+        }
+    }
+}
+
 fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
     let t = catalog::instance_type(&i.instance_type);
     let os_name = image_info(ctx.state, &i.meta.region, &i.image_id)
@@ -429,17 +484,20 @@ fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
         "InnerIpAddress": { "IpAddress": if i.vpc_id.is_empty() { vec![i.private_ip.to_string()] } else { vec![] } },
         "VpcAttributes": { "VpcId": i.vpc_id, "VSwitchId": i.vswitch_id, "NatIpAddress": "",
             "PrivateIpAddress": { "IpAddress": [i.private_ip.to_string()] } },
-        "EipAddress": { "AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "", "IsSupportUnassociate": false },
+        "EipAddress": eip_of(ctx, i),
         "NetworkInterfaces": { "NetworkInterface": [{ "NetworkInterfaceId": format!("eni-{}", &i.meta.id[2..]), "Type": "Primary",
             "MacAddress": "00:16:3e:00:00:01", "PrimaryIpAddress": i.private_ip.to_string(),
-            "PrivateIpSets": { "PrivateIpSet": [{ "PrivateIpAddress": i.private_ip.to_string(), "Primary": true }] } }] },
+            "PrivateIpSets": { "PrivateIpSet": [{ "PrivateIpAddress": i.private_ip.to_string(), "Primary": true, "PrivateDnsName": "" }] },
+            "Ipv4PrefixSets": { "Ipv4PrefixSet": [] }, "Ipv6PrefixSets": { "Ipv6PrefixSet": [] }, "Ipv6Sets": { "Ipv6Set": [] } }] },
         "OperationLocks": { "LockReason": [] },
         "Tags": tags_json(&i.meta.tags),
-        "MetadataOptions": { "HttpEndpoint": "enabled", "HttpTokens": "optional" },
+        "MetadataOptions": { "HttpEndpoint": "enabled", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1, "InstanceMetadataTags": "disabled" },
     });
-    if let (Value::Object(b), Value::Object(n)) = (&mut base, network) {
-        b.extend(n);
-    }
+    defaults::merge(&mut base, network);
+    defaults::merge(
+        &mut base,
+        defaults::instance_extras(t.map(|t| t.cpus).unwrap_or(2)),
+    );
     base
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::{
     csv, has_tags, list_body, mark_deleted, paginate_by_age, refuse_while_used, tags_json, Ctx,
     Order, Paging,
@@ -99,7 +100,7 @@ fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
         .images
         .values()
         .any(|i| i.meta.live() && i.snapshot_id.as_deref() == Some(&s.meta.id));
-    json!({
+    let mut snapshot = json!({
         "SnapshotId": s.meta.id, "SnapshotName": s.name, "Description": s.description, "Status": s.status,
         "Progress": if s.status == "failed" { progress(s.meta.created_ms, s.done_ms, ctx.now, false) } else { progress(s.meta.created_ms, s.done_ms, ctx.now, finished) },
         "RemainTime": if finished { 0 } else { s.done_ms.saturating_sub(ctx.now).div_ceil(1000) },
@@ -108,7 +109,12 @@ fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
         "SnapshotType": "user", "Category": "standard", "Encrypted": false, "Available": s.status == "accomplished",
         "RetentionDays": 0, "CreationTime": iso_time(s.meta.created_ms), "LastModifiedTime": iso_time(s.done_ms.min(ctx.now)),
         "ProductCode": "", "RegionId": s.meta.region, "ResourceGroupId": "", "Tags": tags_json(&s.meta.tags),
-    })
+    });
+    defaults::merge(
+        &mut snapshot,
+        defaults::snapshot_extras(&s.meta.region, s.source_disk_size),
+    );
+    snapshot
 }
 
 pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
@@ -186,7 +192,7 @@ fn disk_json(d: &Disk) -> Value {
         None => ("system", "/dev/xvda", "", true),
     };
     let attached: Vec<Value> = d.instance_id.iter().map(|i| json!({"InstanceId": i, "Device": device, "AttachedTime": iso_time(d.meta.created_ms)})).collect();
-    json!({
+    let mut disk = json!({
         "DiskId": d.meta.id, "DiskName": d.name, "Description": "", "Type": kind, "Category": d.category,
         "Size": d.size_gib, "Status": d.status, "InstanceId": d.instance_id.clone().unwrap_or_default(),
         "Device": if d.instance_id.is_some() { device } else { "" }, "ZoneId": d.zone, "RegionId": d.meta.region,
@@ -195,7 +201,9 @@ fn disk_json(d: &Disk) -> Value {
         "AttachedTime": iso_time(d.meta.created_ms), "Attachments": {"Attachment": attached},
         "Tags": tags_json(&d.meta.tags), "ResourceGroupId": "",
         "EnableAutoSnapshot": false, "ExpiredTime": "2999-09-08T16:00Z",
-    })
+    });
+    defaults::merge(&mut disk, defaults::disk_extras(&d.zone));
+    disk
 }
 
 pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
