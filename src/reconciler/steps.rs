@@ -36,7 +36,8 @@ impl Reconciler {
 
     /// Pending → Prepared: import the build's key pair; find or create the network.
     pub(super) async fn prepare(&mut self) -> Result<(), BuildError> {
-        self.check_image_name_free().await?;
+        // The image name was checked by the preflight of `apply`, moments before this build was
+        // recorded (CreateImage refuses a duplicate name in any case).
         let public_key = self.ensure_local_key()?;
         self.resolve_source_image().await?;
         let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
@@ -69,23 +70,6 @@ impl Reconciler {
             self.cloud.wait_vswitch_available(&vswitch).await?;
         }
         Ok(())
-    }
-
-    /// Fails early (before anything is created) when the image name is taken and `force` is off,
-    /// as Packer's pre-validation does.
-    async fn check_image_name_free(&mut self) -> Result<(), BuildError> {
-        if self.spec.image.force {
-            return Ok(());
-        }
-        let taken = self.cloud.images_named(&self.image_name()).await?;
-        match taken.first() {
-            None => Ok(()),
-            Some(existing) => Err(BuildError::Other(format!(
-                "an image named {:?} already exists ({existing}); choose another `image.name` \
-                 (e.g. with {{{{timestamp}}}}) or set `image.force: true` to replace it",
-                self.image_name()
-            ))),
-        }
     }
 
     /// Pins the source image id (a family is resolved once, so a resume uses the same image).

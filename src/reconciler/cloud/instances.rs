@@ -175,6 +175,38 @@ impl Cloud {
         Ok(())
     }
 
+    /// Deletes instances (forced) and waits until they are all gone, polling them together (at
+    /// most 100 per DescribeInstances, as ECS allows). Returns each instance's outcome.
+    pub async fn delete_instances_and_wait(&self, ids: &[String]) -> Vec<(String, Result<()>)> {
+        let mut outcomes = Vec::new();
+        for id in ids {
+            let request = DeleteInstance {
+                instance_id: id.clone(),
+                force: Some(true),
+            };
+            let deleted = gone_ok(repeat_if_lost(|| self.client.call(&request)).await);
+            outcomes.push((id.clone(), deleted));
+        }
+        let sent: Vec<String> = outcomes
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for chunk in sent.chunks(100) {
+            if let Err(e) = self
+                .waiter(None)
+                .instances_deleted(&self.region, chunk)
+                .await
+            {
+                let message = e.to_string();
+                for (id, outcome) in outcomes.iter_mut().filter(|(id, _)| chunk.contains(id)) {
+                    *outcome = Err(CloudError::Unexpected(format!("instance {id}: {message}")));
+                }
+            }
+        }
+        outcomes
+    }
+
     /// The instance's system disk.
     pub async fn system_disk(&self, instance: &str) -> Result<String> {
         let request = DescribeDisks {

@@ -15,7 +15,7 @@ use crate::client::api::network::{
     AuthorizeSecurityGroup, CreateSecurityGroup, CreateVSwitch, CreateVpc, DeleteSecurityGroup,
     DeleteVSwitch, DeleteVpc, DescribeSecurityGroups, DescribeVSwitches, Permission,
 };
-use crate::client::api::regions::DescribeZones;
+use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
@@ -100,6 +100,8 @@ pub struct Cloud {
     config: ClientConfig,
     /// Learned durations that time the waits' first polls (shared by clones).
     timings: Arc<Timings>,
+    /// The region's zones, once asked (shared by clones; zones do not change during a build).
+    zones: Arc<tokio::sync::OnceCell<Vec<Zone>>>,
 }
 
 fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
@@ -167,6 +169,7 @@ impl Cloud {
             waits,
             config,
             timings: Arc::new(Timings::in_memory()),
+            zones: Arc::default(),
         })
     }
 
