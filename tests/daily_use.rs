@@ -362,7 +362,10 @@ async fn random_kills_with_three_builds_in_flight_then_apply_finishes_each_with_
     for (id, phase) in &builds {
         if phase != "succeeded" {
             let r = harness::resume_until_done(&ws, &state, id, 3).await;
-            assert_eq!(r.phase, "succeeded", "{id}: {r:?}");
+            assert_eq!(
+                r.phase, "succeeded",
+                "seed {seed}, {id}: {r:?}\nlast apply: {last:?}"
+            );
         }
         audit_one_image(&sim, id).await;
         succeeded += 1;
