@@ -1,5 +1,6 @@
 //! `bakerd sim`: a local ECS simulator speaking the real RPC API (see `docs/ecs-api.md`), whose
-//! instances are real chrooted OpenSSH servers ([`machine`]).
+//! instances are isolated like VMs (user, mount, PID, network… namespaces) and run their own
+//! OpenSSH server ([`machine`]).
 //!
 //! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`serve`] the accept loop and
 //! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
@@ -51,7 +52,8 @@ pub struct SimArgs {
     /// trusted users: its default key is public and its instances are real sshd's.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Directory holding the simulator's state and machine filesystems (created 0755).
+    /// Directory holding the simulator's state and machine filesystems (created 0700; may be
+    /// anywhere, /tmp included).
     #[arg(long, default_value = "./.sim-data")]
     pub data_dir: PathBuf,
     /// Accepted access key as `<id>:<secret>` (repeatable). Visible to every local user in `ps`:
@@ -135,6 +137,10 @@ pub enum SimStartError {
     Store(#[from] store::StoreError),
     #[error("preparing machines: {0}")]
     Machine(#[from] machine::MachineError),
+    #[error("{0}")]
+    Preflight(#[from] machine::preflight::PreflightError),
+    #[error("finding the bakerd executable: {0}")]
+    OwnExe(#[source] std::io::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -157,16 +163,18 @@ impl SimStartError {
 pub fn run_cli(args: SimArgs) -> ExitCode {
     // Read (and unset) the secret-bearing variables while the process is still single-threaded.
     let (access_keys_env, sts_tokens_env) = keys::take_env();
-    let creds = check_listen(&args).and_then(|()| {
-        Ok(keys::load(&KeySources {
-            access_keys: &args.access_keys,
-            access_key_files: &args.access_key_files,
-            sts_tokens: &args.sts_tokens,
-            sts_token_files: &args.sts_token_files,
-            access_keys_env,
-            sts_tokens_env,
-        })?)
-    });
+    let creds = check_listen(&args)
+        .and_then(|()| preflight())
+        .and_then(|()| {
+            Ok(keys::load(&KeySources {
+                access_keys: &args.access_keys,
+                access_key_files: &args.access_key_files,
+                sts_tokens: &args.sts_tokens,
+                sts_token_files: &args.sts_token_files,
+                access_keys_env,
+                sts_tokens_env,
+            })?)
+        });
     let creds = match creds {
         Ok(mut c) => {
             c.instance_roles = args.ecs_ram_roles.clone();
@@ -191,6 +199,14 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// Checks, before anything starts, that this machine can run instances (see
+/// [`machine::preflight`]).
+fn preflight() -> Result<(), SimStartError> {
+    let exe = std::env::current_exe().map_err(SimStartError::OwnExe)?;
+    machine::preflight::check(&exe)?;
+    Ok(())
 }
 
 /// A non-loopback `--listen` needs `--allow-remote`, and then gets a warning.
@@ -228,7 +244,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), SimStartError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(0o700)
         .create(path)
         .map_err(|source| SimStartError::DataDir {
             path: path.to_path_buf(),
