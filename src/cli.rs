@@ -29,6 +29,9 @@ pub enum Command {
     Status(build::CommonArgs),
     /// Show one build: phase, resources, events with durations.
     Show(build::BuildArgs),
+    /// Run a spec's `verify` checks on an existing image (boots a test instance, deletes it) and
+    /// tag the image bakerd:verified=true|false.
+    Verify(build::VerifyArgs),
     /// Stop a build and delete everything it created.
     Cancel(build::BuildArgs),
     /// Delete bakerd-tagged cloud resources no live build owns (dry run unless --yes); prune
@@ -78,6 +81,10 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => {
             let json = args.common.json;
             finish(block_on(build::cancel(args)), json)
+        }
+        Command::Verify(args) => {
+            let json = args.common.json;
+            finish(block_on(build::verify(args)), json)
         }
         Command::Convert(args) => {
             quiet_broken_pipe();

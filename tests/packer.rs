@@ -95,6 +95,8 @@ fn seed_template_converts_to_the_expected_spec() {
             security_token_env: None,
         },
         signature: None,
+        communicator: bakerd::spec::Communicator::Ssh,
+        verify: None,
         source_image: SourceImage::Id("ubuntu1404_64_40G_cloudinit_20160427.raw".into()),
         instance: InstanceSpec {
             instance_type: "ecs.s2.large".into(),

@@ -8,7 +8,14 @@ use super::reconcile::{BuildError, Reconciler};
 use super::steps::DEPENDENCY_RETRY;
 
 /// Temporary resources, in the order they are deleted.
-const TEMPORARY_ROLES: &[&str] = &["instance", "key_pair", "security_group", "vswitch", "vpc"];
+const TEMPORARY_ROLES: &[&str] = &[
+    super::verify::ROLE,
+    "instance",
+    "key_pair",
+    "security_group",
+    "vswitch",
+    "vpc",
+];
 
 impl Reconciler {
     /// Deletes the build's temporary resources. After a failure (`including_outputs`) the
@@ -16,6 +23,8 @@ impl Reconciler {
     /// snapshot. Then the build starts a new attempt, so a later `resume` creates fresh
     /// resources under fresh ClientTokens instead of being handed the deleted ones back.
     pub async fn cleanup_temporary(&mut self, including_outputs: bool) -> Result<(), BuildError> {
+        // `bakerd verify` checks an image it did not make: never its to delete.
+        let including_outputs = including_outputs && !self.verify_only();
         let mut roles: Vec<String> = Vec::new();
         if including_outputs {
             roles.extend(self.copy_roles());
@@ -50,7 +59,7 @@ impl Reconciler {
     }
 
     /// Deletes the resource recorded under `role`, if any, and records that it is gone.
-    async fn delete_role(&mut self, role: &str) -> Result<(), BuildError> {
+    pub(super) async fn delete_role(&mut self, role: &str) -> Result<(), BuildError> {
         let Some(id) = self.resource(role).map(str::to_string) else {
             return Ok(());
         };
@@ -59,7 +68,7 @@ impl Reconciler {
         let role_owned = role.to_string();
         self.once(&step, |_| async move {
             match role_owned.as_str() {
-                "instance" => cloud.delete_instance_and_wait(&id).await?,
+                "instance" | super::verify::ROLE => cloud.delete_instance_and_wait(&id).await?,
                 "key_pair" => cloud.delete_key_pair(&id).await?,
                 "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
                 "vswitch" => cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?,
@@ -82,7 +91,7 @@ impl Reconciler {
 
     /// Moves the record to a fresh attempt: resources and intents of the cleaned-up attempt are
     /// kept in the history (events) but no longer drive the steps.
-    fn start_new_attempt(&mut self) -> Result<(), BuildError> {
+    pub(super) fn start_new_attempt(&mut self) -> Result<(), BuildError> {
         let old: Vec<String> = self
             .rec
             .resources

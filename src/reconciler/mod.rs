@@ -5,6 +5,7 @@
 //! - [`ssh`]: SSH sessions to build instances: connect with retry and host-key pinning, exec with
 //!   live output, streamed uploads.
 
+pub mod assistant;
 pub mod cleanup;
 pub mod cloud;
 pub mod commands;
@@ -15,10 +16,14 @@ pub mod keys;
 pub mod output;
 pub mod phase;
 pub mod preflight;
+pub mod provenance;
 pub mod provision;
+pub mod provision_assistant;
 pub mod reconcile;
+pub mod remote;
 pub mod snapshot;
 pub mod ssh;
 pub mod state;
 pub mod steps;
 pub mod store;
+pub mod verify;

@@ -184,6 +184,14 @@ impl Output {
         );
     }
 
+    /// One line of a `verify` check's output (or a note about it).
+    pub fn verify_line(&self, build: &str, index: usize, stream: &str, line: &str) {
+        self.emit(
+            &format!("[{build}] [verify {index}] {line}"),
+            json!({"event": "output", "build": build, "verify_check": index, "stream": stream, "line": line}),
+        );
+    }
+
     /// Progress of a snapshot or image, in percent.
     pub fn progress(&self, what: &str, percent: u32) {
         match self.mode {

@@ -25,8 +25,10 @@ pub enum Phase {
     InstanceStopped,
     /// The system-disk snapshot is `accomplished` (Status and Progress both checked).
     SnapshotReady,
-    /// The image is `Available` (copies and shares done too).
+    /// The image is `Available`.
     ImageReady,
+    /// The image passed the spec's `verify` checks (or there are none), then was copied and shared.
+    Verified,
     /// Instance, key pair and temporary network deleted; local key removed.
     CleanedUp,
     /// Terminal: the image exists and nothing temporary is left.
@@ -51,7 +53,8 @@ impl Phase {
             Provisioned => InstanceStopped,
             InstanceStopped => SnapshotReady,
             SnapshotReady => ImageReady,
-            ImageReady => CleanedUp,
+            ImageReady => Verified,
+            Verified => CleanedUp,
             CleanedUp => Succeeded,
             terminal @ (Succeeded | Failed { .. } | Cancelled) => terminal,
         }
@@ -100,6 +103,7 @@ impl Phase {
             InstanceStopped => "instance-stopped",
             SnapshotReady => "snapshot-ready",
             ImageReady => "image-ready",
+            Verified => "verified",
             CleanedUp => "cleaned-up",
             Succeeded => "succeeded",
             Failed { .. } => "failed",
@@ -118,7 +122,8 @@ impl Phase {
             Provisioned => "stop instance",
             InstanceStopped => "snapshot system disk",
             SnapshotReady => "create image",
-            ImageReady => "clean up temporary resources",
+            ImageReady => "verify, copy and share image",
+            Verified => "clean up temporary resources",
             CleanedUp => "finish",
             Succeeded | Failed { .. } | Cancelled => "nothing",
         }
@@ -148,6 +153,7 @@ mod tests {
                 "instance-stopped",
                 "snapshot-ready",
                 "image-ready",
+                "verified",
                 "cleaned-up",
                 "succeeded"
             ]

@@ -66,6 +66,9 @@ impl Reconciler {
 
     /// InstanceRunning → Provisioned: runs every provisioner not yet recorded as finished.
     pub(super) async fn provision(&mut self) -> Result<(), BuildError> {
+        if self.spec.communicator == crate::spec::Communicator::CloudAssistant {
+            return self.provision_with_assistant().await;
+        }
         let provisioners = self.spec.provisioners.clone();
         let mut session = None;
         for (index, provisioner) in provisioners.iter().enumerate() {

@@ -42,6 +42,17 @@ pub enum BuildError {
         kind: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    Verify(Box<super::verify::VerifyError>),
+    #[error(transparent)]
+    Remote(Box<super::remote::RemoteError>),
+    #[error("cannot read {what} {path}: {source}")]
+    ReadLocal {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -171,7 +182,10 @@ impl Reconciler {
                 None => Ok(self.step(&phase).await),
             };
             match outcome {
-                Ok(Ok(())) => self.transition(phase.next(), started)?,
+                Ok(Ok(())) => {
+                    let next = self.next_phase(phase.clone());
+                    self.transition(next, started)?
+                }
                 Ok(Err(err)) => self.fail(phase, err, started).await?,
                 Err(reason) => {
                     self.interrupted(&phase, reason)?;
@@ -180,6 +194,15 @@ impl Reconciler {
             }
         }
         Ok(self.rec.phase.clone())
+    }
+
+    /// The phase after `phase`'s step: the phase order, except that a `bakerd verify` record goes
+    /// from its prepared network straight to the image it checks.
+    fn next_phase(&self, phase: Phase) -> Phase {
+        match phase {
+            Phase::Pending if self.verify_only() => Phase::ImageReady,
+            other => other.next(),
+        }
     }
 
     /// The stop asked so far, if any.
@@ -227,7 +250,15 @@ impl Reconciler {
         started: Instant,
     ) -> Result<(), BuildError> {
         let message = format!("{err}");
-        self.rec.phase = at.clone().fail(message.clone());
+        // A failed verification whose image was deleted (`verify.on_failure: delete_image`) is
+        // retried from the snapshot when the build instance is kept (`on_failure: keep`); with
+        // `cleanup` the next attempt starts over anyway.
+        let keep = self.spec.on_failure == crate::spec::OnFailure::Keep;
+        let retry_at = match &err {
+            BuildError::Verify(v) if v.image_deleted() && keep => Phase::InstanceStopped,
+            _ => at.clone(),
+        };
+        self.rec.phase = retry_at.fail(message.clone());
         self.rec.failure_retryable = err.is_retryable();
         self.save()?;
         self.event(
@@ -246,8 +277,12 @@ impl Reconciler {
             // Once the image is Available it is the build's result: a failure in the final
             // cleanup must not delete it (and start a whole new attempt); `resume` retries
             // only the cleanup.
-            let image_done = matches!(at, Phase::ImageReady | Phase::CleanedUp);
-            if let Err(cleanup_err) = self.cleanup_temporary(!image_done).await {
+            let image_done = matches!(at, Phase::ImageReady | Phase::Verified | Phase::CleanedUp);
+            let cleaned = match &err {
+                BuildError::Verify(_) => self.cleanup_after_verify_failure().await,
+                _ => self.cleanup_temporary(!image_done).await,
+            };
+            if let Err(cleanup_err) = cleaned {
                 let message = format!("cleanup after failure incomplete: {cleanup_err}");
                 self.out.note(&message);
                 self.event("error", message)?;
@@ -272,7 +307,8 @@ impl Reconciler {
             Phase::Provisioned => self.stop_instance().await,
             Phase::InstanceStopped => self.snapshot().await,
             Phase::SnapshotReady => self.create_image().await,
-            Phase::ImageReady => self.cleanup_temporary(false).await,
+            Phase::ImageReady => self.verify_and_publish().await,
+            Phase::Verified => self.cleanup_temporary(false).await,
             Phase::CleanedUp => Ok(()),
             Phase::Succeeded | Phase::Failed { .. } | Phase::Cancelled => Ok(()),
         }

@@ -34,20 +34,30 @@ impl Reconciler {
         }
     }
 
+    /// Whether bakerd reaches instances over SSH (else Cloud Assistant: no key pair, no inbound
+    /// rule, no address).
+    pub fn uses_ssh(&self) -> bool {
+        self.spec.communicator == crate::spec::Communicator::Ssh
+    }
+
     /// Pending → Prepared: import the build's key pair; find or create the network.
     pub(super) async fn prepare(&mut self) -> Result<(), BuildError> {
         // The image name was checked by the preflight of `apply`, moments before this build was
         // recorded (CreateImage refuses a duplicate name in any case).
-        let public_key = self.ensure_local_key()?;
-        self.resolve_source_image().await?;
-        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
-        self.create("import-key-pair", "key_pair", |_| async move {
-            cloud
-                .import_key_pair(&name, &public_key, &tags)
-                .await
-                .map(|()| name)
-        })
-        .await?;
+        if !self.verify_only() {
+            self.resolve_source_image().await?;
+        }
+        if self.uses_ssh() {
+            let public_key = self.ensure_local_key()?;
+            let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
+            self.create("import-key-pair", "key_pair", |_| async move {
+                cloud
+                    .import_key_pair(&name, &public_key, &tags)
+                    .await
+                    .map(|()| name)
+            })
+            .await?;
+        }
         let given_sg = self.spec.instance.security_group_id.clone();
         let sg_vpc = match &given_sg {
             Some(sg) => self.cloud.security_group_vpc(sg).await?,
@@ -142,6 +152,9 @@ impl Reconciler {
                 },
             )
             .await?;
+        if !self.uses_ssh() {
+            return Ok(sg);
+        }
         let (port, sg2) = (self.spec.ssh.port, sg.clone());
         self.once("authorize-ssh", |token| async move {
             cloud
@@ -198,6 +211,13 @@ impl Reconciler {
             .cloud
             .wait_running(&instance, self.spec.timeouts.instance)
             .await?;
+        if !self.uses_ssh() {
+            self.cloud
+                .wait_assistant(&instance, self.spec.ssh.timeout)
+                .await?;
+            crash::point("assistant:online");
+            return Ok(());
+        }
         let address = self.ssh_address(&instance, running).await?;
         self.set_resource("ssh_address", &address)?;
         let session = self.connect_ssh().await?;
@@ -207,11 +227,15 @@ impl Reconciler {
     }
 
     /// The address bakerd connects to: the private IP, or a public one (allocated on demand).
-    async fn ssh_address(
+    pub(super) async fn ssh_address(
         &mut self,
         instance: &str,
         state: InstanceState,
     ) -> Result<String, BuildError> {
+        let step = match self.resource("instance") {
+            Some(build_instance) if build_instance != instance => "verify-allocate-public-ip",
+            _ => "allocate-public-ip",
+        };
         if self.spec.ssh.address != SshAddress::Public {
             return state.private_ip.ok_or_else(|| {
                 BuildError::Other(format!("instance {instance} has no private IP address"))
@@ -222,9 +246,7 @@ impl Reconciler {
         }
         let (cloud, id) = (self.cloud.clone(), instance.to_string());
         let ip = self
-            .once("allocate-public-ip", |_| async move {
-                cloud.allocate_public_ip(&id).await
-            })
+            .once(step, |_| async move { cloud.allocate_public_ip(&id).await })
             .await?;
         Ok(ip)
     }
@@ -283,15 +305,23 @@ impl Reconciler {
             .await
     }
 
-    /// SnapshotReady → ImageReady: replace a same-named image if `force`, create the image,
-    /// wait for Available, then copy and share it.
+    /// The image's tags: bakerd's own, the provenance (with `verified` as given), the spec's.
+    pub(super) fn image_tags(&self, verified: &str) -> Vec<(String, String)> {
+        let mut tags = vec![("bakerd:managed".to_string(), "true".to_string())];
+        tags.extend(self.provenance_tags(verified));
+        tags.extend(map_pairs(&self.spec.image.tags));
+        tags
+    }
+
+    /// SnapshotReady → ImageReady: replace a same-named image if `force`, create the image
+    /// (tagged with its provenance) and wait for Available.
     pub(super) async fn create_image(&mut self) -> Result<(), BuildError> {
         if self.spec.image.force {
             self.replace_existing_image().await?;
         }
-        let mut tags = self.tags();
-        tags.push(("bakerd:spec-hash".into(), self.rec.spec_hash.clone()));
-        tags.extend(map_pairs(&self.spec.image.tags));
+        let verified = self.recorded_verified();
+        self.record_provenance(&verified)?;
+        let tags = self.image_tags(&verified);
         let params = ImageParams {
             snapshot: self.resource("snapshot").unwrap_or_default().to_string(),
             name: self.image_name(),
@@ -319,13 +349,12 @@ impl Reconciler {
             })
             .await;
         self.out.progress_done("image");
-        self.retire_if_dead("create-image", "image", waited).await?;
-        self.copy_and_share(&image, &tags).await
+        self.retire_if_dead("create-image", "image", waited).await
     }
 
     /// The current name of a create step that may have been retired (see
     /// [`retire_if_dead`](Self::retire_if_dead)): `create-snapshot`, then `create-snapshot-r1`, …
-    fn step_name(&self, base: &str) -> String {
+    pub(super) fn step_name(&self, base: &str) -> String {
         match self.retired(base) {
             0 => base.to_string(),
             n => format!("{base}-r{n}"),
@@ -373,6 +402,13 @@ impl Reconciler {
                 format!("{role} {id} failed; the next try creates a new one"),
             )?;
         }
+        self.retire(base, role)?;
+        waited.map_err(Into::into)
+    }
+
+    /// Forgets the current run of create step `base` and its resource `role` (durable on
+    /// return): the next run uses a new step name, hence a new ClientToken.
+    pub(super) fn retire(&mut self, base: &str, role: &str) -> Result<(), BuildError> {
         let step = self.step_name(base);
         self.rec.intents.remove(&step);
         self.rec.results.remove(&step);
@@ -381,7 +417,7 @@ impl Reconciler {
         let next = self.retired(base) + 1;
         self.rec.results.insert(key, serde_json::Value::from(next));
         self.save()?;
-        waited.map_err(Into::into)
+        Ok(())
     }
 
     /// Deletes images with the build's image name that this build did not create (`force`).
@@ -407,7 +443,7 @@ impl Reconciler {
     }
 
     /// Copies the image to each `copy_regions` entry and shares it with `share_accounts`.
-    async fn copy_and_share(
+    pub(super) async fn copy_and_share(
         &mut self,
         image: &str,
         tags: &[(String, String)],
@@ -461,6 +497,6 @@ impl Reconciler {
 pub(super) const DEPENDENCY_RETRY: Duration = Duration::from_millis(500);
 
 /// A tag map as (key, value) pairs.
-fn map_pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+pub(super) fn map_pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }

@@ -16,6 +16,7 @@
 use super::error::SpecError;
 use super::model::{ImageSpec, SourceImage, SystemDisk};
 use super::provisioner::Provisioner;
+use super::verify::{Communicator, VerifyCheck, VerifySpec};
 use super::Spec;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -67,6 +68,11 @@ struct Canonical<'a> {
     provisioners: &'a [Provisioner],
     stop_before_snapshot: bool,
     image: CanonicalImage<'a>,
+    /// Only when not the default, so hashes of specs written before the field existed hold.
+    #[serde(skip_serializing_if = "Communicator::is_ssh")]
+    communicator: Communicator,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<&'a VerifySpec>,
     /// Field path → `sha256:<hex>` of the referenced file's (or directory's) contents.
     files: BTreeMap<String, String>,
 }
@@ -126,6 +132,17 @@ pub(crate) fn referenced_files(spec: &Spec) -> Vec<ReferencedFile> {
             ),
         }
     }
+    let checks = spec.verify.iter().flat_map(|v| v.checks.iter().enumerate());
+    for (i, check) in checks {
+        if let VerifyCheck::Script(script) = check {
+            files.push(ReferencedFile {
+                field_path: format!("verify.checks[{i}].script"),
+                written: script.clone(),
+                local: spec.resolve_path(script),
+                usage: FileUse::Script,
+            });
+        }
+    }
     files
 }
 
@@ -153,6 +170,8 @@ pub(crate) fn canonical_json(spec: &Spec) -> Result<String, SpecError> {
         provisioners: &spec.provisioners,
         stop_before_snapshot: spec.stop_before_snapshot,
         image: CanonicalImage::from(&spec.image),
+        communicator: spec.communicator,
+        verify: spec.verify.as_ref(),
         files,
     };
     // Serializing plain structs, strings and BTreeMaps to JSON cannot fail.

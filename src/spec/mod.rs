@@ -24,6 +24,7 @@ pub mod source;
 mod template;
 mod validate;
 pub mod vars;
+mod verify;
 
 pub use error::{Location, SourcePos, SpecError};
 pub use frozen::FROZEN_FORMAT;
@@ -39,6 +40,7 @@ pub use provisioner::{
 };
 pub use source::{SourceError, SourceKind, SpecSource};
 pub use template::render as render_template;
+pub use verify::{Communicator, VerifyCheck, VerifyInstance, VerifyOnFailure, VerifySpec};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,6 +82,10 @@ pub struct Spec {
     pub source_image: SourceImage,
     /// The build instance.
     pub instance: InstanceSpec,
+    /// How bakerd runs commands and copies files on the instances: `ssh` (default) or
+    /// `cloud_assistant` (no key pair, no inbound rule, no address).
+    #[serde(default, skip_serializing_if = "Communicator::is_ssh")]
+    pub communicator: Communicator,
     /// How bakerd connects to the build instance.
     #[serde(default)]
     pub ssh: SshSpec,
@@ -92,6 +98,9 @@ pub struct Spec {
     pub provisioners: Vec<Provisioner>,
     /// The image to create.
     pub image: ImageSpec,
+    /// Checks run on a fresh instance started from the image before it is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
     /// Stop the instance before the snapshot, so the file system is consistent. Default true; turn off
     /// only when the image tolerates a crash-consistent snapshot and speed matters.
     #[serde(default = "default_true")]

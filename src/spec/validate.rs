@@ -5,6 +5,7 @@
 use super::model::{Credentials, ImageSpec, InstanceSpec, SecretSource, SshAddress};
 use super::provisioner::{FileProvisioner, Provisioner, ShellProvisioner};
 use super::template;
+use super::verify::VerifyCheck;
 use super::Spec;
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -55,7 +56,52 @@ pub(crate) fn check(spec: &Spec) -> Check {
             Provisioner::File(file) => check_file(spec, &format!("provisioners[{i}].file"), file)?,
         }
     }
-    check_image(&spec.image, &spec.region)
+    check_image(&spec.image, &spec.region)?;
+    check_communicator(spec)?;
+    check_verify(spec)
+}
+
+/// `cloud_assistant` is refused until the simulator can run Cloud Assistant commands inside its
+/// instances (the isolation work), so that no untested path is offered.
+fn check_communicator(spec: &Spec) -> Check {
+    if spec.communicator == super::verify::Communicator::CloudAssistant {
+        return Err(invalid(
+            "communicator",
+            "`cloud_assistant` is not available in this bakerd build yet; use `ssh`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_verify(spec: &Spec) -> Check {
+    let Some(verify) = &spec.verify else {
+        return Ok(());
+    };
+    if verify.checks.is_empty() {
+        return Err(invalid(
+            "verify.checks",
+            "is empty; list at least one check (shell, script, file_exists, port_listens)",
+        ));
+    }
+    if let Some(t) = &verify.instance.instance_type {
+        check_no_spaces("verify.instance.type", t, "an instance type")?;
+    }
+    for (i, check) in verify.checks.iter().enumerate() {
+        let path = format!("verify.checks[{i}].{}", check.kind());
+        match check {
+            VerifyCheck::Shell(line) if line.trim().is_empty() => {
+                return Err(invalid(path, "is empty; write the command to run"))
+            }
+            VerifyCheck::Script(script) => check_local(spec, &path, script, false)?,
+            VerifyCheck::FileExists(file) if !file.starts_with('/') => {
+                let message = format!("`{file}` must be an absolute path on the instance");
+                return Err(invalid(path, message));
+            }
+            VerifyCheck::PortListens(0) => return Err(invalid(path, "0 is not a port (1–65535)")),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_region(path: &str, region: &str) -> Check {

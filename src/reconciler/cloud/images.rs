@@ -3,7 +3,8 @@
 use super::*;
 
 impl Cloud {
-    /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any.
+    /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any; an image that
+    /// failed its `verify` checks (`bakerd:verified=false`) does not count.
     pub async fn image_for_spec_hash(&self, hash: &str) -> Result<Option<FoundImage>> {
         let request = DescribeImages {
             region_id: self.region.clone(),
@@ -12,6 +13,11 @@ impl Cloud {
             ..Default::default()
         };
         let mut images: Vec<Image> = self.client.list_all(request).await?;
+        images.retain(|i| {
+            !i.tags
+                .iter()
+                .any(|t| t.key == "bakerd:verified" && t.value == "false")
+        });
         images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
         Ok(images.into_iter().next().map(|i| FoundImage {
             id: i.image_id,
@@ -126,6 +132,21 @@ impl Cloud {
         Ok(())
     }
 
+    /// The status of image `id` (`Available`, `Creating`, …), `None` when there is no such image.
+    pub async fn image_status(&self, id: &str) -> Result<Option<String>> {
+        let request = DescribeImages {
+            region_id: self.region.clone(),
+            image_id: Some(id.to_string()),
+            status: Some(ALL_IMAGE_STATUSES.into()),
+            ..Default::default()
+        };
+        let images: Vec<Image> = self.client.list_all(request).await?;
+        Ok(images
+            .into_iter()
+            .find(|i| i.image_id == id)
+            .map(|i| i.status.as_str().to_string()))
+    }
+
     /// Ids of own images named `name`, in any status.
     pub async fn images_named(&self, name: &str) -> Result<Vec<String>> {
         let request = DescribeImages {
@@ -191,6 +212,18 @@ impl Cloud {
             client_token: Some(token.to_string()),
         };
         Ok(self.client.call(&request).await?.image_id)
+    }
+
+    /// Adds or overwrites tags on an image (`TagResources`; repeating it is harmless).
+    pub async fn tag_image(&self, image: &str, t: &[(String, String)]) -> Result<()> {
+        let request = TagResources {
+            region_id: self.region.clone(),
+            resource_type: "image".into(),
+            resource_ids: vec![image.to_string()],
+            tags: tags(t),
+        };
+        repeat_if_lost(|| self.client.call(&request)).await?;
+        Ok(())
     }
 
     /// Shares an image with other accounts (at most 10 per call, as ECS allows).

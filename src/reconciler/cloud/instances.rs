@@ -14,7 +14,7 @@ impl Cloud {
             zone_id: p.zone.clone(),
             instance_name: Some(p.name.clone()),
             description: Some("bakerd build instance".into()),
-            key_pair_name: Some(p.key_pair.clone()),
+            key_pair_name: Some(p.key_pair.clone()).filter(|k| !k.is_empty()),
             internet_max_bandwidth_out: Some(p.internet_max_bandwidth_out).filter(|b| *b > 0),
             internet_charge_type: p.internet_charge_type.clone(),
             security_enhancement_strategy: p.security_enhancement_strategy.clone(),

@@ -19,6 +19,7 @@ use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
+use crate::client::api::tags::TagResources;
 use crate::client::timings::Timings;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
@@ -204,6 +205,11 @@ impl Cloud {
         &self.region
     }
 
+    /// How often to poll something that has no waiter (Cloud Assistant results).
+    pub fn poll_interval(&self) -> Duration {
+        self.waits.floor.max(Duration::from_millis(200))
+    }
+
     /// The underlying client (gc lists resources with it).
     pub fn client(&self) -> &EcsClient {
         &self.client
@@ -255,6 +261,7 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
     }
 }
 
+pub mod assistant;
 mod images;
 mod instances;
 mod network;

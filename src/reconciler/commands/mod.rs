@@ -18,6 +18,7 @@ mod show;
 mod status;
 mod summary;
 mod validate;
+mod verify;
 
 pub use apply::apply;
 pub use cancel::cancel;
@@ -25,6 +26,7 @@ pub use resume::resume;
 pub use show::show;
 pub use status::status;
 pub use validate::{validate, ValidateArgs};
+pub use verify::{verify, VerifyArgs};
 
 /// Exit codes, documented in the README.
 pub mod exit {

@@ -14,7 +14,7 @@ pub fn show(args: BuildArgs) -> CmdResult {
     let events = view.events(&id).or_exit(exit::STATE)?;
     let activity = view.activity(&rec);
     if args.common.json {
-        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "activity": activity.label(), "resources": rec.resources, "spec_hash": rec.spec_hash, "credentials": rec.credentials, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
+        let value = json!({"build": rec.id.as_str(), "phase": rec.phase, "activity": activity.label(), "resources": rec.resources, "spec_hash": rec.spec_hash, "provenance": crate::reconciler::provenance::of_record(&rec), "credentials": rec.credentials, "created_at": rec.created_at.to_string(), "updated_at": rec.updated_at.to_string(), "events": events});
         println!("{value}");
         return Ok(exit::OK);
     }
@@ -46,6 +46,15 @@ pub fn show(args: BuildArgs) -> CmdResult {
     );
     for (role, id) in &rec.resources {
         println!("  {role:<20} {id}");
+    }
+    if let Some(p) = crate::reconciler::provenance::of_record(&rec).as_object() {
+        println!("provenance:");
+        for (field, value) in p {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            println!("  {field:<20} {text}");
+        }
     }
     println!("events:");
     let mut previous = rec.created_at;

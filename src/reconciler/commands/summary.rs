@@ -83,6 +83,7 @@ impl Finished {
             "source_image": pinned.unwrap_or_else(|| self.source_image.clone()),
             "seconds": (self.seconds * 10.0).round() / 10.0,
             "build_seconds": rec.map(|r| r.updated_at.millis_since(r.created_at) as f64 / 1000.0),
+            "provenance": rec.map(crate::reconciler::provenance::of_record),
         })
     }
 }

@@ -56,6 +56,13 @@ impl fmt::Display for RemoteExit {
 pub struct Tail(Box<[String]>);
 
 impl Tail {
+    /// The last [`TAIL_LINES`] of `lines` (output that did not come over SSH, e.g. Cloud
+    /// Assistant's).
+    pub fn from_lines(lines: &[String]) -> Tail {
+        let start = lines.len().saturating_sub(TAIL_LINES);
+        Tail(lines[start..].to_vec().into_boxed_slice())
+    }
+
     /// The lines, oldest first.
     pub fn lines(&self) -> &[String] {
         &self.0

@@ -14,9 +14,9 @@
 use super::draft::{self, Draft};
 use super::error::PackerError;
 use crate::spec::{
-    Credentials, Direction, FileProvisioner, ImageSpec, InstanceSpec, OnFailure, Provisioner,
-    Secret, SecretSource, ShellProvisioner, SourceImage, Spec, SshAddress, SshSpec, SystemDisk,
-    Timeouts,
+    Communicator, Credentials, Direction, FileProvisioner, ImageSpec, InstanceSpec, OnFailure,
+    Provisioner, Secret, SecretSource, ShellProvisioner, SourceImage, Spec, SshAddress, SshSpec,
+    SystemDisk, Timeouts,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -40,9 +40,12 @@ pub fn to_spec(
             draft::SourceImage::Family(family) => SourceImage::Family(family),
         },
         instance: instance(draft.instance)?,
+        // Packer's `communicator` knows ssh, winrm and none; none of them is Cloud Assistant.
+        communicator: Communicator::Ssh,
         ssh: ssh(draft.ssh, warnings),
         provisioners: draft.provisioners.into_iter().map(provisioner).collect(),
         image: image(draft.image),
+        verify: None,
         stop_before_snapshot: draft.stop_before_snapshot,
         on_failure: OnFailure::Cleanup,
         timeouts: Timeouts::default(),

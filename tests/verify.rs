@@ -1,0 +1,351 @@
+//! The `verify:` phase and provenance tags, end to end: the real binary builds on a per-test
+//! simulator, boots a test instance from the new image over real SSH, runs the checks, and the
+//! image's tags and the simulator's inventory show the outcome.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+const REGION: &str = "cn-hangzhou";
+
+fn spec_yaml(verify: &str) -> String {
+    format!(
+        r#"region: {REGION}
+credentials:
+  access_key_id: testid
+  access_key_secret: testsecret
+source_image:
+  id: ubuntu1404_64_40G_cloudinit_20160427.raw
+instance:
+  type: ecs.s2.large
+ssh:
+  timeout: 1m
+provisioners:
+  - shell:
+      inline:
+        - echo baked > /root/baked
+image:
+  name: verify-{{{{timestamp}}}}
+timeouts:
+  instance: 2m
+  snapshot: 2m
+  image: 2m
+{verify}
+"#
+    )
+}
+
+fn bakerd(state: &Path, endpoint: &str, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--state-dir", state.to_str().unwrap()]);
+    run_bakerd(&all, &[("BAKERD_ECS_ENDPOINT", endpoint)])
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn build_id(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("build ")?;
+            let (id, _) = rest.split_once(' ')?;
+            id.starts_with("b-").then(|| id.to_string())
+        })
+        .unwrap_or_else(|| panic!("no build id:\n{}", text(out)))
+}
+
+/// Images of the build in the inventory (deleted ones too).
+fn images_of(inventory: &[Value], build: &str) -> Vec<Value> {
+    resources_of_build(inventory, build)
+        .into_iter()
+        .filter(|r| r["kind"] == "image")
+        .collect()
+}
+
+fn test_instances(inventory: &[Value], build: &str) -> Vec<Value> {
+    resources_of_build(inventory, build)
+        .into_iter()
+        .filter(|r| r["kind"] == "instance" && r["tags"]["bakerd:role"] == "verify")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_passing_verify_tags_the_image_verified_with_its_provenance_and_deletes_the_test_instance(
+) {
+    let sim = SimProcess::start("verify-pass");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(
+        specs.path(),
+        &spec_yaml(
+            "verify:\n  checks:\n    - file_exists: /root/baked\n    - shell: grep -q baked /root/baked && echo check-ran\n",
+        ),
+    );
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = build_id(&out);
+    assert!(
+        text(&out).contains(&format!("[{id}] [verify 1] check-ran")),
+        "{}",
+        text(&out)
+    );
+
+    let inventory = sim.inventory().await;
+    let images = images_of(&inventory, &id);
+    assert_eq!(images.len(), 1, "{images:?}");
+    let tags = &images[0]["tags"];
+    assert_eq!(tags["bakerd:verified"], "true", "{tags}");
+    assert_eq!(tags["bakerd:version"], env!("CARGO_PKG_VERSION"), "{tags}");
+    assert_eq!(
+        tags["bakerd:source-image"],
+        "ubuntu1404_64_40G_cloudinit_20160427.raw"
+    );
+    assert!(
+        tags["bakerd:spec-hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
+        "{tags}"
+    );
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 1, "one test instance: {tests:?}");
+    assert!(
+        !tests[0]["deleted"].is_null(),
+        "test instance outlived the build: {tests:?}"
+    );
+    assert!(
+        !live_resources_of_build(&inventory, &id)
+            .iter()
+            .any(|r| r.starts_with("instance")),
+        "{:?}",
+        live_resources_of_build(&inventory, &id)
+    );
+
+    let shown = bakerd(state.path(), &sim.endpoint, &["show", &id, "--json"]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("show --json");
+    assert_eq!(shown["provenance"]["verified"], "true", "{shown}");
+    assert_eq!(shown["provenance"]["image_id"], images[0]["id"], "{shown}");
+    assert_eq!(
+        shown["provenance"]["spec_hash"], tags["bakerd:spec-hash"],
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_verify_fails_the_build_with_the_check_output_and_tags_the_image_unverified() {
+    let sim = SimProcess::start("verify-fail");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(
+        specs.path(),
+        &spec_yaml("verify:\n  checks:\n    - shell: echo the-check-says-no; exit 3\n"),
+    );
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("verify check 0"), "{all}");
+    assert!(all.contains("exit code 3"), "{all}");
+    assert!(all.contains("the-check-says-no"), "{all}");
+    let id = build_id(&out);
+
+    let inventory = sim.inventory().await;
+    let images = images_of(&inventory, &id);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0]["tags"]["bakerd:verified"], "false", "{images:?}");
+    assert!(
+        images[0]["deleted"].is_null(),
+        "on_failure keep keeps the image"
+    );
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
+
+    // An unverified image is not "up to date": apply builds again.
+    let again = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert!(!text(&again).contains("up to date"), "{}", text(&again));
+}
+
+#[tokio::test]
+async fn verify_on_failure_delete_image_deletes_the_image_and_its_snapshot() {
+    let sim = SimProcess::start("verify-delete");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(
+        specs.path(),
+        &spec_yaml("verify:\n  on_failure: delete_image\n  checks:\n    - file_exists: /nowhere\n"),
+    );
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("/nowhere does not exist"),
+        "{}",
+        text(&out)
+    );
+    let id = build_id(&out);
+    let inventory = sim.inventory().await;
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(live.is_empty(), "everything deleted: {live:?}");
+    assert_eq!(images_of(&inventory, &id).len(), 1);
+}
+
+#[tokio::test]
+async fn bakerd_verify_reruns_the_checks_against_an_existing_image() {
+    let sim = SimProcess::start("verify-command");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(specs.path(), &spec_yaml(""));
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let build = build_id(&out);
+    let inventory = sim.inventory().await;
+    let image = images_of(&inventory, &build)[0].clone();
+    assert_eq!(image["tags"]["bakerd:verified"], "skipped");
+    let image_id = image["id"].as_str().unwrap().to_string();
+
+    let checks = specs.path().join("checks");
+    std::fs::create_dir(&checks).unwrap();
+    std::fs::write(
+        checks.join("spec.yaml"),
+        spec_yaml("verify:\n  checks:\n    - file_exists: /root/baked\n"),
+    )
+    .unwrap();
+    let checks_spec = checks.join("spec.yaml");
+    let run = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["verify", &image_id, checks_spec.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let verifier = build_id(&run);
+    let inventory = sim.inventory().await;
+    let now = inventory
+        .iter()
+        .find(|r| r["id"] == image_id.as_str())
+        .unwrap();
+    assert_eq!(now["tags"]["bakerd:verified"], "true", "{now}");
+    assert!(live_resources_of_build(&inventory, &verifier).is_empty());
+    assert_eq!(test_instances(&inventory, &verifier).len(), 1);
+
+    std::fs::write(
+        &checks_spec,
+        spec_yaml("verify:\n  on_failure: delete_image\n  checks:\n    - file_exists: /nope\n"),
+    )
+    .unwrap();
+    let run = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["verify", &image_id, checks_spec.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let inventory = sim.inventory().await;
+    let now = inventory
+        .iter()
+        .find(|r| r["id"] == image_id.as_str())
+        .unwrap();
+    assert_eq!(now["tags"]["bakerd:verified"], "false", "{now}");
+    assert!(
+        now["deleted"].is_null(),
+        "bakerd verify never deletes the image: {now}"
+    );
+}
+
+#[test]
+fn a_verify_section_with_bad_checks_is_refused_naming_the_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("verify:\n  checks: []\n", "verify.checks"),
+        (
+            "verify:\n  checks:\n    - file_exists: etc/motd\n",
+            "verify.checks[0].file_exists",
+        ),
+        (
+            "verify:\n  checks:\n    - port_listens: 0\n",
+            "verify.checks[0].port_listens",
+        ),
+        (
+            "verify:\n  checks:\n    - script: missing.sh\n",
+            "verify.checks[0].script",
+        ),
+        ("verify:\n  checks:\n    - shel: x\n", "shel"),
+    ];
+    for (section, field) in cases {
+        let err = bakerd::spec::Spec::from_yaml_str(&spec_yaml(section), dir.path())
+            .expect_err(section)
+            .to_string();
+        assert!(err.contains(field), "{section}: {err}");
+        assert!(err.contains("<spec>:"), "no location in {err}");
+    }
+}
+
+/// A build killed while its test instance runs leaves that instance tagged with the build: `gc`
+/// finds it from the tags and deletes it with the rest of the build's temporary resources.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
+    let sim = SimProcess::start("verify-gc");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(
+        specs.path(),
+        &spec_yaml("verify:\n  checks:\n    - file_exists: /root/baked\n"),
+    );
+    let mut args = vec!["apply", spec.to_str().unwrap(), "--state-dir"];
+    args.push(state.path().to_str().unwrap());
+    let out = run_bakerd(
+        &args,
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_CRASH_AT", "verify:instance-created"),
+        ],
+    );
+    assert_eq!(out.status.code(), None, "not killed: {}", text(&out));
+    let id = build_id(&out);
+    let inventory = sim.inventory().await;
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 1);
+    assert!(tests[0]["deleted"].is_null(), "the test instance runs");
+
+    let state_dir = state.path().to_str().unwrap();
+    let gc = run_bakerd(
+        &[
+            "gc",
+            "--older-than",
+            "0s",
+            "--yes",
+            "--state-dir",
+            state_dir,
+        ],
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "testid"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "testsecret"),
+        ],
+    );
+    assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    let inventory = sim.inventory().await;
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
+}
