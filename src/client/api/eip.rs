@@ -85,6 +85,9 @@ pub struct EipAddress {
     /// The associated instance; empty when none.
     #[serde(default)]
     pub instance_id: String,
+    /// When it was allocated (ISO 8601 UTC): gc's age of an EIP.
+    #[serde(default)]
+    pub allocation_time: String,
 }
 
 /// Which EIP and which ECS instance an (un)association is about.
