@@ -24,6 +24,8 @@ pub(super) struct Job {
     pub(super) path: PathBuf,
     pub(super) spec: Spec,
     pub(super) hash: String,
+    /// A Packer template's `post-processor "manifest"`, written after a successful build.
+    pub(super) manifest: Option<crate::spec::packer::manifest::ManifestRequest>,
 }
 
 /// What every job of one `apply` shares.
@@ -87,6 +89,7 @@ pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, Comm
             path,
             spec: source.spec,
             hash,
+            manifest: source.manifest,
         });
     }
     Ok(jobs)
@@ -158,7 +161,33 @@ async fn run_job(job: Job, shared: Arc<Shared>) -> Finished {
     if let Some(id) = &finished.build {
         finished.record = shared.store.load(id).ok();
     }
+    write_packer_manifest(&job, &finished, &shared.out);
     finished
+}
+
+/// Writes the template's Packer manifest for a build that produced (or found) its image; a
+/// failure to write is reported, and the build's own outcome stands.
+fn write_packer_manifest(job: &Job, finished: &Finished, out: &Output) {
+    let Some(request) = &job.manifest else {
+        return;
+    };
+    let images = finished.images();
+    if images.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match request.write(&images, now) {
+        Ok(()) => out.note(&format!(
+            "Packer manifest written to {}",
+            request.output.display()
+        )),
+        Err(e) => out.note(&format!(
+            "cannot write the Packer manifest {}: {e}",
+            request.output.display()
+        )),
+    }
 }
 
 /// Continues an interrupted build of the same spec, or says it is up to date, or starts one.
