@@ -43,6 +43,10 @@ pub enum Command {
 
 /// Entry point of the `bakerd` binary.
 pub fn main() -> ExitCode {
+    // The simulator's instance processes: before anything that could start a thread.
+    if let Some(code) = crate::sim::machine::hidden_entry() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     init_tracing();
     crate::reconciler::crash::setup();

@@ -37,6 +37,11 @@ impl Drop for DataDir {
     }
 }
 
+/// Machines on `dir` whose instances are launched by the bakerd binary under test.
+fn machines_on(dir: &Path) -> Machines {
+    Machines::with_executable(dir, Path::new(env!("CARGO_BIN_EXE_bakerd"))).expect("machines")
+}
+
 /// A random loopback address in 127.77.0.0/16, so parallel tests do not collide on port 22.
 fn random_ip() -> Ipv4Addr {
     let mut rng = rand::thread_rng();
@@ -136,7 +141,7 @@ fn target(instance: &str, disk: &str, ip: Ipv4Addr, key: &str) -> SshTarget {
 
 /// Machines with one base image `m-base` and disk `d-1` created from it.
 fn machines_with_disk(data: &DataDir) -> Machines {
-    let machines = Machines::new(&data.0).expect("machines");
+    let machines = machines_on(&data.0);
     machines
         .ensure_base_image("m-base", OS_RELEASE)
         .expect("base image");
@@ -150,7 +155,7 @@ fn machines_with_disk(data: &DataDir) -> Machines {
 /// before the data dir, as the tests always did.
 struct Dirs {
     keys: tempfile::TempDir,
-    data: DataDir,
+    _data: DataDir,
 }
 
 /// What most tests start from: a fresh data dir, a client key pair (private key path, public key
@@ -160,7 +165,7 @@ fn machines_and_key(test: &str) -> (Dirs, PathBuf, String, Machines) {
     let keys = tempfile::tempdir().expect("tempdir");
     let (key, public) = client_key(keys.path(), "key");
     let machines = machines_with_disk(&data);
-    (Dirs { keys, data }, key, public, machines)
+    (Dirs { keys, _data: data }, key, public, machines)
 }
 
 fn pid_runs(pid: u32) -> bool {
@@ -306,41 +311,43 @@ fn stopped_sshd_refuses_connections_and_keeps_its_host_key_across_restart() {
 }
 
 #[test]
-fn identical_target_keeps_sshd_and_changed_addresses_restart_it() {
+fn identical_target_keeps_the_instance_and_changed_keys_or_addresses_do_not_reboot_it() {
     let (dirs, key, public, machines) = machines_and_key("reconfigure");
     let (second_key, second_public) = client_key(dirs.keys.path(), "second");
     let private_ip = random_ip();
     let mut wanted = target("i-1", "d-1", private_ip, &public);
     machines.ensure_sshd(&wanted).expect("sshd");
-    let pid = machines.sshd_pid("i-1").expect("pid");
+    let pid = machines.instance_pid("i-1").expect("pid");
     machines.ensure_sshd(&wanted).expect("same target again");
     assert_eq!(
-        machines.sshd_pid("i-1"),
+        machines.instance_pid("i-1"),
         Some(pid),
-        "identical target restarted sshd"
+        "identical target rebooted the instance"
     );
 
     wanted.authorized_keys = second_public;
     machines.ensure_sshd(&wanted).expect("new keys");
-    assert_eq!(
-        machines.sshd_pid("i-1"),
-        Some(pid),
-        "key change needs no restart"
-    );
     ssh_ok(private_ip, &second_key, "true");
     assert_eq!(ssh(private_ip, &key, "true").status.code(), Some(255));
 
     let public_ip = random_ip();
     wanted.addresses.push(public_ip);
     machines.ensure_sshd(&wanted).expect("public ip added");
-    assert_ne!(machines.sshd_pid("i-1"), Some(pid));
-    assert!(!pid_runs(pid), "old sshd {pid} still runs");
     ssh_ok(public_ip, &second_key, "true");
     ssh_ok(private_ip, &second_key, "true");
+    wanted.addresses.remove(0);
+    machines.ensure_sshd(&wanted).expect("private ip dropped");
+    assert!(refuses(private_ip), "a dropped address still accepts");
+    assert_eq!(
+        machines.instance_pid("i-1"),
+        Some(pid),
+        "address changes rebooted the instance"
+    );
+    assert_eq!(machines.boot_count("i-1"), 1);
 }
 
 #[test]
-fn stop_all_and_drop_leave_no_sshd_or_session_running() {
+fn stop_all_and_drop_leave_no_instance_process_running() {
     let (_dirs, key, public, machines) = machines_and_key("stop-all");
     machines
         .create_disk_from_image("d-2", "m-base")
@@ -352,21 +359,29 @@ fn stop_all_and_drop_leave_no_sshd_or_session_running() {
     machines
         .ensure_sshd(&target("i-2", "d-2", ip2, &public))
         .expect("sshd 2");
-    // A session that would otherwise outlive its sshd.
-    ssh_ok(ip1, &key, "setsid sleep 300 > /dev/null 2>&1 < /dev/null &");
-    let rootfs = machines.disk_rootfs("d-1").expect("rootfs");
-    let sessions = processes_rooted_in(&rootfs);
-    assert!(
-        !sessions.is_empty(),
-        "the background sleep should run in the chroot"
+    // A process that would otherwise outlive its session.
+    let marker = format!(
+        "sleep {}",
+        100_000 + rand::thread_rng().gen_range(0..800_000)
+    );
+    ssh_ok(
+        ip1,
+        &key,
+        &format!("setsid {marker} > /dev/null 2>&1 < /dev/null &"),
+    );
+    let sleepers = host_pids_running(&marker);
+    assert_eq!(
+        sleepers.len(),
+        1,
+        "the background sleep should run: {sleepers:?}"
     );
     let pids = [
-        machines.sshd_pid("i-1").unwrap(),
-        machines.sshd_pid("i-2").unwrap(),
+        machines.instance_pid("i-1").unwrap(),
+        machines.instance_pid("i-2").unwrap(),
     ];
 
     machines.stop_all();
-    for pid in pids.iter().chain(&sessions) {
+    for pid in pids.iter().chain(&sleepers) {
         assert!(!pid_runs(*pid), "process {pid} survived stop_all");
     }
     assert!(refuses(ip1) && refuses(ip2));
@@ -374,58 +389,50 @@ fn stop_all_and_drop_leave_no_sshd_or_session_running() {
     machines
         .ensure_sshd(&target("i-1", "d-1", ip1, &public))
         .expect("restart");
-    let pid = machines.sshd_pid("i-1").unwrap();
+    let pid = machines.instance_pid("i-1").unwrap();
     drop(machines);
-    assert!(!pid_runs(pid), "sshd {pid} survived dropping Machines");
+    assert!(!pid_runs(pid), "instance {pid} survived dropping Machines");
 }
 
-fn processes_rooted_in(dir: &Path) -> Vec<u32> {
+/// Host pids of processes whose command line is exactly `command` (args joined by spaces).
+fn host_pids_running(command: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .expect("list /proc")
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|root| root == dir))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+                String::from_utf8_lossy(&raw)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+                    == command
+            })
+        })
         .collect()
 }
 
 #[test]
-fn a_new_machines_on_the_same_data_dir_kills_the_sshd_of_an_earlier_run() {
-    let (dirs, _key, public, machines) = machines_and_key("stale");
-    let ip = random_ip();
-    machines
-        .ensure_sshd(&target("i-1", "d-1", ip, &public))
-        .expect("sshd");
-    let pid = machines.sshd_pid("i-1").unwrap();
-    // Simulates a simulator that died without cleaning up: its handle is never dropped.
-    std::mem::forget(machines);
-    assert!(pid_runs(pid));
-
-    let restarted = Machines::new(&dirs.data.0).expect("machines again");
-    assert!(!pid_runs(pid), "stale sshd {pid} survived a new Machines");
-    assert!(refuses(ip));
-    restarted
-        .ensure_sshd(&target("i-1", "d-1", ip, &public))
-        .expect("the address is free again");
-}
-
-#[test]
-fn sshd_on_a_data_dir_under_tmp_is_refused_with_a_clear_error() {
+fn instance_on_a_data_dir_under_tmp_serves_ssh() {
     let data = tempfile::tempdir().expect("tempdir under /tmp");
-    let machines = Machines::new(data.path()).expect("machines");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = client_key(keys.path(), "key");
+    let machines = machines_on(data.path());
     machines
         .ensure_base_image("m-base", OS_RELEASE)
         .expect("image");
     machines
         .create_disk_from_image("d-1", "m-base")
         .expect("disk");
-    let err = machines
-        .ensure_sshd(&target("i-1", "d-1", random_ip(), ""))
-        .expect_err("chroot under /tmp must be refused");
-    assert!(
-        matches!(err, MachineError::UnsafeChrootPath { .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("not under /tmp"), "{err}");
+    let ip = random_ip();
+    machines
+        .ensure_sshd(&target("i-1", "d-1", ip, &public))
+        .expect("instance under /tmp");
+    assert_eq!(ssh_ok(ip, &key, "echo fine"), "fine\n");
+    let mode = std::fs::metadata(data.path())
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "data dir must be private");
 }
 
 #[test]
@@ -474,7 +481,7 @@ fn sshd_started_from_a_short_lived_blocking_thread_outlives_that_thread() {
     let started = runtime.spawn_blocking(move || handle.ensure_sshd(&wanted));
     runtime.block_on(started).expect("join").expect("sshd");
     std::thread::sleep(Duration::from_millis(300));
-    let pid = machines.sshd_pid("i-1").expect("sshd still runs");
+    let pid = machines.instance_pid("i-1").expect("instance still runs");
     assert!(pid_runs(pid));
     assert_eq!(ssh_ok(ip, &key, "echo alive"), "alive\n");
 }
@@ -490,7 +497,7 @@ fn helper_starts_an_sshd_and_waits_to_be_killed() {
         return;
     };
     let (dir, ip) = spec.split_once(',').expect("<dir>,<ip>");
-    let machines = Machines::new(Path::new(dir)).expect("machines");
+    let machines = machines_on(Path::new(dir));
     machines
         .ensure_base_image("m-base", OS_RELEASE)
         .expect("image");
@@ -501,7 +508,7 @@ fn helper_starts_an_sshd_and_waits_to_be_killed() {
     machines
         .ensure_sshd(&target("i-1", "d-1", ip, ""))
         .expect("sshd");
-    println!("sshd-pid {}", machines.sshd_pid("i-1").expect("pid"));
+    println!("sshd-pid {}", machines.instance_pid("i-1").expect("pid"));
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }

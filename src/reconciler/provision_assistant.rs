@@ -193,31 +193,25 @@ impl Reconciler {
     ) -> Result<(), BuildError> {
         let (dir, name) = super::assistant::split_remote(remote);
         if content.len() <= CHUNK_BYTES {
-            return self
-                .send_one(
-                    instance,
-                    index,
-                    &format!("{step}-put"),
-                    (&dir, &name),
-                    content,
-                    mode,
-                )
-                .await;
+            let step = format!("{step}-put");
+            let sent = self
+                .send_one(instance, &step, (&dir, &name), content, mode)
+                .await?;
+            return self.wait_sent(instance, index, &[sent]).await;
         }
+        // Every chunk is sent (and recorded) before any is waited for: the agent writes them
+        // side by side.
         let staging = format!("/tmp/bakerd-{}-{step}.parts", self.rec.id);
         let parts = content.len().div_ceil(CHUNK_BYTES);
+        let mut sent = Vec::with_capacity(parts);
         for (n, chunk) in content.chunks(CHUNK_BYTES).enumerate() {
-            let part = format!("part-{n:05}");
-            self.send_one(
-                instance,
-                index,
-                &format!("{step}-c{n}"),
-                (&staging, &part),
-                chunk,
-                0o600,
-            )
-            .await?;
+            let (step, part) = (format!("{step}-c{n}"), format!("part-{n:05}"));
+            let one = self
+                .send_one(instance, &step, (&staging, &part), chunk, 0o600)
+                .await?;
+            sent.push(one);
         }
+        self.wait_sent(instance, index, &sent).await?;
         let join = assemble_command(&staging, parts, remote, &sha256_hex(content), mode);
         let done = self
             .assistant_exec(instance, index, &format!("{step}-join"), join)
@@ -234,15 +228,15 @@ impl Reconciler {
         Err(self.provisioner_failed(index, "file", e.to_string()))
     }
 
+    /// SendFile as write-ahead step `step`; returns (send id, remote path) to wait for.
     async fn send_one(
         &mut self,
         instance: &str,
-        index: usize,
         step: &str,
         (dir, name): (&str, &str),
         content: &[u8],
         mode: u32,
-    ) -> Result<(), BuildError> {
+    ) -> Result<(String, String), BuildError> {
         let params = FileParams {
             instance: instance.to_string(),
             target_dir: dir.to_string(),
@@ -257,10 +251,22 @@ impl Reconciler {
                 cloud.send_file(&token, &params).await
             })
             .await?;
-        let path = format!("{dir}/{name}");
-        wait_send(&self.cloud, &invoke, instance, &path)
-            .await
-            .map_err(|e| self.provisioner_failed(index, "file", e.to_string()))
+        Ok((invoke, format!("{dir}/{name}")))
+    }
+
+    /// Waits until every send succeeded.
+    async fn wait_sent(
+        &self,
+        instance: &str,
+        index: usize,
+        sent: &[(String, String)],
+    ) -> Result<(), BuildError> {
+        for (invoke, path) in sent {
+            wait_send(&self.cloud, invoke, instance, path)
+                .await
+                .map_err(|e| self.provisioner_failed(index, "file", e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn provisioner_failed(&self, index: usize, kind: &'static str, message: String) -> BuildError {

@@ -1,9 +1,11 @@
 //! Asynchronous lifecycles: a background thread moves instances, snapshots, images, VPCs and vSwitches
-//! through their states on the profile's latencies; a second one keeps each instance's sshd in line
-//! with whether it should be reachable (and restarts sshd's after a simulator restart or a crash).
+//! through their states on the profile's latencies; a second one keeps each instance's machine in line
+//! with its state: booted while Running, ended otherwise, port 22 open while reachable (and everything
+//! restarted after a simulator restart or a crash); an instance that powered itself off becomes Stopped.
 //!
-//! Guarantees: a state change happens only on a tick at or after its due time; sshd runs only while the
-//! instance is Running, its boot delay has passed and one of its security groups accepts tcp/22.
+//! Guarantees: a state change happens only on a tick at or after its due time; an instance's processes
+//! run only while it is Running; its port 22 is open only while it is Running, its boot delay has passed
+//! and one of its security groups accepts tcp/22.
 //! Caveats: machine errors are logged and retried on a later tick, never surfaced to API callers.
 
 use std::collections::HashMap;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::Sim;
-use super::machine::SshTarget;
+use super::machine::{InstanceBoot, MachineError, SshTarget};
 use super::store::{self, Instance, Rule, State};
 
 /// How fast things happen.
@@ -195,7 +197,25 @@ pub fn desired_sshd(
     })
 }
 
-/// What the ticker last applied to each instance's sshd.
+/// How instance `inst` should be booted right now (`None`: not running).
+pub fn desired_boot(inst: &Instance) -> Option<InstanceBoot> {
+    if !inst.meta.live() || inst.status != "Running" {
+        return None;
+    }
+    let hostname = if inst.host_name.is_empty() {
+        inst.meta.id.clone()
+    } else {
+        inst.host_name.clone()
+    };
+    Some(InstanceBoot {
+        instance_id: inst.meta.id.clone(),
+        system_disk_id: inst.system_disk_id.clone(),
+        hostname,
+        data_disks: Vec::new(),
+    })
+}
+
+/// What the ticker last applied to each instance's SSH.
 #[derive(Default)]
 struct Applied {
     targets: HashMap<String, Option<SshTarget>>,
@@ -249,47 +269,95 @@ fn advance_and_flush(sim: &Sim) {
     sim.flush_if_dirty(&state);
 }
 
-/// Brings every instance's sshd to what [`desired_sshd`] says. After a simulator restart `applied`
-/// starts empty, so every reachable instance gets its sshd again; an sshd that died is restarted.
+/// Brings every instance's machine to what [`desired_boot`] and [`desired_sshd`] say. After a
+/// simulator restart `applied` starts empty, so every running instance boots again; an instance
+/// that died is restarted.
 fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
+    record_power_offs(sim);
     let now = store::now_ms();
-    let desired: Vec<(String, bool, Option<SshTarget>)> = {
+    let desired: Vec<Desired> = {
         let state = sim.lock_state();
         state
             .instances
             .values()
-            .map(|i| {
-                let want = desired_sshd(&state, i, &sim.latencies, now);
-                (i.meta.id.clone(), i.meta.live(), want)
+            .map(|i| Desired {
+                id: i.meta.id.clone(),
+                live: i.meta.live(),
+                boot: desired_boot(i),
+                ssh: desired_sshd(&state, i, &sim.latencies, now),
             })
             .collect()
     };
-    for (id, live, want) in desired {
-        let alive = want.is_none() || sim.machines.sshd_pid(&id).is_some();
-        if applied.targets.get(&id) == Some(&want) && alive {
+    for wish in desired {
+        if applied.retry_at.get(&wish.id).is_some_and(|t| now < *t) {
             continue;
         }
-        if applied.retry_at.get(&id).is_some_and(|t| now < *t) {
-            continue;
-        }
-        // Why forget for deleted instances: DeleteInstance already did, but this thread may have
-        // been starting the sshd from a target computed just before the deletion.
-        let result = match &want {
-            Some(target) => sim.machines.ensure_sshd(target),
-            None if live => sim.machines.stop_sshd(&id),
-            None => sim.machines.forget_instance(&id),
-        };
-        match result {
+        match apply(sim, &wish, applied) {
             Ok(()) => {
-                applied.retry_at.remove(&id);
-                applied.targets.insert(id, want);
+                applied.retry_at.remove(&wish.id);
             }
             Err(e) => {
-                tracing::warn!(instance = %id, error = %e, "sshd reconcile failed; retrying");
-                applied.retry_at.insert(id, now + MACHINE_RETRY_MS);
+                tracing::warn!(instance = %wish.id, error = %e, "machine reconcile failed; retrying");
+                applied.targets.remove(&wish.id);
+                applied.retry_at.insert(wish.id, now + MACHINE_RETRY_MS);
             }
         }
     }
+}
+
+/// One instance's wishes on this tick.
+struct Desired {
+    id: String,
+    live: bool,
+    boot: Option<InstanceBoot>,
+    ssh: Option<SshTarget>,
+}
+
+fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), MachineError> {
+    let machines = &sim.machines;
+    match &wish.boot {
+        Some(boot) => machines.ensure_running(boot)?,
+        // Why forget for deleted instances: DeleteInstance already did, but this thread may have
+        // been starting the instance from a wish computed just before the deletion.
+        None if !wish.live => {
+            if applied.targets.get(&wish.id) != Some(&None) {
+                machines.forget_instance(&wish.id)?;
+                applied.targets.insert(wish.id.clone(), None);
+            }
+            return Ok(());
+        }
+        None => machines.stop_instance(&wish.id)?,
+    }
+    let open = wish.ssh.is_none() || machines.ssh_open(&wish.id);
+    if applied.targets.get(&wish.id) == Some(&wish.ssh) && open {
+        return Ok(());
+    }
+    match &wish.ssh {
+        Some(target) => machines.ensure_sshd(target)?,
+        None => machines.stop_sshd(&wish.id)?,
+    }
+    applied.targets.insert(wish.id.clone(), wish.ssh.clone());
+    Ok(())
+}
+
+/// Instances that powered themselves off (`poweroff`, `halt` inside) become Stopped, as on ECS.
+fn record_power_offs(sim: &Sim) {
+    let off = sim.machines.take_powered_off();
+    if off.is_empty() {
+        return;
+    }
+    let mut state = sim.lock_state();
+    for id in off {
+        if let Some(inst) = state.instances.get_mut(&id) {
+            if inst.meta.live() && inst.status == "Running" {
+                tracing::info!(instance = %id, "instance powered itself off: Stopped");
+                inst.status = "Stopped".into();
+                inst.target = None;
+                inst.running_since_ms = None;
+            }
+        }
+    }
+    sim.mark_dirty();
 }
 
 #[cfg(test)]

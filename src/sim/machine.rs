@@ -1,39 +1,52 @@
-//! Real instances for the simulator: root filesystems on disk and one chrooted OpenSSH `sshd` per
-//! reachable instance. The API layer (`sim::actions`, `sim::lifecycle`) owns the resource records
-//! and decides *when* an instance should be reachable; this module only does the file-system and
-//! process work.
+//! Real instances for the simulator, isolated like VMs: each running instance has its own user
+//! namespace (its root is an unprivileged host uid range), its own mount, PID, IPC, UTS, network
+//! and cgroup namespaces, and its disk as the root file system (`pivot_root`). Its OpenSSH server
+//! is its own: the simulator binds `IP:22` and hands each connection to `sshd -i` started inside
+//! the instance. The API layer (`sim::actions`, `sim::lifecycle`) owns the resource records and
+//! decides *when* an instance runs and is reachable; this module does the file and process work.
 //!
-//! Disk layout under the simulator's data dir (every path component root-owned, mode 0755, because
-//! sshd's `ChrootDirectory` demands it):
+//! Disk layout under the simulator's data dir (host-root-only directories, 0700):
 //!
 //! ```text
-//! <data>/images/<image-id>/rootfs      root filesystem of an image
-//! <data>/disks/<disk-id>/rootfs        an instance's system disk
-//! <data>/snapshots/<snapshot-id>/rootfs
-//! <data>/sshd/<instance-id>/           sshd_config, host keys, authorized_keys, pid file, log (0700)
+//! <data>/images/<image-id>/rootfs      root filesystem of an image (plain ids)
+//! <data>/disks/<disk-id>/rootfs        a disk, owned by the instance id range (see `uid-base`)
+//! <data>/snapshots/<snapshot-id>/rootfs (plain ids)
+//! <data>/sshd/<instance-id>/           host key, instance log
+//! <data>/uid-base                      first host uid/gid of the instances' id range
 //! ```
 //!
 //! Trees are built in a `.tmp-*` sibling and renamed into place, so a crash never leaves a half
-//! tree under a resource's name; `Machines::new` sweeps leftovers and kills sshd's (and their
-//! chrooted sessions) left by an earlier run on the same data dir. Every sshd is also set to die
-//! with the simulator process (`PR_SET_PDEATHSIG`), so even SIGKILL of the simulator ends them.
+//! tree under a resource's name; `Machines::new` sweeps leftovers. Every instance process dies
+//! with the simulator (a chain of `PR_SET_PDEATHSIG`), even on SIGKILL.
 //!
-//! Assumptions: one simulator per data dir (`Machines::new` kills every sshd and chrooted process
-//! of the data dir it finds). sshd's do not survive a simulator restart: after `Machines::new`, the
-//! API layer calls `ensure_sshd` again for every instance that should be reachable.
-//!
-//! Caveats: every method blocks (file copies, `ensure_sshd` waits until sshd listens); call them
-//! from `tokio::task::spawn_blocking` in async code. Needs root, `openssh-server` and
-//! `busybox-static`.
+//! Assumptions: one simulator per data dir; instances do not survive a simulator restart (the
+//! API layer boots them again). Caveats: every method blocks (file copies; starts wait until the
+//! instance is up); call them from blocking contexts. Needs root, `openssh-server`, `ldd`,
+//! `busybox-static` and user namespaces.
 
-mod procs;
+mod enter;
+mod exec;
+mod hostkey;
+mod init;
+mod instance;
+mod launcher;
+mod listener;
+mod openssh;
+pub mod preflight;
 mod rootfs;
-mod sshd;
+mod spawn;
+mod sys;
+mod tree;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use self::instance::{Ended, RunningInstance};
+use self::launcher::LaunchSpec;
+use self::tree::Shift;
 
 /// Errors of the machine layer; one variant per failed operation.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +58,7 @@ pub enum MachineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("sshd for instance {instance}: {message}")]
+    #[error("SSH for instance {instance}: {message}")]
     Sshd { instance: String, message: String },
     #[error("invalid {kind} id {id:?}: ids may hold only letters, digits, '-', '_' and '.' and must not start with '.'")]
     InvalidId { kind: &'static str, id: String },
@@ -63,33 +76,82 @@ pub enum MachineError {
     },
     #[error("no busybox found (tried {tried}): install the busybox-static package")]
     NoBusybox { tried: String },
-    #[error("{path} {reason}: sshd's ChrootDirectory needs every path component root-owned and not group/world-writable; put the simulator's data dir elsewhere (not under /tmp)")]
-    UnsafeChrootPath { path: PathBuf, reason: String },
+    #[error("no /usr/sbin/sshd: install the openssh-server package")]
+    NoSshd,
     #[error("host key for instance {instance}: {detail}")]
     HostKey { instance: String, detail: String },
-    #[error("starting sshd for instance {instance} (is openssh-server installed?): {source}")]
-    SpawnSshd {
+    #[error("starting instance {instance}: {message}")]
+    Boot { instance: String, message: String },
+    #[error("instance {instance} is not running: start it first")]
+    NotRunning { instance: String },
+    #[error("running a command in instance {instance}: {source}")]
+    Exec {
         instance: String,
         #[source]
         source: std::io::Error,
     },
+    #[error("writing files into instance {instance}: {detail}")]
+    Install { instance: String, detail: String },
 }
 
-/// What the API layer wants an instance's sshd to look like right now.
+/// What the API layer wants an instance's SSH to look like right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshTarget {
-    /// Instance id (`i-…`), names the sshd's working directory.
+    /// Instance id (`i-…`).
     pub instance_id: String,
-    /// System disk id whose rootfs is the chroot.
+    /// System disk id (booted from if the instance is not running yet).
     pub disk_id: String,
-    /// Addresses to listen on, port 22: the private IP and, if allocated, the public IP.
+    /// Addresses whose port 22 reaches the instance: the private IP and, if any, the public IP.
     pub addresses: Vec<Ipv4Addr>,
     /// OpenSSH public key lines accepted for root (from the instance's key pair); may be empty.
     pub authorized_keys: String,
 }
 
+/// An extra disk of an instance: ECS device `/dev/<device>` appears bind-mounted at
+/// `/mnt/<device>` inside the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDisk {
+    pub disk_id: String,
+    /// `vdb`, `vdc`, …
+    pub device: String,
+}
+
+/// How to boot an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceBoot {
+    pub instance_id: String,
+    pub system_disk_id: String,
+    /// Host name inside the instance.
+    pub hostname: String,
+    /// Attached at boot (changes apply at the next boot).
+    pub data_disks: Vec<DataDisk>,
+}
+
+/// A command to run inside an instance as its root ([`Machines::exec_in_instance`]).
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// Program and arguments; the program is looked up on the instance's PATH. Visible to local
+    /// users in the host's process list: pass secrets through `stdin` or `env`.
+    pub argv: Vec<String>,
+    pub stdin: Vec<u8>,
+    /// The whole environment besides defaults for PATH, HOME, USER, LOGNAME and SHELL.
+    pub env: Vec<(String, String)>,
+    /// Killed after this long (its own children inside the instance may go on).
+    pub timeout: Duration,
+}
+
+/// What a command inside an instance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code (128 + signal when killed); `None` when it timed out.
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
 /// Handle on the simulator's machines. Cheap to clone; safe to share between tasks. When the last
-/// clone is dropped, every sshd it started is stopped.
+/// clone is dropped, every instance it started is stopped.
 #[derive(Debug, Clone)]
 pub struct Machines {
     inner: Arc<Inner>,
@@ -97,22 +159,44 @@ pub struct Machines {
 
 #[derive(Debug)]
 struct Inner {
-    /// Canonical (absolute) data dir; sshd needs absolute paths.
+    /// Canonical (absolute) data dir.
     data_dir: PathBuf,
-    /// Running sshd's by instance id. One lock for all: starts are short and rare.
-    sshds: Mutex<HashMap<String, sshd::RunningSshd>>,
+    /// The bakerd executable, re-run as launcher and enter helper.
+    exe: PathBuf,
+    /// First host uid/gid of the instances' id range.
+    uid_base: u32,
+    /// Running instances by id. One lock for all: starts are short and rare.
+    instances: Mutex<HashMap<String, Slot>>,
+}
+
+/// One running instance with its SSH state.
+#[derive(Debug)]
+struct Slot {
+    running: RunningInstance,
+    listeners: Option<listener::Listeners>,
+    /// The authorized keys last installed into it (files on its disk survive reboots).
+    installed_keys: Option<String>,
+}
+
+impl Slot {
+    fn shut(self) {
+        if let Some(listeners) = self.listeners {
+            listeners.close();
+        }
+        self.running.stop();
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        stop_every(&self.sshds);
+        stop_every(&self.instances);
     }
 }
 
-fn stop_every(sshds: &Mutex<HashMap<String, sshd::RunningSshd>>) {
-    let drained: Vec<_> = lock(sshds).drain().collect();
-    for (_, running) in drained {
-        sshd::stop(running);
+fn stop_every(instances: &Mutex<HashMap<String, Slot>>) {
+    let drained: Vec<_> = lock(instances).drain().collect();
+    for (_, slot) in drained {
+        slot.shut();
     }
 }
 
@@ -136,38 +220,54 @@ fn check_id(kind: &'static str, id: &str) -> Result<(), MachineError> {
 
 const KINDS: [&str; 3] = ["images", "disks", "snapshots"];
 
+/// Runs `bakerd`'s hidden instance subcommands (`__sim-instance`, `__sim-enter`, `__sim-probe`) when the
+/// process was started as one; `None` otherwise. Call first thing in `main`: these processes
+/// must stay single-threaded.
+pub fn hidden_entry() -> Option<i32> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("__sim-instance") => Some(launcher::main(args.get(2).map_or("", String::as_str))),
+        Some("__sim-enter") => Some(enter::main(&args[2..])),
+        Some("__sim-probe") => Some(preflight::probe()),
+        _ => None,
+    }
+}
+
 impl Machines {
-    /// Prepares the directories under `data_dir` (created if missing), removes half-built trees and
-    /// kills sshd's and chrooted sessions left behind by an earlier simulator on this data dir.
+    /// Prepares the directories under `data_dir` (created if missing) and removes half-built
+    /// trees; instances are launched by re-running the current executable.
     pub fn new(data_dir: &Path) -> Result<Self, MachineError> {
-        rootfs::ensure_dir(data_dir, 0o755)?;
+        let exe = std::env::current_exe().map_err(|source| MachineError::Io {
+            what: "find own executable",
+            path: PathBuf::from("/proc/self/exe"),
+            source,
+        })?;
+        Self::with_executable(data_dir, &exe)
+    }
+
+    /// Like [`Machines::new`] with the `bakerd` executable to launch instances with (tests that
+    /// use `Machines` in-process pass `env!("CARGO_BIN_EXE_bakerd")`).
+    pub fn with_executable(data_dir: &Path, exe: &Path) -> Result<Self, MachineError> {
+        rootfs::ensure_dir(data_dir, 0o700)?;
         let data_dir = data_dir.canonicalize().map_err(|source| MachineError::Io {
             what: "resolve data dir",
             path: data_dir.to_path_buf(),
             source,
         })?;
         for kind in KINDS {
-            rootfs::ensure_dir(&data_dir.join(kind), 0o755)?;
+            rootfs::ensure_dir(&data_dir.join(kind), 0o700)?;
             rootfs::remove_stale_temps(&data_dir.join(kind))?;
         }
         rootfs::ensure_dir(&data_dir.join("sshd"), 0o700)?;
-        let machines = Self {
+        let uid_base = preflight::uid_base(&data_dir)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 data_dir,
-                sshds: Mutex::new(HashMap::new()),
+                exe: exe.to_path_buf(),
+                uid_base,
+                instances: Mutex::new(HashMap::new()),
             }),
-        };
-        machines.kill_leftovers_of_earlier_runs();
-        Ok(machines)
-    }
-
-    fn kill_leftovers_of_earlier_runs(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.inner.data_dir.join("sshd")) {
-            for entry in entries.flatten() {
-                sshd::kill_stale(&sshd::SshdFiles::new(entry.path()));
-            }
-        }
-        procs::kill_rooted_under(&self.inner.data_dir.join("disks"));
+        })
     }
 
     fn dir(&self, kind: &'static str, id: &str) -> Result<PathBuf, MachineError> {
@@ -175,15 +275,21 @@ impl Machines {
         Ok(self.inner.data_dir.join(format!("{kind}s")).join(id))
     }
 
-    fn sshd_files(&self, instance_id: &str) -> Result<sshd::SshdFiles, MachineError> {
+    fn instance_files(&self, instance_id: &str) -> Result<hostkey::InstanceFiles, MachineError> {
         check_id("instance", instance_id)?;
-        Ok(sshd::SshdFiles::new(
+        Ok(hostkey::InstanceFiles::new(
             self.inner.data_dir.join("sshd").join(instance_id),
         ))
     }
 
+    /// First host uid (and gid) of the instances' id range: instance root is this uid.
+    pub fn uid_base(&self) -> u32 {
+        self.inner.uid_base
+    }
+
     /// Makes sure the built-in base image `image_id` has a root filesystem: a busybox-static tree
-    /// with `/etc/os-release` carrying `os_release`. Idempotent: an existing image is kept as is.
+    /// with OpenSSH and `/etc/os-release` carrying `os_release`. Idempotent: an existing image is
+    /// kept as is.
     pub fn ensure_base_image(&self, image_id: &str, os_release: &str) -> Result<(), MachineError> {
         let dest = self.dir("image", image_id)?;
         rootfs::build_atomically(&dest, |temp| {
@@ -191,7 +297,7 @@ impl Machines {
         })
     }
 
-    /// Copies the tree of one resource into a new one.
+    /// Copies the tree of one resource into a new one, shifting owners as `shift` says.
     ///
     /// Guarantees: the destination appears complete or not at all; an existing destination is
     /// kept (ids are never reused, so it is the result of an earlier identical call).
@@ -199,6 +305,7 @@ impl Machines {
         &self,
         (from_kind, from_id): (&'static str, &str),
         (to_kind, to_id): (&'static str, &str),
+        shift: Shift,
     ) -> Result<(), MachineError> {
         let source = self.dir(from_kind, from_id)?.join("rootfs");
         let dest = self.dir(to_kind, to_id)?;
@@ -210,22 +317,25 @@ impl Machines {
             });
         }
         rootfs::build_atomically(&dest, |temp| {
-            rootfs::copy_tree(&source, &temp.join("rootfs"))
+            rootfs::copy_tree(&source, &temp.join("rootfs"), shift)
         })
     }
 
-    /// Creates disk `disk_id` as a copy of image `image_id`'s root filesystem.
+    /// Creates disk `disk_id` as a copy of image `image_id`'s root filesystem, owned by the
+    /// instances' id range.
     pub fn create_disk_from_image(
         &self,
         disk_id: &str,
         image_id: &str,
     ) -> Result<(), MachineError> {
-        self.copy_resource(("image", image_id), ("disk", disk_id))
+        let shift = Shift::Into(self.inner.uid_base);
+        self.copy_resource(("image", image_id), ("disk", disk_id), shift)
     }
 
     /// Copies disk `disk_id`'s filesystem as it is now into snapshot `snapshot_id`.
     pub fn snapshot_disk(&self, disk_id: &str, snapshot_id: &str) -> Result<(), MachineError> {
-        self.copy_resource(("disk", disk_id), ("snapshot", snapshot_id))
+        let shift = Shift::OutOf(self.inner.uid_base);
+        self.copy_resource(("disk", disk_id), ("snapshot", snapshot_id), shift)
     }
 
     /// Makes image `image_id`'s root filesystem from snapshot `snapshot_id`.
@@ -234,30 +344,32 @@ impl Machines {
         snapshot_id: &str,
         image_id: &str,
     ) -> Result<(), MachineError> {
-        self.copy_resource(("snapshot", snapshot_id), ("image", image_id))
+        self.copy_resource(("snapshot", snapshot_id), ("image", image_id), Shift::Keep)
     }
 
     /// Copies image `from` (e.g. for CopyImage) into image `to`.
     pub fn copy_image(&self, from: &str, to: &str) -> Result<(), MachineError> {
-        self.copy_resource(("image", from), ("image", to))
+        self.copy_resource(("image", from), ("image", to), Shift::Keep)
     }
 
-    /// Removes a disk's filesystem. Missing is fine. An sshd chrooted into it and any process
-    /// still running inside it are stopped first.
+    /// Removes a disk's filesystem. Missing is fine. An instance using it is stopped first, so
+    /// nothing writes into it while it goes.
     pub fn delete_disk(&self, disk_id: &str) -> Result<(), MachineError> {
         let dir = self.dir("disk", disk_id)?;
         let rootfs = dir.join("rootfs");
-        let users: Vec<_> = {
-            let mut sshds = lock(&self.inner.sshds);
-            let ids: Vec<String> = sshds
+        let users: Vec<Slot> = {
+            let mut instances = lock(&self.inner.instances);
+            let ids: Vec<String> = instances
                 .iter()
-                .filter(|(_, running)| running.rootfs == rootfs)
+                .filter(|(_, slot)| {
+                    let spec = &slot.running.spec;
+                    spec.rootfs == rootfs || spec.data_disks.iter().any(|(d, _)| *d == rootfs)
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
-            ids.iter().filter_map(|id| sshds.remove(id)).collect()
+            ids.iter().filter_map(|id| instances.remove(id)).collect()
         };
-        users.into_iter().for_each(sshd::stop);
-        procs::kill_rooted_under(&rootfs);
+        users.into_iter().for_each(Slot::shut);
         rootfs::remove_tree(&dir)
     }
 
@@ -271,88 +383,257 @@ impl Machines {
         rootfs::remove_tree(&self.dir("image", image_id)?)
     }
 
-    /// Starts or reconfigures the instance's sshd so that it matches `target` (listening on
-    /// exactly those addresses with those keys). Idempotent: an identical running sshd is kept
-    /// (new authorized keys take effect at the next login without a restart).
+    /// Boots the instance unless it runs (or is rebooting). Idempotent. An instance that powered
+    /// itself off stays off until [`Machines::take_powered_off`] collected it.
     ///
-    /// Guarantees: on `Ok`, sshd accepts TCP connections on every address; on error, no sshd of
-    /// this instance runs and the message carries the tail of its log. The host key is generated
-    /// on the first call for an instance and kept for good. An empty `addresses` stops the sshd
-    /// (sshd without `ListenAddress` would listen everywhere).
-    /// Caveats: blocks up to ~10 s while sshd starts.
-    pub fn ensure_sshd(&self, target: &SshTarget) -> Result<(), MachineError> {
-        let files = self.sshd_files(&target.instance_id)?;
-        if target.addresses.is_empty() {
-            return self.stop_sshd(&target.instance_id);
+    /// Caveats: blocks until the instance is up (up to ~10 s).
+    pub fn ensure_running(&self, boot: &InstanceBoot) -> Result<(), MachineError> {
+        let files = self.instance_files(&boot.instance_id)?;
+        let spec = self.launch_spec(boot)?;
+        let mut instances = lock(&self.inner.instances);
+        if let Some(slot) = instances.get(&boot.instance_id) {
+            match slot.running.shared.ended() {
+                None | Some(Ended::PoweredOff) => return Ok(()),
+                Some(_) => {
+                    if let Some(dead) = instances.remove(&boot.instance_id) {
+                        dead.shut();
+                    }
+                }
+            }
         }
-        let rootfs = self.dir("disk", &target.disk_id)?.join("rootfs");
+        rootfs::ensure_dir(&files.dir, 0o700)?;
+        let running =
+            RunningInstance::start(&self.inner.exe, spec, &files.log).map_err(|message| {
+                MachineError::Boot {
+                    instance: boot.instance_id.clone(),
+                    message,
+                }
+            })?;
+        instances.insert(
+            boot.instance_id.clone(),
+            Slot {
+                running,
+                listeners: None,
+                installed_keys: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn launch_spec(&self, boot: &InstanceBoot) -> Result<LaunchSpec, MachineError> {
+        let rootfs = self.existing_disk(&boot.system_disk_id)?;
+        let mut data_disks = Vec::new();
+        for disk in &boot.data_disks {
+            check_id("device", &disk.device)?;
+            data_disks.push((
+                self.existing_disk(&disk.disk_id)?,
+                format!("mnt/{}", disk.device),
+            ));
+        }
+        Ok(LaunchSpec {
+            instance_id: boot.instance_id.clone(),
+            rootfs,
+            hostname: boot.hostname.clone(),
+            uid_base: self.inner.uid_base,
+            data_disks,
+        })
+    }
+
+    fn existing_disk(&self, disk_id: &str) -> Result<PathBuf, MachineError> {
+        let rootfs = self.dir("disk", disk_id)?.join("rootfs");
         if !rootfs.is_dir() {
             return Err(MachineError::NotFound {
                 kind: "disk",
-                id: target.disk_id.clone(),
+                id: disk_id.to_string(),
                 path: rootfs,
             });
         }
-        rootfs::check_chroot_path(&rootfs)?;
-        sshd::ensure_host_key(&files, &target.instance_id)?;
-        sshd::write_authorized_keys(&files, &target.authorized_keys)?;
-        let config = sshd::render_config(&files, &rootfs, &target.addresses);
-        let mut sshds = lock(&self.inner.sshds);
-        if let Some(running) = sshds.get_mut(&target.instance_id) {
-            if running.config == config && running.is_alive() {
-                return Ok(());
-            }
+        Ok(rootfs)
+    }
+
+    /// Ends the instance (every process of it) and closes its port 22. Idempotent.
+    pub fn stop_instance(&self, instance_id: &str) -> Result<(), MachineError> {
+        check_id("instance", instance_id)?;
+        let slot = lock(&self.inner.instances).remove(instance_id);
+        if let Some(slot) = slot {
+            slot.shut();
         }
-        if let Some(outdated) = sshds.remove(&target.instance_id) {
-            sshd::stop(outdated);
-        }
-        let running = sshd::start(
-            &files,
-            &target.instance_id,
-            config,
-            &rootfs,
-            &target.addresses,
-        )?;
-        sshds.insert(target.instance_id.clone(), running);
         Ok(())
     }
 
-    /// Stops the instance's sshd if one runs, with every session it spawned. Idempotent.
+    /// Instances that powered themselves off since the last call; they are stopped and
+    /// forgotten here, so the API layer can record them as Stopped.
+    pub fn take_powered_off(&self) -> Vec<String> {
+        let off: Vec<(String, Slot)> = {
+            let mut instances = lock(&self.inner.instances);
+            let ids: Vec<String> = instances
+                .iter()
+                .filter(|(_, slot)| slot.running.shared.ended() == Some(Ended::PoweredOff))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| instances.remove(&id).map(|slot| (id, slot)))
+                .collect()
+        };
+        off.into_iter()
+            .map(|(id, slot)| {
+                slot.shut();
+                id
+            })
+            .collect()
+    }
+
+    /// Makes the instance reachable as `target` says: boots it if needed (host name = instance
+    /// id, no data disks: use [`Machines::ensure_running`] first for more), installs its host key,
+    /// sshd_config and root's authorized keys, and opens port 22 on exactly `addresses`.
+    /// Idempotent: nothing changes for an identical target. An empty `addresses` closes the port.
+    ///
+    /// Guarantees: on `Ok`, every address accepts connections served by the instance's sshd.
+    /// The host key is generated on the first call for an instance and kept for good.
+    pub fn ensure_sshd(&self, target: &SshTarget) -> Result<(), MachineError> {
+        if target.addresses.is_empty() {
+            return self.stop_sshd(&target.instance_id);
+        }
+        let files = self.instance_files(&target.instance_id)?;
+        self.ensure_running(&InstanceBoot {
+            instance_id: target.instance_id.clone(),
+            system_disk_id: target.disk_id.clone(),
+            hostname: target.instance_id.clone(),
+            data_disks: Vec::new(),
+        })?;
+        hostkey::ensure_host_key(&files, &target.instance_id)?;
+        let mut instances = lock(&self.inner.instances);
+        let not_running = || MachineError::NotRunning {
+            instance: target.instance_id.clone(),
+        };
+        let slot = instances
+            .get_mut(&target.instance_id)
+            .ok_or_else(not_running)?;
+        if slot.installed_keys.as_deref() != Some(target.authorized_keys.as_str()) {
+            let init = slot.running.shared.init_pid().ok_or_else(not_running)?;
+            let (private, public) = files.host_key_pair()?;
+            let wanted =
+                openssh::files_for_ssh((&private, &public), &target.authorized_keys, false);
+            exec::install(&self.inner.exe, init, &wanted).map_err(|detail| {
+                MachineError::Install {
+                    instance: target.instance_id.clone(),
+                    detail,
+                }
+            })?;
+            slot.installed_keys = Some(target.authorized_keys.clone());
+        }
+        let open = slot.listeners.as_ref().map(|l| l.addresses.clone());
+        if open.as_deref() != Some(target.addresses.as_slice()) {
+            if let Some(old) = slot.listeners.take() {
+                old.close();
+            }
+            let opened = listener::open(
+                &target.addresses,
+                slot.running.shared.clone(),
+                &self.inner.exe,
+                &files.log,
+            )
+            .map_err(|error| MachineError::Sshd {
+                instance: target.instance_id.clone(),
+                message: format!(
+                    "port 22 on {:?}: {error}; stop whatever uses it or choose another address",
+                    target.addresses
+                ),
+            })?;
+            slot.listeners = Some(opened);
+        }
+        Ok(())
+    }
+}
+
+impl Machines {
+    /// Closes the instance's port 22 (the instance keeps running). Idempotent.
     pub fn stop_sshd(&self, instance_id: &str) -> Result<(), MachineError> {
         check_id("instance", instance_id)?;
-        let running = lock(&self.inner.sshds).remove(instance_id);
-        if let Some(running) = running {
-            sshd::stop(running);
+        let listeners = lock(&self.inner.instances)
+            .get_mut(instance_id)
+            .and_then(|slot| slot.listeners.take());
+        if let Some(listeners) = listeners {
+            listeners.close();
         }
         Ok(())
     }
 
-    /// Stops every sshd this simulator started (shutdown path).
+    /// Stops every instance this simulator started (shutdown path).
     pub fn stop_all(&self) {
-        stop_every(&self.inner.sshds);
+        stop_every(&self.inner.instances);
     }
 
-    /// Addition: stops the instance's sshd and removes its sshd directory (host key included), for
+    /// Stops the instance and removes the simulator's files about it (host key included), for
     /// DeleteInstance. A later instance never reuses the id, so nothing needs the key again.
     pub fn forget_instance(&self, instance_id: &str) -> Result<(), MachineError> {
-        self.stop_sshd(instance_id)?;
-        rootfs::remove_tree(&self.sshd_files(instance_id)?.dir)
+        self.stop_instance(instance_id)?;
+        rootfs::remove_tree(&self.instance_files(instance_id)?.dir)
     }
 
-    /// Addition: the instance's SSH host public key (`ssh-ed25519 AAAA… comment`), stable for the
-    /// life of the instance; `None` before its sshd first started.
+    /// The instance's SSH host public key (`ssh-ed25519 AAAA… comment`), stable for the life of
+    /// the instance; `None` before its SSH first opened.
     pub fn host_public_key(&self, instance_id: &str) -> Result<Option<String>, MachineError> {
-        self.sshd_files(instance_id)?.host_public_key()
+        self.instance_files(instance_id)?.host_public_key()
     }
 
-    /// Addition: pid of the instance's running sshd listener, if any (for tests and diagnostics).
-    pub fn sshd_pid(&self, instance_id: &str) -> Option<u32> {
-        let mut sshds = lock(&self.inner.sshds);
-        let running = sshds.get_mut(instance_id)?;
-        running.is_alive().then(|| running.child.id())
+    /// Host pid of the instance's init while it is up (for tests and diagnostics).
+    pub fn instance_pid(&self, instance_id: &str) -> Option<u32> {
+        let instances = lock(&self.inner.instances);
+        let pid = instances.get(instance_id)?.running.shared.init_pid()?;
+        u32::try_from(pid).ok()
     }
 
-    /// Addition: the root filesystem directory of disk `disk_id` (may not exist).
+    /// How many times the instance booted since it was started (reboots from inside count).
+    pub fn boot_count(&self, instance_id: &str) -> u64 {
+        lock(&self.inner.instances)
+            .get(instance_id)
+            .map_or(0, |slot| slot.running.shared.boots())
+    }
+
+    /// Whether the instance runs (or is between two boots of a reboot).
+    pub fn is_running(&self, instance_id: &str) -> bool {
+        lock(&self.inner.instances)
+            .get(instance_id)
+            .is_some_and(|slot| slot.running.is_alive())
+    }
+
+    /// Whether the instance's port 22 is open.
+    pub fn ssh_open(&self, instance_id: &str) -> bool {
+        lock(&self.inner.instances)
+            .get(instance_id)
+            .is_some_and(|slot| slot.listeners.is_some() && slot.running.is_alive())
+    }
+
+    /// Runs `request` inside the instance as its root, in all of its namespaces (no SSH), and
+    /// returns its exit code and output. The instance must be up.
+    ///
+    /// Guarantees: the command sees only the instance (its files, processes and network); on a
+    /// timeout it is killed and `timed_out` is set.
+    pub fn exec_in_instance(
+        &self,
+        instance_id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, MachineError> {
+        let init = self.init_of(instance_id)?;
+        exec::run(&self.inner.exe, init, request).map_err(|source| MachineError::Exec {
+            instance: instance_id.to_string(),
+            source,
+        })
+    }
+
+    fn init_of(&self, instance_id: &str) -> Result<sys::Pid, MachineError> {
+        check_id("instance", instance_id)?;
+        let instances = lock(&self.inner.instances);
+        instances
+            .get(instance_id)
+            .and_then(|slot| slot.running.shared.init_pid())
+            .ok_or_else(|| MachineError::NotRunning {
+                instance: instance_id.to_string(),
+            })
+    }
+
+    /// The root filesystem directory of disk `disk_id` (may not exist).
     pub fn disk_rootfs(&self, disk_id: &str) -> Result<PathBuf, MachineError> {
         Ok(self.dir("disk", disk_id)?.join("rootfs"))
     }

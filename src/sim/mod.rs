@@ -1,5 +1,6 @@
 //! `bakerd sim`: a local ECS simulator speaking the real RPC API (see `docs/ecs-api.md`), whose
-//! instances are real chrooted OpenSSH servers ([`machine`]).
+//! instances are isolated like VMs (user, mount, PID, network… namespaces) and run their own
+//! OpenSSH server ([`machine`]).
 //!
 //! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`serve`] the accept loop and
 //! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
@@ -49,7 +50,8 @@ pub struct SimArgs {
     /// trusted users: its default key is public and its instances are real sshd's.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Directory holding the simulator's state and machine filesystems (created 0755).
+    /// Directory holding the simulator's state and machine filesystems (created 0700; may be
+    /// anywhere, /tmp included).
     #[arg(long, default_value = "./.sim-data")]
     pub data_dir: PathBuf,
     /// Accepted access key as `<id>:<secret>` (repeatable). Visible to every local user in `ps`:
@@ -125,6 +127,10 @@ pub enum SimStartError {
     Store(#[from] store::StoreError),
     #[error("preparing machines: {0}")]
     Machine(#[from] machine::MachineError),
+    #[error("{0}")]
+    Preflight(#[from] machine::preflight::PreflightError),
+    #[error("finding the bakerd executable: {0}")]
+    OwnExe(#[source] std::io::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -145,6 +151,10 @@ impl SimStartError {
 
 /// Runs `bakerd sim` until SIGINT/SIGTERM.
 pub fn run_cli(args: SimArgs) -> ExitCode {
+    if let Err(e) = preflight() {
+        eprintln!("bakerd sim: {e}");
+        return ExitCode::FAILURE;
+    }
     // Read (and unset) the secret-bearing variables while the process is still single-threaded.
     let (access_keys_env, sts_tokens_env) = keys::take_env();
     let creds = check_listen(&args).and_then(|()| {
@@ -178,6 +188,14 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// Checks, before anything starts, that this machine can run instances (see
+/// [`machine::preflight`]).
+fn preflight() -> Result<(), SimStartError> {
+    let exe = std::env::current_exe().map_err(SimStartError::OwnExe)?;
+    machine::preflight::check(&exe)?;
+    Ok(())
 }
 
 /// A non-loopback `--listen` needs `--allow-remote`, and then gets a warning.
@@ -215,7 +233,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), SimStartError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(0o700)
         .create(path)
         .map_err(|source| SimStartError::DataDir {
             path: path.to_path_buf(),
@@ -233,7 +251,8 @@ fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, Sim
             path: args.data_dir.clone(),
             source,
         })?;
-    let state = store::load(&data_dir)?;
+    let mut state = store::load(&data_dir)?;
+    assistant::interrupt_running(&mut state, store::now_ms());
     let machines = Machines::new(&data_dir)?;
     for image in catalog::SYSTEM_IMAGES {
         machines.ensure_base_image(image.id, image.os_release)?;
@@ -274,6 +293,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
     let _ = std::io::stdout().flush();
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = lifecycle::spawn_ticker(sim.clone(), stop.clone());
+    let runner = assistant::spawn_runner(sim.clone(), Arc::new(sim.machines.clone()), stop.clone());
     let limits = serve::Limits {
         read_timeout: std::time::Duration::from_secs(args.read_timeout.max(1)),
         max_connections: args.max_connections,
@@ -287,6 +307,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
     .await;
     stop.store(true, Ordering::SeqCst);
     ticker.join();
+    runner.join();
     sim.machines.stop_all();
     let state = sim.lock_state();
     if let Err(e) = store::save(&sim.data_dir, &state) {

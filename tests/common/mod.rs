@@ -2,6 +2,8 @@
 //! V3, via `bakerd::sign`), and read the simulator's `/_sim/*` endpoints.
 #![allow(dead_code)]
 
+pub mod instances;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};

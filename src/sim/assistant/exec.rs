@@ -39,3 +39,33 @@ pub trait GuestExec: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<GuestOutput, GuestExecError>;
 }
+
+/// The simulator's machines run programs through the machine layer's isolated exec.
+impl GuestExec for crate::sim::machine::Machines {
+    fn exec(
+        &self,
+        instance_id: &str,
+        argv: &[&str],
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<GuestOutput, GuestExecError> {
+        let request = crate::sim::machine::ExecRequest {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            stdin: stdin.to_vec(),
+            env: Vec::new(),
+            timeout,
+        };
+        let out = self
+            .exec_in_instance(instance_id, &request)
+            .map_err(|e| GuestExecError {
+                instance: instance_id.to_string(),
+                source: Box::new(e),
+            })?;
+        Ok(GuestOutput {
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            timed_out: out.timed_out,
+        })
+    }
+}

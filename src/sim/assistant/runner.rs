@@ -197,6 +197,11 @@ fn run_job(sim: &Sim, exec: &dyn GuestExec, job: Job) {
         }
         Ok(out) => record_output(target, &out, job.table, now),
     }
+    // A delivered file's bytes are not needed any more; keeping them would make every state
+    // write carry them.
+    if job.table == Table::Files && inv.targets.iter().all(|t| t.finished()) {
+        inv.content = Vec::new();
+    }
     drop(state);
     sim.mark_dirty();
 }

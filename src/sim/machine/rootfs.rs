@@ -1,12 +1,15 @@
-//! Root filesystems as directory trees: building the busybox-static base tree, copying trees
-//! atomically (disk ← image, snapshot ← disk, image ← snapshot, image ← image), removing them, and
-//! checking that a chroot path is acceptable to sshd.
+//! Root filesystems as directory trees: building the busybox-static base tree (with OpenSSH),
+//! copying trees atomically (disk ← image, snapshot ← disk, image ← snapshot, image ← image) and
+//! removing them.
 
 use super::MachineError;
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::openssh;
+use super::tree::{self, Shift};
 
 /// Where a static busybox may live on the host (Debian's `busybox-static` installs both).
 const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
@@ -67,7 +70,7 @@ fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> M
 }
 
 /// Creates `dir` (and missing parents) with `mode`, then forces `mode` on `dir` itself regardless
-/// of the umask, because sshd rejects group/world-writable chroot components.
+/// of the umask.
 pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> Result<(), MachineError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -98,44 +101,41 @@ pub(crate) fn build_atomically(
         return Ok(());
     }
     let temp = sibling(dest, TEMP_PREFIX);
-    ensure_dir(&temp, 0o755)?;
+    ensure_dir(&temp, 0o700)?;
     let built =
         fill(&temp).and_then(|()| fs::rename(&temp, dest).map_err(io_error("rename", &temp)));
     if built.is_err() {
-        let _ = fs::remove_dir_all(&temp);
+        let _ = tree::remove(&temp);
     }
     built
 }
 
-/// Copies the tree `from` to the new path `to` with `cp -a` (modes, owners, symlinks, device
-/// nodes, timestamps and hard links preserved).
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), MachineError> {
-    let output = Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(from)
-        .arg(to)
-        .output()
-        .map_err(io_error("run cp -a for", from))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(MachineError::Copy {
+/// Copies the tree `from` to the new path `to` (see [`tree::copy`]: no symlink followed, no
+/// mount crossed, owners shifted by `shift`).
+pub(crate) fn copy_tree(from: &Path, to: &Path, shift: Shift) -> Result<(), MachineError> {
+    tree::copy(from, to, shift).map_err(|error| MachineError::Copy {
         from: from.to_path_buf(),
         to: to.to_path_buf(),
-        detail: format!(
-            "{}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
+        detail: error.to_string(),
     })
 }
 
-/// Removes the tree `dir` if it exists: renamed away first so it vanishes at once, then deleted.
+/// Removes the tree `dir` if it exists: renamed away first so it vanishes at once, then deleted
+/// (see [`tree::remove`]). Anything that cannot go stays in a `.trash-` sibling, which
+/// [`remove_stale_temps`] retries at the next start; the resource is gone either way.
 pub(crate) fn remove_tree(dir: &Path) -> Result<(), MachineError> {
     let trash = sibling(dir, TRASH_PREFIX);
     match fs::rename(dir, &trash) {
-        Ok(()) => fs::remove_dir_all(&trash).map_err(io_error("remove", &trash)),
+        Ok(()) => {
+            match tree::remove(&trash) {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(path = %trash.display(), "left a mount point in place"),
+                Err(error) => {
+                    tracing::warn!(path = %trash.display(), %error, "could not remove everything")
+                }
+            }
+            Ok(())
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(MachineError::Io {
             what: "move away for deletion",
@@ -153,36 +153,7 @@ pub(crate) fn remove_stale_temps(kind_dir: &Path) -> Result<(), MachineError> {
         let name = name.to_string_lossy();
         if name.starts_with(TEMP_PREFIX) || name.starts_with(TRASH_PREFIX) {
             let path = entry.path();
-            fs::remove_dir_all(&path).map_err(io_error("remove stale", &path))?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks what sshd's `ChrootDirectory` checks: every component of `path` is a directory owned by
-/// root and not writable by group or others.
-pub(crate) fn check_chroot_path(path: &Path) -> Result<(), MachineError> {
-    use std::os::unix::fs::MetadataExt;
-    for component in path.ancestors() {
-        let meta =
-            fs::metadata(component).map_err(io_error("inspect chroot component", component))?;
-        let reason = if !meta.is_dir() {
-            Some("is not a directory".to_string())
-        } else if meta.uid() != 0 {
-            Some(format!("is owned by uid {}, not root", meta.uid()))
-        } else if meta.mode() & 0o022 != 0 {
-            Some(format!(
-                "has mode {:o} (group/world-writable)",
-                meta.mode() & 0o7777
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(MachineError::UnsafeChrootPath {
-                path: component.to_path_buf(),
-                reason,
-            });
+            tree::remove(&path).map_err(io_error("remove stale", &path))?;
         }
     }
     Ok(())
@@ -197,17 +168,6 @@ fn find_busybox() -> Result<&'static Path, MachineError> {
         .ok_or_else(|| MachineError::NoBusybox {
             tried: BUSYBOX_CANDIDATES.join(", "),
         })
-}
-
-/// Root's login shell from the host's passwd: sshd runs *that* path inside the chroot.
-fn host_root_shell() -> Option<String> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd
-        .lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|fields| fields.len() == 7 && fields[0] == "root")
-        .map(|fields| fields[6].to_string())
-        .filter(|shell| shell.starts_with('/'))
 }
 
 /// Applet paths relative to the root (`bin/ls`, `usr/bin/awk`, …).
@@ -240,12 +200,13 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), MachineError
 }
 
 /// Fills the empty directory `rootfs` with a busybox-static root filesystem: the usual
-/// directories, busybox with its applet links, `/etc/os-release`, passwd/group for root, device
-/// nodes, and root's host login shell as a script that execs busybox `sh`.
+/// directories, busybox with its applet links, `/etc/os-release`, passwd/group/shadow, and the
+/// host's OpenSSH server with its libraries (the instance runs its own sshd).
 pub(crate) fn build_base_rootfs(rootfs: &Path, os_release: &str) -> Result<(), MachineError> {
     ensure_dir(rootfs, 0o755)?;
     for dir in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "var",
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "etc/ssh", "dev", "proc", "sys", "run", "var",
+        "var/log", "mnt",
     ] {
         ensure_dir(&rootfs.join(dir), 0o755)?;
     }
@@ -254,15 +215,11 @@ pub(crate) fn build_base_rootfs(rootfs: &Path, os_release: &str) -> Result<(), M
     ensure_dir(&rootfs.join("var/tmp"), 0o1777)?;
     install_busybox(rootfs)?;
     write_file(&rootfs.join("etc/os-release"), os_release, 0o644)?;
-    write_file(
-        &rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n",
-        0o644,
-    )?;
-    write_file(&rootfs.join("etc/group"), "root:x:0:\n", 0o644)?;
+    write_file(&rootfs.join("etc/passwd"), openssh::PASSWD, 0o644)?;
+    write_file(&rootfs.join("etc/group"), openssh::GROUP, 0o644)?;
+    write_file(&rootfs.join("etc/shadow"), openssh::SHADOW, 0o640)?;
     write_file(&rootfs.join("etc/hostname"), "bakerd-sim\n", 0o644)?;
-    make_device_nodes(&rootfs.join("dev"));
-    install_login_shell(rootfs)
+    openssh::install_openssh(rootfs)
 }
 
 /// Copies busybox to `/bin/busybox` and links every applet to it (existing paths are kept).
@@ -285,63 +242,9 @@ fn install_busybox(rootfs: &Path) -> Result<(), MachineError> {
     Ok(())
 }
 
-/// Device nodes sessions expect (`/dev/null` above all). Best effort: without CAP_MKNOD (some
-/// containers) the tree still works for plain commands.
-fn make_device_nodes(dev: &Path) {
-    for (name, minor) in [("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)] {
-        let path = dev.join(name);
-        let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-            continue;
-        };
-        // SAFETY: c_path is a valid NUL-terminated string that outlives both calls.
-        let made = unsafe {
-            libc::mknod(
-                c_path.as_ptr(),
-                libc::S_IFCHR | 0o666,
-                libc::makedev(1, minor),
-            ) == 0
-                && libc::chmod(c_path.as_ptr(), 0o666) == 0
-        };
-        if !made {
-            tracing::warn!(path = %path.display(), error = %std::io::Error::last_os_error(),
-                "could not create device node in simulated root filesystem");
-        }
-    }
-}
-
-/// sshd starts root's *host* login shell inside the chroot; when that path is missing there
-/// (e.g. `/bin/bash`), it becomes a script that hands over to busybox `sh` with the same args.
-fn install_login_shell(rootfs: &Path) -> Result<(), MachineError> {
-    let Some(shell) = host_root_shell() else {
-        return Ok(());
-    };
-    let path = rootfs.join(shell.trim_start_matches('/'));
-    if path.symlink_metadata().is_ok() {
-        return Ok(());
-    }
-    if let Some(parent) = path.parent() {
-        ensure_dir(parent, 0o755)?;
-    }
-    write_file(
-        &path,
-        "#!/bin/busybox sh\nexec /bin/busybox sh \"$@\"\n",
-        0o755,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chroot_check_refuses_a_world_writable_component() {
-        let err = check_chroot_path(Path::new("/tmp")).expect_err("/tmp is 1777");
-        assert!(
-            matches!(&err, MachineError::UnsafeChrootPath { path, .. } if path == Path::new("/tmp")),
-            "{err}"
-        );
-        check_chroot_path(Path::new("/usr/bin")).expect("/usr/bin is root-owned 0755");
-    }
 
     #[test]
     fn build_atomically_leaves_nothing_when_filling_fails() {
@@ -356,11 +259,5 @@ mod tests {
         assert!(result.is_err());
         assert!(!dest.exists());
         assert_eq!(fs::read_dir(base.path()).expect("list").count(), 0);
-    }
-
-    #[test]
-    fn host_root_shell_is_an_absolute_path() {
-        let shell = host_root_shell().expect("root has a login shell in /etc/passwd");
-        assert!(shell.starts_with('/'), "{shell}");
     }
 }
