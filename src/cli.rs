@@ -19,9 +19,11 @@ pub struct Cli {
 pub enum Command {
     /// Build the image a spec (or Packer template) describes, unless it is already up to date.
     Apply(build::ApplyArgs),
+    /// Check specs without building: offline, or `--remote` also against the cloud (read-only).
+    Validate(build::ValidateArgs),
     /// Continue an interrupted build from its last completed phase (a failed build retries its
     /// failed step).
-    Resume(build::BuildArgs),
+    Resume(build::ResumeArgs),
     /// List builds with their phase.
     #[command(alias = "list")]
     Status(build::CommonArgs),
@@ -54,21 +56,42 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => crate::sim::run_cli(args),
         Command::Status(common) => {
             quiet_broken_pipe();
-            finish(build::status(common))
+            let json = common.json;
+            finish(build::status(common), json)
         }
         Command::Show(args) => {
             quiet_broken_pipe();
-            finish(build::show(args))
+            let json = args.common.json;
+            finish(build::show(args), json)
         }
-        Command::Apply(args) => finish(block_on(build::apply(args))),
-        Command::Resume(args) => finish(block_on(build::resume(args))),
-        Command::Cancel(args) => finish(block_on(build::cancel(args))),
-        Command::Verify(args) => finish(block_on(build::verify(args))),
+        Command::Apply(args) => {
+            let json = args.common.json;
+            finish(block_on(build::apply(args)), json)
+        }
+        Command::Validate(args) => {
+            let json = args.json;
+            finish(block_on(build::validate(args)), json)
+        }
+        Command::Resume(args) => {
+            let json = args.common.json;
+            finish(block_on(build::resume(args)), json)
+        }
+        Command::Cancel(args) => {
+            let json = args.common.json;
+            finish(block_on(build::cancel(args)), json)
+        }
+        Command::Verify(args) => {
+            let json = args.common.json;
+            finish(block_on(build::verify(args)), json)
+        }
         Command::Convert(args) => {
             quiet_broken_pipe();
             crate::spec::source::run_convert(args)
         }
-        Command::Gc(args) => finish(block_on(crate::reconciler::gc::gc(args))),
+        Command::Gc(args) => {
+            let json = args.json;
+            finish(block_on(crate::reconciler::gc::gc(args)), json)
+        }
     }
 }
 
@@ -93,11 +116,16 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
-/// Prints a command's error once and turns the result into the process exit code.
-fn finish(result: Result<u8, build::CommandError>) -> ExitCode {
+/// Prints a command's error once (also as a JSON event on stdout under `--json`) and turns the
+/// result into the process exit code.
+fn finish(result: Result<u8, build::CommandError>, json: bool) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            if json {
+                let event = serde_json::json!({"event": "error", "exit_code": err.code, "message": err.message});
+                println!("{event}");
+            }
             eprintln!("bakerd: error: {}", err.message);
             ExitCode::from(err.code)
         }

@@ -52,6 +52,7 @@ fn fast_waits() -> WaitConfig {
         cap: Duration::from_secs(2),
         deadline: Duration::from_secs(60),
         not_found_grace: 3,
+        documented_durations: false,
     }
 }
 

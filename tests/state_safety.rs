@@ -1,5 +1,5 @@
-//! The state directory under stress, with the real binary: a second bakerd is turned away while a
-//! build holds the lock (and gets in once the holder is killed), and a truncated or corrupted
+//! The state directory under stress, with the real binary: a second writing bakerd is turned away
+//! while a build holds the lock (readers use its snapshot, see tests/daily_use.rs) (and gets in once the holder is killed), and a truncated or corrupted
 //! state directory gives a clear error (exit 3), never a panic.
 
 mod common;
@@ -34,13 +34,13 @@ async fn a_second_bakerd_on_a_locked_state_dir_exits_at_once_naming_the_holder()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let asked = Instant::now();
-    let second = harness::run(ws.command(&state, &["status"])).await;
+    let second = harness::run(ws.apply(&state, &spec)).await;
     let took = asked.elapsed();
     println!(
         "locking figures: second bakerd answered in {:.3} s",
         took.as_secs_f64()
     );
-    assert_eq!(second.code(), Some(3), "status on a locked dir: {second:?}");
+    assert_eq!(second.code(), Some(3), "apply on a locked dir: {second:?}");
     assert!(
         second.stderr.contains(&format!("locked by pid {pid}")),
         "the error should name the holder's pid {pid}: {}",

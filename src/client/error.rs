@@ -98,6 +98,15 @@ pub enum ClientError {
     /// The client could not be built (bad endpoint, TLS setup).
     #[error("cannot set up the ECS client: {0}")]
     Config(String),
+    /// An endpoint given without `http://` or `https://`.
+    #[error(
+        "endpoint `{endpoint}` (from {from}) has no scheme; write http://{endpoint} (e.g. `bakerd \
+         sim`) or https://{endpoint}"
+    )]
+    EndpointScheme {
+        endpoint: String,
+        from: &'static str,
+    },
     /// No usable credentials.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),

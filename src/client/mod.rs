@@ -55,13 +55,17 @@ pub mod api;
 pub mod credentials;
 pub mod error;
 pub mod retry;
+pub mod timings;
 pub mod transport;
 pub mod types;
 pub mod wait;
 mod waiters;
 
 pub use api::{Action, Mutation, Params};
-pub use credentials::{Credentials, CredentialsError, Env, ExplicitCredentials, Secret};
+pub use credentials::{
+    CredentialProvider, CredentialSource, Credentials, CredentialsError, Env, ExplicitCredentials,
+    Secret,
+};
 pub use error::{ApiError, ClientError};
 pub use retry::{RateLimiter, RetryPolicy, Retryability};
 pub use transport::SignatureStyle;
@@ -119,20 +123,28 @@ impl ClientConfig {
         }
     }
 
-    /// The base URL: explicit endpoint, else `BAKERD_ECS_ENDPOINT`, else `https://ecs.<region>.aliyuncs.com`.
-    /// A bare host gets `https://`.
-    pub fn base_url(&self) -> String {
-        let raw = self
-            .endpoint
-            .clone()
-            .or_else(|| self.env.get(ENDPOINT_ENV).map(str::to_string))
-            .unwrap_or_else(|| format!("ecs.{}.aliyuncs.com", self.region));
-        let with_scheme = if raw.contains("://") {
-            raw
-        } else {
-            format!("https://{raw}")
+    /// The base URL: explicit endpoint, else `BAKERD_ECS_ENDPOINT`, else
+    /// `https://ecs.<region>.aliyuncs.com`. An endpoint given by the user must carry its scheme:
+    /// guessing `https://` for `127.0.0.1:8086` would turn a typo into a TLS error on a plain port.
+    pub fn base_url(&self) -> Result<String, ClientError> {
+        let given = match &self.endpoint {
+            Some(e) => Some((e.clone(), "the spec's `endpoint` (or --endpoint)")),
+            None => self
+                .env
+                .get(ENDPOINT_ENV)
+                .map(|e| (e.to_string(), ENDPOINT_ENV)),
         };
-        with_scheme.trim_end_matches('/').to_string()
+        let Some((raw, from)) = given else {
+            return Ok(format!("https://ecs.{}.aliyuncs.com", self.region));
+        };
+        let raw = raw.trim();
+        if !(raw.starts_with("http://") || raw.starts_with("https://")) {
+            return Err(ClientError::EndpointScheme {
+                endpoint: raw.to_string(),
+                from,
+            });
+        }
+        Ok(raw.trim_end_matches('/').to_string())
     }
 }
 
@@ -159,7 +171,7 @@ struct Inner {
     base_url: String,
     host: String,
     region: String,
-    credentials: Credentials,
+    credentials: CredentialProvider,
     style: SignatureStyle,
     retry: RetryPolicy,
     limiter: Arc<RateLimiter>,
@@ -169,8 +181,8 @@ struct Inner {
 impl EcsClient {
     /// Resolves credentials and the endpoint, and builds the HTTP client.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let credentials = credentials::resolve(&config.credentials, &config.env)?;
-        let base_url = config.base_url();
+        let plan = credentials::resolve(&config.credentials, &config.env)?;
+        let base_url = config.base_url()?;
         let url = reqwest::Url::parse(&base_url)
             .map_err(|e| ClientError::Config(format!("endpoint {base_url:?} is not a URL: {e}")))?;
         let host = match (url.host_str(), url.port()) {
@@ -190,6 +202,7 @@ impl EcsClient {
             .user_agent(concat!("bakerd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        let credentials = CredentialProvider::new(plan, http.clone());
         Ok(EcsClient {
             inner: Arc::new(Inner {
                 http,
@@ -216,8 +229,13 @@ impl EcsClient {
     }
 
     /// Where the credentials came from.
-    pub fn credential_source(&self) -> &credentials::CredentialSource {
-        &self.inner.credentials.source
+    pub fn credential_source(&self) -> &CredentialSource {
+        self.inner.credentials.source()
+    }
+
+    /// The AccessKeyId of static keys (not secret); `None` for keys fetched from STS or metadata.
+    pub fn static_access_key_id(&self) -> Option<&str> {
+        self.inner.credentials.static_access_key_id()
     }
 
     /// What the client has done so far.
@@ -245,10 +263,12 @@ impl EcsClient {
         params: &[(String, String)],
     ) -> Result<serde_json::Value, ClientError> {
         let inner = &self.inner;
-        let limiter_key = format!(
-            "{}/{}/{action}",
-            inner.credentials.access_key_id, inner.region
-        );
+        let credentials = inner
+            .credentials
+            .get()
+            .await
+            .map_err(|e| ClientError::Credentials(e.into()))?;
+        let limiter_key = format!("{}/{}/{action}", credentials.access_key_id, inner.region);
         let mutation = effective_mutation(mutation, params);
         let started = Instant::now();
         let mut rng = rand::rngs::StdRng::from_entropy();
@@ -256,7 +276,8 @@ impl EcsClient {
         loop {
             attempt += 1;
             inner.limiter.acquire(&limiter_key).await;
-            let (class, error) = match self.attempt(action, mutation, params, attempt).await {
+            let sent = self.attempt(&credentials, action, mutation, params, attempt);
+            let (class, error) = match sent.await {
                 Ok(value) => {
                     inner.limiter.on_success(&limiter_key);
                     return Ok(value);
@@ -283,6 +304,7 @@ impl EcsClient {
     /// One signed attempt with a fresh nonce and timestamp.
     async fn attempt(
         &self,
+        credentials: &Credentials,
         action: &str,
         mutation: Mutation,
         params: &[(String, String)],
@@ -297,7 +319,7 @@ impl EcsClient {
                 action,
                 version: ECS_API_VERSION,
                 params,
-                credentials: &inner.credentials,
+                credentials,
                 host: &inner.host,
                 nonce: &nonce,
                 timestamp: &timestamp,
@@ -305,7 +327,7 @@ impl EcsClient {
         );
         inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
         match transport::send(&inner.http, &inner.base_url, &request).await {
-            Ok(raw) => self.interpret(action, raw, &request.string_to_sign, attempt),
+            Ok(raw) => self.interpret(credentials, action, raw, &request.string_to_sign, attempt),
             Err(SendFailure::NotSent(e)) => Err(AttemptFailure::Retryable {
                 class: Retryability::Transient,
                 error: PendingError::Transport(e),
@@ -317,6 +339,7 @@ impl EcsClient {
     /// Turns an HTTP answer into a value or a classified error.
     fn interpret(
         &self,
+        credentials: &Credentials,
         action: &str,
         raw: RawResponse,
         our_string_to_sign: &str,
@@ -331,7 +354,7 @@ impl EcsClient {
                 })
             });
         }
-        let api = self.api_error(action, &raw, our_string_to_sign, attempt);
+        let api = api_error(credentials, action, &raw, our_string_to_sign, attempt);
         let class = retry::classify(&api.code, raw.status);
         if class.is_retryable() {
             Err(AttemptFailure::Retryable {
@@ -344,17 +367,23 @@ impl EcsClient {
     }
 }
 
-impl EcsClient {
-    /// Reads the §2.4 error envelope (or makes one up from a non-JSON body) and adds the hint.
-    fn api_error(&self, action: &str, raw: &RawResponse, sts: &str, attempt: u32) -> ApiError {
+/// Reads the §2.4 error envelope (or makes one up from a non-JSON body) and adds the hint.
+fn api_error(
+    credentials: &Credentials,
+    action: &str,
+    raw: &RawResponse,
+    sts: &str,
+    attempt: u32,
+) -> ApiError {
+    {
         let body: serde_json::Value = serde_json::from_str(&raw.body).unwrap_or_default();
         let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
         let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
         let message = field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect());
         let context = error::HintContext {
             action,
-            access_key_id: &self.inner.credentials.access_key_id,
-            credential_source: &self.inner.credentials.source,
+            access_key_id: &credentials.access_key_id,
+            credential_source: &credentials.source,
             our_string_to_sign: sts,
         };
         ApiError {
@@ -438,7 +467,7 @@ impl PendingError {
 }
 
 /// Now, as `yyyy-MM-ddTHH:mm:ssZ` (UTC).
-fn utc_timestamp() -> String {
+pub(crate) fn utc_timestamp() -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::now_utc()
@@ -465,11 +494,26 @@ mod tests {
     #[test]
     fn endpoint_is_explicit_then_env_then_regional_default() {
         let mut c = config();
-        assert_eq!(c.base_url(), "https://ecs.cn-hangzhou.aliyuncs.com");
+        assert_eq!(
+            c.base_url().unwrap(),
+            "https://ecs.cn-hangzhou.aliyuncs.com"
+        );
         c.env = Env::from_pairs([(ENDPOINT_ENV, "http://127.0.0.1:8086/")]);
-        assert_eq!(c.base_url(), "http://127.0.0.1:8086");
-        c.endpoint = Some("ecs.example.com".into());
-        assert_eq!(c.base_url(), "https://ecs.example.com");
+        assert_eq!(c.base_url().unwrap(), "http://127.0.0.1:8086");
+        c.endpoint = Some("https://ecs.example.com".into());
+        assert_eq!(c.base_url().unwrap(), "https://ecs.example.com");
+    }
+
+    #[test]
+    fn an_endpoint_without_a_scheme_is_an_error_naming_where_it_came_from() {
+        let mut c = config();
+        c.env = Env::from_pairs([(ENDPOINT_ENV, "127.0.0.1:8086")]);
+        let err = c.base_url().unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:8086") && err.contains(ENDPOINT_ENV),
+            "{err}"
+        );
+        assert!(err.contains("http://127.0.0.1:8086"), "{err}");
     }
 
     #[test]

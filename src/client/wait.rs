@@ -6,13 +6,20 @@
 //! elapsed time (half of it), so a wait of T seconds costs O(log T) polls. Every interval stays
 //! between a floor and a cap.
 //!
+//! The first poll happens when the transition is likely done: after its learned typical duration
+//! ([`super::timings`]), or its documented one on a remote cloud, or at once when neither is known.
+//! Past that moment, and until twice it, polls come at a tenth of the typical duration, so the
+//! reaction to a resource becoming ready stays short without polling throughout the wait.
+//!
 //! Guarantees: a terminal failure (`failed` snapshot, `CreateFailed` image) ends the wait at the poll
 //! that sees it; a deadline ends it with [`WaitError::Timeout`] naming the resource and its last
 //! status. Caveats: every `.await` is a cancellation point; dropping the future just stops polling.
 
+use super::timings::{self, Observed, Timings};
 pub use super::waiters::{image_observation, snapshot_observation};
 use super::{ClientError, EcsClient};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -27,6 +34,9 @@ pub struct WaitConfig {
     pub deadline: Duration,
     /// Polls that may find nothing before the resource counts as gone (listing lag after create).
     pub not_found_grace: u32,
+    /// Whether to assume documented real-ECS durations for transitions never seen before (off
+    /// for a local simulator, whose profile decides its timings).
+    pub documented_durations: bool,
 }
 
 impl Default for WaitConfig {
@@ -37,6 +47,7 @@ impl Default for WaitConfig {
             cap: Duration::from_secs(30),
             deadline: Duration::from_secs(3600),
             not_found_grace: 3,
+            documented_durations: true,
         }
     }
 }
@@ -118,10 +129,21 @@ pub enum Observation<T> {
 pub struct Estimator {
     /// First poll that reported a percentage: (elapsed, percent).
     first: Option<(Duration, u8)>,
+    /// The transition's typical duration, when known.
+    expected: Option<Duration>,
 }
 
 impl Estimator {
-    /// The sleep before the next poll.
+    /// An estimator for a transition that typically takes `expected`.
+    pub fn expecting(expected: Option<Duration>) -> Self {
+        Estimator {
+            first: None,
+            expected,
+        }
+    }
+
+    /// The sleep before the next poll. The cloud's `RemainTime` is whole seconds, so a finer
+    /// estimate from the progress rate wins when it is shorter.
     pub fn next_interval(
         &mut self,
         elapsed: Duration,
@@ -129,11 +151,21 @@ impl Estimator {
         remaining: Option<Duration>,
         config: &WaitConfig,
     ) -> Duration {
-        let estimate = remaining
-            .filter(|r| !r.is_zero())
-            .or_else(|| self.estimate_from_progress(elapsed, percent))
-            .unwrap_or(elapsed / 2);
+        let from_progress = self.estimate_from_progress(elapsed, percent);
+        let estimate = match (remaining.filter(|r| !r.is_zero()), from_progress) {
+            (Some(r), Some(p)) => r.min(p),
+            (r, p) => r.or(p).unwrap_or_else(|| self.without_progress(elapsed)),
+        };
         estimate.clamp(config.floor, config.cap.max(config.floor))
+    }
+
+    /// Overdue by less than the typical duration: it should be done any moment, so look often;
+    /// otherwise (unknown, or far overdue) back off with the elapsed time.
+    fn without_progress(&self, elapsed: Duration) -> Duration {
+        match self.expected {
+            Some(typical) if elapsed < typical * 2 => typical / 10,
+            _ => elapsed / 2,
+        }
     }
 
     fn estimate_from_progress(
@@ -163,6 +195,8 @@ impl Estimator {
 struct PollCount {
     polls: u32,
     not_found: u32,
+    /// Elapsed time at the last poll that found the resource not ready (for learning).
+    last_pending: Option<Duration>,
 }
 
 enum Settled<T> {
@@ -179,6 +213,8 @@ pub struct Waiter<'a> {
     client: &'a EcsClient,
     config: WaitConfig,
     on_progress: Option<ProgressFn<'a>>,
+    /// Learned typical durations: read for the first poll, updated when a wait ends.
+    timings: Option<Arc<Timings>>,
 }
 
 impl EcsClient {
@@ -188,6 +224,7 @@ impl EcsClient {
             client: self,
             config: WaitConfig::default(),
             on_progress: None,
+            timings: None,
         }
     }
 }
@@ -203,13 +240,20 @@ impl<'a> Waiter<'a> {
         self
     }
 
+    /// Learns from (and times its first poll by) these estimates.
+    pub fn with_timings(mut self, timings: Arc<Timings>) -> Self {
+        self.timings = Some(timings);
+        self
+    }
+
     /// Called after every poll (the reconciler draws progress bars with it).
     pub fn on_progress(mut self, f: impl Fn(&WaitProgress) + Send + Sync + 'a) -> Self {
         self.on_progress = Some(Box::new(f));
         self
     }
 
-    /// Polls `probe` until it reports done, failed, gone, or the deadline passes.
+    /// Polls `probe` until it reports done, failed, gone, or the deadline passes. The first poll
+    /// waits for the transition's typical duration when one is known (see the module docs).
     pub async fn poll<T, F, Fut>(
         &self,
         resource: &str,
@@ -221,8 +265,13 @@ impl<'a> Waiter<'a> {
         Fut: Future<Output = Result<Observation<T>, ClientError>>,
     {
         let started = Instant::now();
-        let mut estimator = Estimator::default();
+        let key = self.timings_key(resource, wanted);
+        let expected = self.expected(&key, resource, wanted);
+        let mut estimator = Estimator::expecting(expected);
         let mut count = PollCount::default();
+        if let Some(first) = expected {
+            tokio::time::sleep(first.min(self.config.deadline)).await;
+        }
         loop {
             count.polls += 1;
             let observed = probe().await.map_err(|source| WaitError::Client {
@@ -232,9 +281,13 @@ impl<'a> Waiter<'a> {
             let elapsed = started.elapsed();
             let (status, percent, remaining) =
                 match self.settle(resource, observed, &mut count, elapsed)? {
-                    Settled::Done(waited) => return Ok(waited),
+                    Settled::Done(waited) => {
+                        self.learn(&key, count.last_pending, elapsed);
+                        return Ok(waited);
+                    }
                     Settled::Pending(p) => p,
                 };
+            count.last_pending = Some(elapsed);
             if elapsed >= self.config.deadline {
                 return Err(WaitError::Timeout {
                     resource: resource.to_string(),
@@ -249,6 +302,31 @@ impl<'a> Waiter<'a> {
                 .min(self.config.deadline - elapsed);
             self.report(resource, &status, percent, elapsed, count.polls, next);
             tokio::time::sleep(next).await;
+        }
+    }
+
+    /// `<endpoint> <kind> <wanted>`, e.g. `http://127.0.0.1:8086 instance Running`: one cloud's
+    /// timings never steer another's waits.
+    fn timings_key(&self, resource: &str, wanted: &str) -> String {
+        let kind = resource.split(' ').next().unwrap_or(resource);
+        format!("{} {kind} {wanted}", self.client.base_url())
+    }
+
+    /// When to poll first: the learned duration, else the documented one (remote clouds only).
+    fn expected(&self, key: &str, resource: &str, wanted: &str) -> Option<Duration> {
+        let learned = self.timings.as_ref().and_then(|t| t.typical(key));
+        let kind = resource.split(' ').next().unwrap_or(resource);
+        let documented = self
+            .config
+            .documented_durations
+            .then(|| timings::documented(&format!("{kind} {wanted}")))
+            .flatten();
+        learned.or(documented)
+    }
+
+    fn learn(&self, key: &str, last_pending: Option<Duration>, done: Duration) {
+        if let Some(timings) = &self.timings {
+            timings.learn(key, Observed { last_pending, done });
         }
     }
 
@@ -323,6 +401,7 @@ mod tests {
             cap: Duration::from_secs(30),
             deadline: Duration::from_secs(3600),
             not_found_grace: 2,
+            documented_durations: false,
         }
     }
 

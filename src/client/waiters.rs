@@ -29,6 +29,29 @@ impl Waiter<'_> {
         .await
     }
 
+    /// Waits until the instance is Running or Stopped, whichever comes (resume: the caller starts
+    /// a Stopped one). Its key is the `Running` transition: a fresh instance heads there.
+    pub async fn instance_settled(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Waited<Instance>, WaitError> {
+        let resource = format!("instance {instance_id}");
+        self.poll(&resource, InstanceStatus::Running.as_str(), || async {
+            let found = self.describe_instance(region, instance_id).await?;
+            Ok(match found {
+                None => Observation::NotFound,
+                Some(i)
+                    if matches!(i.status, InstanceStatus::Running | InstanceStatus::Stopped) =>
+                {
+                    Observation::Done(i)
+                }
+                Some(i) => pending(i.status.as_str(), None, None),
+            })
+        })
+        .await
+    }
+
     /// Waits until the instance no longer exists (after DeleteInstance).
     pub async fn instance_deleted(
         &self,

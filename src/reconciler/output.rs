@@ -26,6 +26,9 @@ pub enum Mode {
 pub struct Output {
     mode: Mode,
     bar: Arc<Mutex<Option<ProgressBar>>>,
+    /// The build this handle speaks for: notes get its `[b-…]` prefix and JSON events its id,
+    /// so the lines of builds running side by side can be told apart.
+    build: Option<Arc<str>>,
 }
 
 impl Output {
@@ -41,6 +44,16 @@ impl Output {
         Output {
             mode,
             bar: Arc::new(Mutex::new(None)),
+            build: None,
+        }
+    }
+
+    /// A handle for one build's lines (its own progress bar, its id on every line).
+    pub fn for_build(&self, build: &str) -> Output {
+        Output {
+            mode: self.mode,
+            bar: Arc::new(Mutex::new(None)),
+            build: Some(Arc::from(build)),
         }
     }
 
@@ -82,9 +95,39 @@ impl Output {
         );
     }
 
+    /// The build stopped at a safe point before the step starting at `at` finished.
+    pub fn interrupted(&self, build: &str, at: &Phase, message: &str) {
+        self.emit(
+            &format!("[{build}] {message}"),
+            json!({"event": "interrupted", "build": build, "phase": at.name(), "step": at.step_description(), "message": message}),
+        );
+    }
+
     /// A free-form note.
     pub fn note(&self, message: &str) {
-        self.emit(message, json!({"event": "note", "message": message}));
+        match &self.build {
+            Some(build) if !message.starts_with('[') => self.emit(
+                &format!("[{build}] {message}"),
+                json!({"event": "note", "build": &**build, "message": message}),
+            ),
+            _ => self.emit(message, json!({"event": "note", "message": message})),
+        }
+    }
+
+    /// An error that ends a command or one build of it: on stderr as text, as a JSON event on
+    /// stdout under `--json` (so a JSON reader sees every outcome).
+    pub fn error(&self, build: Option<&super::state::BuildId>, message: &str, code: u8) {
+        let build = build.map(|b| b.to_string());
+        match self.mode {
+            Mode::Json => self.emit(
+                "",
+                json!({"event": "error", "build": build, "exit_code": code, "message": message}),
+            ),
+            _ => match build {
+                Some(b) => eprintln!("bakerd: error: [{b}] {message}"),
+                None => eprintln!("bakerd: error: {message}"),
+            },
+        }
     }
 
     /// One line of provisioner output.
@@ -121,7 +164,7 @@ impl Output {
             }
             Mode::Json => self.emit(
                 "",
-                json!({"event": "progress", "what": what, "percent": percent}),
+                json!({"event": "progress", "build": self.build.as_deref(), "what": what, "percent": percent}),
             ),
             Mode::Plain => {}
         }

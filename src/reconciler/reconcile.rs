@@ -14,10 +14,12 @@
 
 use super::cloud::{Cloud, CloudError};
 use super::crash;
+use super::interrupt::{self, StopReason, StopWatch};
 use super::output::Output;
 use super::phase::Phase;
 use super::state::{BuildId, Intent, Timestamp};
 use super::store::{Build, Store, StoreError};
+use crate::client::timings::{Timings, TIMINGS_FILE};
 use crate::spec::Spec;
 use std::future::Future;
 use std::path::PathBuf;
@@ -43,7 +45,7 @@ pub enum BuildError {
     #[error(transparent)]
     Verify(Box<super::verify::VerifyError>),
     #[error(transparent)]
-    Remote(#[from] super::remote::RemoteError),
+    Remote(Box<super::remote::RemoteError>),
     #[error("cannot read {what} {path}: {source}")]
     ReadLocal {
         what: String,
@@ -53,6 +55,25 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+impl BuildError {
+    /// True when trying the same step again may succeed: transient cloud answers (throttling,
+    /// 5xx, no answer), waits that timed out or ended in a failed snapshot/image, SSH trouble.
+    /// A request the cloud refused (4xx) or a failing provisioner fails the same way again.
+    pub fn is_retryable(&self) -> bool {
+        use crate::client::ClientError;
+        match self {
+            BuildError::Cloud(CloudError::Api(ClientError::Api(api))) => {
+                api.http_status >= 500 || api.code.contains("Throttling")
+            }
+            BuildError::Cloud(CloudError::Api(
+                ClientError::Transport { .. } | ClientError::OutcomeUnknown { .. },
+            )) => true,
+            BuildError::Cloud(CloudError::Wait(_)) | BuildError::Ssh(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Everything one build needs while it runs.
@@ -69,6 +90,8 @@ pub struct Reconciler {
     pub out: Output,
     /// Directory of the build's local private key file.
     pub keys_dir: PathBuf,
+    /// Fires when the build must stop at the next safe point (signal, `cancel` request).
+    stop: Option<StopWatch>,
 }
 
 impl Reconciler {
@@ -81,6 +104,8 @@ impl Reconciler {
         out: Output,
         keys_dir: PathBuf,
     ) -> Self {
+        let timings = Timings::load(store.path().join(TIMINGS_FILE));
+        let cloud = cloud.with_timings(std::sync::Arc::new(timings));
         Reconciler {
             rec,
             spec,
@@ -88,7 +113,14 @@ impl Reconciler {
             cloud,
             out,
             keys_dir,
+            stop: None,
         }
+    }
+
+    /// Makes [`run`](Self::run) stop at the next safe point once `stop` fires.
+    pub fn with_stop(mut self, stop: StopWatch) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// The build's id.
@@ -123,20 +155,41 @@ impl Reconciler {
         token.chars().take(64).collect()
     }
 
-    /// Runs steps until the build is terminal. Returns the final phase; a failed step has
-    /// already been recorded (and cleaned up according to `on_failure`) when this returns.
+    /// Runs steps until the build is terminal, or until a stop is asked (see
+    /// [`with_stop`](Self::with_stop)). Returns the phase reached: a failed step has already been
+    /// recorded (and cleaned up according to `on_failure`); a non-terminal phase means the build
+    /// was interrupted, recorded as such, and `resume` continues it.
+    ///
+    /// Caveats: a stop abandons the step in flight at its current `.await`; the write-ahead rule
+    /// makes that as safe as a crash there, and the state is already flushed.
     pub async fn run(mut self) -> Result<Phase, BuildError> {
+        if self.rec.interrupted_at.take().is_some() {
+            self.save()?;
+        }
         while !self.rec.phase.is_terminal() {
             let phase = self.rec.phase.clone();
+            if let Some(reason) = self.stop_requested() {
+                self.interrupted(&phase, reason)?;
+                break;
+            }
             self.out.step_started(self.rec.id.as_str(), &phase);
             let started = Instant::now();
-            match self.step(&phase).await {
-                Ok(()) => {
-                    let next = self.next_phase(phase);
-                    self.transition(next, started)?;
+            let outcome = match self.stop.clone() {
+                Some(mut stop) => tokio::select! {
+                    result = self.step(&phase) => Ok(result),
+                    reason = interrupt::stopped(&mut stop) => Err(reason),
+                },
+                None => Ok(self.step(&phase).await),
+            };
+            match outcome {
+                Ok(Ok(())) => {
+                    let next = self.next_phase(phase.clone());
+                    self.transition(next, started)?
                 }
-                Err(err) => {
-                    self.fail(phase, err, started).await?;
+                Ok(Err(err)) => self.fail(phase, err, started).await?,
+                Err(reason) => {
+                    self.interrupted(&phase, reason)?;
+                    break;
                 }
             }
         }
@@ -150,6 +203,29 @@ impl Reconciler {
             Phase::Pending if self.verify_only() => Phase::ImageReady,
             other => other.next(),
         }
+    }
+
+    /// The stop asked so far, if any.
+    fn stop_requested(&self) -> Option<StopReason> {
+        self.stop.as_ref().and_then(|s| *s.borrow())
+    }
+
+    /// Records that the build stopped before the step starting at `phase` finished.
+    fn interrupted(&mut self, phase: &Phase, reason: StopReason) -> Result<(), BuildError> {
+        self.out.progress_done("");
+        // The record on disk may be newer than ours only through our own saves; reload it so
+        // nothing written by the abandoned step is lost.
+        self.rec = self.store.load(&self.rec.id)?;
+        self.rec.interrupted_at = Some(Timestamp::now());
+        self.save()?;
+        let message = format!(
+            "interrupted at '{}' ({})",
+            phase.step_description(),
+            reason.describe()
+        );
+        self.event("interrupted", message.clone())?;
+        self.out.interrupted(self.rec.id.as_str(), phase, &message);
+        Ok(())
     }
 
     /// Persists the move to `next`, with an event carrying the step's duration.
@@ -183,6 +259,7 @@ impl Reconciler {
             _ => at.clone(),
         };
         self.rec.phase = retry_at.fail(message.clone());
+        self.rec.failure_retryable = err.is_retryable();
         self.save()?;
         self.event(
             "error",

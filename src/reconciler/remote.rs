@@ -15,6 +15,12 @@ pub enum RemoteError {
     Assistant(#[from] super::assistant::AssistantError),
 }
 
+impl From<RemoteError> for BuildError {
+    fn from(e: RemoteError) -> Self {
+        BuildError::Remote(Box::new(e))
+    }
+}
+
 /// How a script ended.
 #[derive(Debug, Clone)]
 pub struct ScriptDone {
@@ -39,7 +45,7 @@ impl ScriptDone {
 /// An open connection to an instance.
 pub enum Remote {
     Ssh(SshSession),
-    Assistant(super::assistant::AssistantSession),
+    Assistant(Box<super::assistant::AssistantSession>),
 }
 
 impl Remote {
@@ -99,13 +105,15 @@ impl Reconciler {
             self.cloud
                 .wait_assistant(instance, self.spec.ssh.timeout)
                 .await?;
-            return Ok(Remote::Assistant(super::assistant::AssistantSession {
-                cloud: self.cloud.clone(),
-                instance: instance.to_string(),
-                token_prefix: self.client_token(&format!("verify-{instance}")),
-                tags: self.tags(),
-                runs: 0,
-            }));
+            return Ok(Remote::Assistant(Box::new(
+                super::assistant::AssistantSession {
+                    cloud: self.cloud.clone(),
+                    instance: instance.to_string(),
+                    token_prefix: self.client_token(&format!("verify-{instance}")),
+                    tags: self.tags(),
+                    runs: 0,
+                },
+            )));
         }
         let address = self.ssh_address(instance, running).await?;
         let addr: SocketAddr = format!("{address}:{}", self.spec.ssh.port)
@@ -126,7 +134,7 @@ impl Reconciler {
             self.spec.ssh.timeout,
         )
         .await
-        .map_err(|e| BuildError::Remote(e.into()))?;
+        .map_err(|e| BuildError::from(RemoteError::from(e)))?;
         if pinned.is_none() {
             let value = serde_json::to_value(&host_key).unwrap_or_default();
             self.rec.results.insert(pin_key, value);

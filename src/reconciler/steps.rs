@@ -62,8 +62,9 @@ impl Reconciler {
             Some(sg) => self.cloud.security_group_vpc(sg).await?,
             None => None,
         };
-        let vswitch = match self.spec.instance.vswitch_id.clone() {
-            Some(v) => v,
+        let given_vswitch = self.spec.instance.vswitch_id.clone();
+        let vswitch = match &given_vswitch {
+            Some(v) => v.clone(),
             None => self.create_temp_network(sg_vpc.clone()).await?,
         };
         self.set_resource("ssh_vswitch", &vswitch)?;
@@ -72,6 +73,11 @@ impl Reconciler {
             None => self.create_temp_security_group().await?,
         };
         self.set_resource("ssh_security_group", &sg)?;
+        // A new vSwitch is Pending for a moment; the security group calls above overlap with
+        // that, and RunInstances needs it Available.
+        if given_vswitch.is_none() {
+            self.cloud.wait_vswitch_available(&vswitch).await?;
+        }
         Ok(())
     }
 
@@ -105,11 +111,12 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Creates the temporary VPC (unless `vpc` is given) and vSwitch; returns the vSwitch id.
+    /// Creates the temporary VPC (unless `vpc` is given) and vSwitch; returns the vSwitch id,
+    /// which may still be Pending (the caller waits, after work that overlaps with it).
     async fn create_temp_network(&mut self, vpc: Option<String>) -> Result<String, BuildError> {
         let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
-        let vpc = match vpc {
-            Some(vpc) => vpc,
+        let (vpc, created) = match vpc {
+            Some(vpc) => (vpc, false),
             None => {
                 let (c, n, t) = (cloud.clone(), name.clone(), tags.clone());
                 let cidr = self.spec.instance.vpc_cidr().to_string();
@@ -118,14 +125,17 @@ impl Reconciler {
                         c.create_vpc(&token, &cidr, &n, &t).await
                     })
                     .await?;
-                cloud.wait_vpc_available(&vpc).await?;
-                vpc
+                (vpc, true)
             }
         };
+        // Picking the zone overlaps with the new VPC's Pending moment.
         let zone = match &self.spec.instance.zone {
             Some(zone) => zone.clone(),
             None => cloud.pick_zone(&self.spec.instance.instance_type).await?,
         };
+        if created {
+            cloud.wait_vpc_available(&vpc).await?;
+        }
         let c = cloud.clone();
         let cidr = self.spec.instance.vswitch_cidr().to_string();
         let vswitch = self
@@ -134,7 +144,6 @@ impl Reconciler {
                     .await
             })
             .await?;
-        cloud.wait_vswitch_available(&vswitch).await?;
         Ok(vswitch)
     }
 
@@ -210,14 +219,10 @@ impl Reconciler {
     /// public IP when asked), connect and pin the host key.
     pub(super) async fn start_and_connect(&mut self) -> Result<(), BuildError> {
         let instance = self.instance_id()?;
-        let state = self.cloud.describe_instance(&instance).await?;
-        if matches!(state.as_ref().map(|s| s.status.as_str()), Some("Stopped")) {
-            self.cloud.start_instance(&instance).await?;
-        }
         crash::point("wait-running:before");
         let running = self
             .cloud
-            .wait_instance_status(&instance, "Running", self.spec.timeouts.instance)
+            .wait_running(&instance, self.spec.timeouts.instance)
             .await?;
         if !self.uses_ssh() {
             self.cloud
@@ -265,38 +270,32 @@ impl Reconciler {
             return Ok(());
         }
         let instance = self.instance_id()?;
-        let status = self
-            .cloud
-            .describe_instance(&instance)
-            .await?
-            .map(|s| s.status);
-        if matches!(status.as_deref(), Some("Running") | Some("Starting")) {
-            let deadline = self.spec.timeouts.instance;
-            let _ = self
-                .cloud
-                .wait_instance_status(&instance, "Running", deadline)
-                .await?;
-            self.cloud.stop_instance(&instance).await?;
-            crash::point("stop-instance:after-call");
-        }
         let deadline = self.spec.timeouts.instance;
+        self.cloud.stop_instance(&instance, deadline).await?;
+        crash::point("stop-instance:after-call");
+        // The snapshot step needs the system disk; looking it up while the instance stops
+        // takes that call off the critical path.
+        self.system_disk(&instance).await?;
         self.cloud
             .wait_instance_status(&instance, "Stopped", deadline)
             .await?;
         Ok(())
     }
 
+    /// The instance's system disk, looked up once and recorded.
+    async fn system_disk(&mut self, instance: &str) -> Result<String, BuildError> {
+        if let Some(d) = self.resource("system_disk") {
+            return Ok(d.to_string());
+        }
+        let d = self.cloud.system_disk(instance).await?;
+        self.set_resource("system_disk", &d)?;
+        Ok(d)
+    }
+
     /// InstanceStopped → SnapshotReady: snapshot the system disk and wait for `accomplished`.
     pub(super) async fn snapshot(&mut self) -> Result<(), BuildError> {
         let instance = self.instance_id()?;
-        let disk = match self.resource("system_disk") {
-            Some(d) => d.to_string(),
-            None => {
-                let d = self.cloud.system_disk(&instance).await?;
-                self.set_resource("system_disk", &d)?;
-                d
-            }
-        };
+        let disk = self.system_disk(&instance).await?;
         let (cloud, name) = (self.cloud.clone(), self.temp_name());
         let tags = [self.tags(), map_pairs(&self.spec.image.tags)].concat();
         let step = self.step_name("create-snapshot");

@@ -34,6 +34,11 @@ impl Store {
         self.dir.path()
     }
 
+    /// Changes whenever anything is written (see [`StateDir::commit_seq`]).
+    pub fn commit_seq(&self) -> u64 {
+        self.dir.commit_seq()
+    }
+
     /// Records a new build (phase `Pending`) from a frozen spec.
     pub fn create(
         &self,

@@ -265,7 +265,7 @@ impl Reconciler {
                 "did not finish within {}s (verify.timeout)",
                 timeout.as_secs()
             ))),
-            Ok(Err(e)) => Err(BuildError::Remote(e)),
+            Ok(Err(e)) => Err(e.into()),
             Ok(Ok(done)) if done.success() => Ok(None),
             Ok(Ok(done)) => Ok(Some(done.describe())),
         }

@@ -8,6 +8,7 @@
 //! its action, date or nonce. Secrets never appear in errors; the server string-to-sign does (as ECS
 //! does).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use axum::http::StatusCode;
@@ -25,6 +26,8 @@ pub const MAX_SKEW_MS: u64 = 15 * 60 * 1000;
 pub struct Credentials {
     pub keys: HashMap<String, String>,
     pub sts_tokens: HashSet<String>,
+    /// RAM roles the metadata service hands keys out for (`--ecs-ram-role`).
+    pub instance_roles: Vec<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -96,12 +99,17 @@ pub fn verify(
     Ok(verified)
 }
 
-/// Checks the key id and, if present, the STS token; returns the secret.
+/// Checks the key id and, if present, the STS token; returns the secret. Temporary `STS.` keys
+/// are checked by [`super::sts`].
 fn secret_for<'c>(
     creds: &'c Credentials,
     access_key_id: &str,
     token: Option<&str>,
-) -> Result<&'c str, SimError> {
+    now_ms: u64,
+) -> Result<Cow<'c, str>, SimError> {
+    if let Some(temporary) = super::sts::temporary_secret(creds, access_key_id, token, now_ms) {
+        return temporary;
+    }
     let secret = creds.keys.get(access_key_id).ok_or_else(|| {
         SimError::auth(
             StatusCode::NOT_FOUND,
@@ -118,7 +126,7 @@ fn secret_for<'c>(
             ));
         }
     }
-    Ok(secret)
+    Ok(Cow::Borrowed(secret))
 }
 
 /// Parses `yyyy-MM-ddTHH:mm:ssZ`, checks the skew and returns the time in ms.
@@ -186,9 +194,9 @@ fn verify_v1(
             ));
         }
     }
-    let secret = secret_for(creds, access_key_id, p.opt("SecurityToken"))?;
+    let secret = secret_for(creds, access_key_id, p.opt("SecurityToken"), now_ms)?;
     let sts = v1_server_string_to_sign(req.method, p);
-    if sign::v1_signature(secret, &sts) != signature {
+    if sign::v1_signature(&secret, &sts) != signature {
         return Err(mismatch(&sts));
     }
     let timestamp_ms = check_timestamp("Timestamp", p.opt("Timestamp"), now_ms)?;
@@ -229,9 +237,9 @@ fn verify_v3(
     })?;
     check_signed_headers(req.headers, &auth.signed_headers)?;
     let token = header(req.headers, "x-acs-security-token");
-    let secret = secret_for(creds, &auth.access_key_id, token)?;
+    let secret = secret_for(creds, &auth.access_key_id, token, now_ms)?;
     let sts = v3_server_string_to_sign(req, &auth.signed_headers);
-    if sign::v3_signature(secret, &sts) != auth.signature.to_ascii_lowercase() {
+    if sign::v3_signature(&secret, &sts) != auth.signature.to_ascii_lowercase() {
         return Err(mismatch(&sts));
     }
     let timestamp_ms = check_timestamp("x-acs-date", header(req.headers, "x-acs-date"), now_ms)?;

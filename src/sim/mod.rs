@@ -6,7 +6,7 @@
 //! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
 //! nonce cache, [`keys`] where accepted keys come from, [`actions`] the ECS actions, [`store`] records
 //! and persistence, [`lifecycle`] the ticker that drives asynchronous states and sshd's, [`faults`]
-//! fault injection, [`idempotency`] ClientToken.
+//! fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
 pub mod assistant;
@@ -21,11 +21,14 @@ mod inventory;
 pub mod keys;
 pub mod lifecycle;
 pub mod machine;
+mod metadata;
 pub mod nonces;
 pub mod params;
 mod serve;
 mod server;
 pub mod store;
+mod sts;
+pub mod timeline;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,6 +67,14 @@ pub struct SimArgs {
     /// Accepted STS SecurityToken (repeatable; visible in `ps`, see `--sts-token-file`).
     #[arg(long = "sts-token", value_name = "TOKEN")]
     pub sts_tokens: Vec<String>,
+    /// RAM role attached to "the instance" bakerd runs on: the metadata service at
+    /// `/latest/meta-data/ram/security-credentials/<role>` hands out its keys (repeatable).
+    #[arg(
+        long = "ecs-ram-role",
+        value_name = "ROLE",
+        default_value = "bakerd-sim-role"
+    )]
+    pub ecs_ram_roles: Vec<String>,
     /// File of accepted STS tokens, one a line; must be mode 0600.
     #[arg(long = "sts-token-file", value_name = "PATH")]
     pub sts_token_files: Vec<PathBuf>,
@@ -168,7 +179,10 @@ pub fn run_cli(args: SimArgs) -> ExitCode {
         })?)
     });
     let creds = match creds {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.instance_roles = args.ecs_ram_roles.clone();
+            c
+        }
         Err(e) => {
             eprintln!("bakerd sim: {e}");
             return e.exit_code();

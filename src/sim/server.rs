@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -21,12 +21,14 @@ pub fn router(sim: Arc<Sim>, token: SimToken) -> Router {
         .route("/_sim/inventory", get(get_inventory))
         .route("/_sim/calls", get(get_calls))
         .route("/_sim/faults", get(get_faults).post(post_faults))
+        .route("/_sim/timeline", get(get_timeline))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             guard::require_token,
         ));
     Router::new()
         .route("/", any(api))
+        .merge(super::metadata::routes())
         .merge(test_endpoints)
         .layer(axum::middleware::from_fn(guard::refuse_browsers))
         .with_state(sim)
@@ -97,6 +99,19 @@ async fn get_inventory(State(sim): State<Arc<Sim>>) -> Json<Value> {
 async fn get_calls(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let state = sim.lock_state();
     Json(json!({"counts": state.calls.counts, "calls": state.calls.log}))
+}
+
+/// `?since_ms=N` keeps the transitions that became visible at or after N (ms since the epoch).
+async fn get_timeline(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let since = query
+        .get("since_ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let state = sim.lock_state();
+    Json(state.timeline.report(since))
 }
 
 async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Value> {

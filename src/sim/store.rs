@@ -15,6 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::TokenEntry;
+use super::timeline::Timeline;
 
 /// What every resource has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -283,6 +284,9 @@ pub struct State {
     /// Cloud Assistant: agents, commands, invocations, file sends.
     #[serde(default)]
     pub assistant: super::assistant::AssistantState,
+    /// Status changes with their timings (`/_sim/timeline`).
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 impl State {
@@ -300,6 +304,7 @@ impl State {
             tokens: BTreeMap::new(),
             calls: Calls::default(),
             assistant: Default::default(),
+            timeline: Timeline::default(),
         }
     }
 }

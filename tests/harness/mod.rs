@@ -378,6 +378,10 @@ pub fn token_problems(calls: &Value, id: &str) -> Vec<String> {
         };
         let attempt = rest.split('-').next().unwrap_or("").to_string();
         let mut action = c["action"].as_str().unwrap_or("?").to_string();
+        // Cloud Assistant calls (RunCommand, SendFile) are many per attempt, one step each.
+        if !TOKEN_ACTIONS.contains(&action.as_str()) {
+            continue;
+        }
         if rest.contains("-verify-") {
             action.push_str(" (verify)");
         }

@@ -41,18 +41,10 @@ impl Cloud {
         let mut request = DescribeInstances::in_region(&self.region);
         request.instance_ids = vec![id.to_string()];
         let found = self.client.call(&request).await?.instances;
-        Ok(found.into_iter().find(|i| i.instance_id == id).map(|i| {
-            let private_ip = i
-                .vpc_attributes
-                .as_ref()
-                .and_then(|v| v.private_ip_address.first().cloned())
-                .or_else(|| i.inner_ip_address.first().cloned());
-            InstanceState {
-                status: i.status.as_str().to_string(),
-                private_ip,
-                public_ip: i.public_ip_address.first().cloned(),
-            }
-        }))
+        Ok(found
+            .into_iter()
+            .find(|i| i.instance_id == id)
+            .map(instance_state))
     }
 
     pub async fn start_instance(&self, id: &str) -> Result<()> {
@@ -63,13 +55,23 @@ impl Cloud {
             .await
     }
 
-    pub async fn stop_instance(&self, id: &str) -> Result<()> {
+    /// Stops the instance. One that is still starting (a resume right after RunInstances) is
+    /// waited for until Running first; one already stopping or stopped counts as done. No
+    /// Describe precedes the call: the answer to StopInstance tells all three cases apart.
+    pub async fn stop_instance(&self, id: &str, deadline: Duration) -> Result<()> {
         let request = StopInstance {
             instance_id: id.to_string(),
             ..Default::default()
         };
-        self.change_state(id, &["Stopping", "Stopped"], || self.client.call(&request))
-            .await
+        let stop =
+            || self.change_state(id, &["Stopping", "Stopped"], || self.client.call(&request));
+        match stop().await {
+            Err(CloudError::Api(e)) if is_incorrect_status(&e) => {
+                self.wait_instance_status(id, "Running", deadline).await?;
+                stop().await
+            }
+            other => other,
+        }
     }
 
     /// Sends a Start/Stop call. Start and Stop have no ClientToken, so when the answer is lost
@@ -86,11 +88,7 @@ impl Cloud {
                 Err(e) => e,
             };
             let lost = matches!(err, ClientError::OutcomeUnknown { .. });
-            if !lost
-                && !err
-                    .code()
-                    .is_some_and(|c| c.starts_with("IncorrectInstanceStatus"))
-            {
+            if !lost && !is_incorrect_status(&err) {
                 return Err(err.into());
             }
             let status = self.describe_instance(id).await?.map(|s| s.status);
@@ -107,7 +105,8 @@ impl Cloud {
         )))
     }
 
-    /// Waits for `Running` or `Stopped` (the instance timeout of the spec applies).
+    /// Waits for `Running` or `Stopped` (the instance timeout of the spec applies) and returns
+    /// the instance as the last poll described it.
     pub async fn wait_instance_status(
         &self,
         id: &str,
@@ -118,14 +117,26 @@ impl Cloud {
             "Stopped" => InstanceStatus::Stopped,
             _ => InstanceStatus::Running,
         };
-        self.waiter(Some(deadline))
+        let waited = self
+            .waiter(Some(deadline))
             .instance_status(&self.region, id, status)
             .await?;
-        self.describe_instance(id).await?.ok_or_else(|| {
-            CloudError::Unexpected(format!(
-                "instance {id} vanished right after becoming {wanted}"
-            ))
-        })
+        Ok(instance_state(waited.value))
+    }
+
+    /// Waits until the instance is Running, starting it first if it is Stopped (a resume of a
+    /// build whose instance was stopped); the wait's own polls tell which, so no Describe
+    /// precedes it.
+    pub async fn wait_running(&self, id: &str, deadline: Duration) -> Result<InstanceState> {
+        let settled = self
+            .waiter(Some(deadline))
+            .instance_settled(&self.region, id)
+            .await?;
+        if settled.value.status != InstanceStatus::Stopped {
+            return Ok(instance_state(settled.value));
+        }
+        self.start_instance(id).await?;
+        self.wait_instance_status(id, "Running", deadline).await
     }
 
     /// Allocates (or returns the already allocated) public IP.
@@ -162,4 +173,24 @@ impl Cloud {
             CloudError::Unexpected(format!("instance {instance} has no system disk"))
         })
     }
+}
+
+/// What a build needs of a described instance.
+fn instance_state(i: Instance) -> InstanceState {
+    let private_ip = i
+        .vpc_attributes
+        .as_ref()
+        .and_then(|v| v.private_ip_address.first().cloned())
+        .or_else(|| i.inner_ip_address.first().cloned());
+    InstanceState {
+        status: i.status.as_str().to_string(),
+        private_ip,
+        public_ip: i.public_ip_address.first().cloned(),
+    }
+}
+
+/// ECS refused a Start/Stop because of the instance's current status.
+fn is_incorrect_status(e: &ClientError) -> bool {
+    e.code()
+        .is_some_and(|c| c.starts_with("IncorrectInstanceStatus"))
 }

@@ -7,8 +7,8 @@ use crate::client::api::images::{
     ALL_IMAGE_STATUSES,
 };
 use crate::client::api::instances::{
-    AllocatePublicIpAddress, DeleteInstance, DescribeInstances, InstanceSpec, RunInstances,
-    StartInstance, StopInstance,
+    AllocatePublicIpAddress, DeleteInstance, DescribeInstances, Instance, InstanceSpec,
+    RunInstances, StartInstance, StopInstance,
 };
 use crate::client::api::keypairs::{DeleteKeyPairs, DescribeKeyPairs, ImportKeyPair};
 use crate::client::api::network::{
@@ -20,6 +20,7 @@ use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
 use crate::client::api::tags::TagResources;
+use crate::client::timings::Timings;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
     ClientConfig, ClientError, EcsClient, Env, ExplicitCredentials, InstanceStatus, SignatureStyle,
@@ -94,6 +95,8 @@ pub struct Cloud {
     waits: WaitConfig,
     /// Everything needed to build a client for another region (image copies).
     config: ClientConfig,
+    /// Learned durations that time the waits' first polls (shared by clones).
+    timings: Arc<Timings>,
 }
 
 fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
@@ -116,7 +119,10 @@ fn explicit_credentials(spec: &Spec, env: &Env) -> ExplicitCredentials {
         } => {
             explicit.access_key_id = Some(id.clone());
             explicit.access_key_secret = match secret {
-                SecretSource::Env(var) => env.get(var).map(crate::client::Secret::new),
+                SecretSource::Env(var) => {
+                    explicit.access_key_secret_var = Some(var.clone());
+                    env.get(var).map(crate::client::Secret::new)
+                }
                 SecretSource::Inline(s) => Some(s.clone()),
             };
             explicit.security_token = security_token_env
@@ -148,22 +154,43 @@ impl Cloud {
         let client = EcsClient::new(config.clone())?;
         let mut waits = WaitConfig::default();
         if is_local(client.base_url()) {
-            waits.floor = Duration::from_millis(100);
+            waits.floor = Duration::from_millis(50);
             waits.cap = Duration::from_secs(2);
+            waits.documented_durations = false;
         }
         Ok(Cloud {
             region: config.region.clone(),
             client: Arc::new(client),
             waits,
             config,
+            timings: Arc::new(Timings::in_memory()),
         })
+    }
+
+    /// The same handle, learning transition durations into `timings` (the state directory's
+    /// file, so that every build makes the next one's waits cheaper).
+    pub fn with_timings(mut self, timings: Arc<Timings>) -> Cloud {
+        self.timings = timings;
+        self
     }
 
     /// The same account and endpoint, another region.
     pub fn in_region(&self, region: &str) -> Cloud {
         let mut config = self.config.clone();
         config.region = region.to_string();
-        Cloud::from_config(config).unwrap_or_else(|_| self.clone())
+        Cloud::from_config(config)
+            .map(|c| c.with_timings(self.timings.clone()))
+            .unwrap_or_else(|_| self.clone())
+    }
+
+    /// Which credentials this handle uses, for the build record (never the secret).
+    pub fn credentials_used(&self) -> crate::reconciler::state::CredentialsUsed {
+        let source = self.client.credential_source();
+        crate::reconciler::state::CredentialsUsed {
+            kind: source.kind().to_string(),
+            source: source.to_string(),
+            access_key_id: self.client.static_access_key_id().map(str::to_string),
+        }
     }
 
     /// The region this handle talks to.
@@ -186,7 +213,10 @@ impl Cloud {
         if let Some(d) = deadline {
             cfg.deadline = d;
         }
-        self.client.waiter().with_config(cfg)
+        self.client
+            .waiter()
+            .with_config(cfg)
+            .with_timings(self.timings.clone())
     }
 }
 

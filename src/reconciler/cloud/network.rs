@@ -4,7 +4,9 @@ use super::*;
 
 impl Cloud {
     /// Imports the build's public key; an existing key pair of that name counts as done (a
-    /// resume after the call went through).
+    /// resume after the call went through). ImportKeyPair has no ClientToken, so the key pair is
+    /// looked up by its name only when the answer says it may exist (`KeyPair.AlreadyExist`) or
+    /// was lost: a first import costs one call.
     pub async fn import_key_pair(
         &self,
         name: &str,
@@ -18,19 +20,13 @@ impl Cloud {
             tags: tags(t),
         };
         for _ in 0..4 {
-            if self.key_pair_exists(name).await? {
-                return Ok(());
-            }
             match self.client.call(&request).await {
                 Ok(_) => return Ok(()),
-                // Sent but unanswered: look it up by name before sending again.
-                Err(ClientError::OutcomeUnknown { .. }) => continue,
-                // A retried import whose first try went through finds its own key pair.
-                Err(e)
-                    if e.code()
-                        .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate")) =>
-                {
-                    continue
+                // Sent but unanswered, or a retried import whose first try went through.
+                Err(e) if may_exist(&e) => {
+                    if self.key_pair_exists(name).await? {
+                        return Ok(());
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -259,6 +255,13 @@ impl Cloud {
         })
         .await
     }
+}
+
+/// Answers after which an imported key pair may exist: lost, or refused as a duplicate.
+fn may_exist(e: &ClientError) -> bool {
+    matches!(e, ClientError::OutcomeUnknown { .. })
+        || e.code()
+            .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate"))
 }
 
 /// Errors meaning "still referenced by something that is going away".

@@ -1,97 +1,275 @@
-//! `bakerd apply`: build the image a spec describes unless it is up to date.
+//! `bakerd apply`: build the images specs describe unless they are up to date — several specs at
+//! once, bounded by `--parallel`, in one process sharing one state dir, one HTTP client per
+//! endpoint and one rate limiter per account and region.
 
+use super::drive::{drive, Outcome, RunContext};
+use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
 use crate::reconciler::cloud::Cloud;
+use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
-use crate::reconciler::reconcile::Reconciler;
-use crate::reconciler::state::BuildRecord;
-use crate::reconciler::store::Store;
+use crate::reconciler::snapshot::Publisher;
+use crate::reconciler::store::{Build, Store};
 use crate::spec::{Spec, SpecSource};
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
 
-/// `bakerd apply <spec>`: builds the image unless one for this exact spec exists.
+/// One spec to build, loaded and validated before anything touches the cloud.
+pub(super) struct Job {
+    pub(super) path: PathBuf,
+    pub(super) spec: Spec,
+    pub(super) hash: String,
+}
+
+/// What every job of one `apply` shares.
+struct Shared {
+    args: ApplyArgs,
+    store: Store,
+    ctx: RunContext,
+    out: Output,
+    permits: Semaphore,
+}
+
+/// `bakerd apply <spec>…`: see the module docs.
 pub async fn apply(args: ApplyArgs) -> CmdResult {
-    let source = load_spec(&args)?;
     let out = Output::new(args.common.json);
-    for warning in &source.warnings {
-        out.note(warning);
-    }
-    let spec = source.spec;
+    let jobs = load_jobs(&args, &out)?;
     let state = open_state(&args.common, "apply")?;
-    let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
-    let hash = spec.hash().or_exit(exit::BAD_INPUT)?;
+    let store = Store::new(state);
+    let ctx = RunContext {
+        stops: Stops::with_signal_handlers(),
+        on_interrupt: args.interrupt.mode(),
+    };
+    let publisher = Publisher::spawn(store.clone(), ctx.stops.clone());
+    let shared = Arc::new(Shared {
+        permits: Semaphore::new(usize::from(args.parallel)),
+        args,
+        store,
+        ctx,
+        out,
+    });
+    let started = Instant::now();
+    let runs = jobs.into_iter().map(|job| run_job(job, shared.clone()));
+    let finished = futures::future::join_all(runs).await;
+    publisher.finish();
+    summary::conclude(&finished, &shared.args, &shared.out, started)
+}
+
+/// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, `*.pkr.hcl`, sorted),
+/// loaded; any bad input stops the whole apply before a build starts.
+pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in expand(&args.specs)? {
+        let source =
+            SpecSource::load(&path, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)?;
+        for warning in &source.warnings {
+            out.note(warning);
+        }
+        let hash = source.spec.hash().or_exit(exit::BAD_INPUT)?;
+        if let Some(first) = seen.insert(hash.clone(), path.clone()) {
+            return Err(CommandError {
+                code: exit::BAD_INPUT,
+                message: format!(
+                    "{} and {} describe the same image (same spec hash); name each spec once",
+                    first.display(),
+                    path.display()
+                ),
+            });
+        }
+        jobs.push(Job {
+            path,
+            spec: source.spec,
+            hash,
+        });
+    }
+    Ok(jobs)
+}
+
+pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).or_exit(exit::BAD_INPUT)?;
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && is_spec_file(p))
+            .collect();
+        if found.is_empty() {
+            return Err(CommandError {
+                code: exit::BAD_INPUT,
+                message: format!(
+                    "directory {} holds no spec (*.yaml, *.yml, *.json, *.pkr.hcl)",
+                    path.display()
+                ),
+            });
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+fn is_spec_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    [".yaml", ".yml", ".json", ".pkr.hcl"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// Runs one job when a permit is free; never fails: errors become the job's outcome.
+async fn run_job(job: Job, shared: Arc<Shared>) -> Finished {
+    let _permit = shared.permits.acquire().await;
+    let started = Instant::now();
+    let mut finished = Finished::new(&job.path, &job.spec, &job.hash);
+    let outcome = match plan_and_run(&job, &shared, &mut finished).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            shared
+                .out
+                .error(finished.build.as_ref(), &e.message, e.code);
+            e.into()
+        }
+    };
+    finished.seconds = started.elapsed().as_secs_f64();
+    finished.outcome = outcome;
+    if let Some(id) = &finished.build {
+        finished.record = shared.store.load(id).ok();
+    }
+    finished
+}
+
+/// Continues an interrupted build of the same spec, or says it is up to date, or starts one.
+async fn plan_and_run(
+    job: &Job,
+    shared: &Shared,
+    finished: &mut Finished,
+) -> Result<Outcome, CommandError> {
+    let (args, out) = (&shared.args, &shared.out);
+    let cloud = Cloud::connect(&job.spec).or_exit(exit::CLOUD)?;
+    if !args.new {
+        if let Some(rec) = continuable(&shared.store, &job.hash)? {
+            finished.build = Some(rec.id.clone());
+            return continue_build(rec, job, cloud, shared).await;
+        }
+    }
     // Also with --force: the lookup checks credentials and endpoint before a build is recorded.
     let existing = cloud
-        .image_for_spec_hash(&hash)
+        .image_for_spec_hash(&job.hash)
         .await
         .or_exit(exit::CLOUD)?;
-    if !args.force {
-        if let Some(image) = existing {
-            out.result(
-                &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, args.spec.display()),
-                json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": hash}),
-            );
-            return Ok(exit::OK);
-        }
+    if let (false, Some(image)) = (args.force, existing) {
+        out.result(
+            &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.path.display()),
+            json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.path.display().to_string()}),
+        );
+        return Ok(Outcome::UpToDate { image_id: image.id });
     }
-    let frozen = spec.frozen();
-    let store = Store::new(state);
-    let spec_path = std::fs::canonicalize(&args.spec).unwrap_or_else(|_| args.spec.clone());
-    let rec = store
-        .create(frozen, hash, &spec_path)
+    preflight(&cloud, job).await?;
+    if shared.ctx.stops.signalled().is_some() {
+        return Ok(Outcome::NotStarted);
+    }
+    let spec_path = std::fs::canonicalize(&job.path).unwrap_or_else(|_| job.path.clone());
+    let rec = shared
+        .store
+        .create(job.spec.frozen(), job.hash.clone(), &spec_path)
         .or_exit(exit::STATE)?;
+    finished.build = Some(rec.id.clone());
     out.result(
-        &format!("build {} started for {}", rec.id, args.spec.display()),
-        json!({"event": "build_started", "build": rec.id.as_str(), "spec": args.spec.display().to_string()}),
+        &format!("build {} started for {} in {}", rec.id, job.path.display(), job.spec.region),
+        json!({"event": "build_started", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "region": job.spec.region}),
     );
-    drive(rec, spec, store, cloud, out).await
+    let out = out.for_build(rec.id.as_str());
+    drive(
+        rec,
+        job.spec.clone(),
+        shared.store.clone(),
+        cloud,
+        out,
+        &shared.ctx,
+    )
+    .await
 }
 
-/// Runs the reconciler on `rec` and prints the outcome.
-pub(super) async fn drive(
-    rec: BuildRecord<Phase>,
-    spec: Spec,
-    store: Store,
+/// The newest build of this spec that `apply` should continue rather than start over: one left
+/// non-terminal (interrupted, killed), or failed with a failure worth retrying.
+fn continuable(store: &Store, hash: &str) -> Result<Option<Build>, CommandError> {
+    let builds = store.list().or_exit(exit::STATE)?;
+    Ok(builds.into_iter().rev().find(|b| {
+        b.spec_hash == hash
+            && match &b.phase {
+                Phase::Failed { .. } => b.failure_retryable,
+                phase => !phase.is_terminal(),
+            }
+    }))
+}
+
+async fn continue_build(
+    mut rec: Build,
+    job: &Job,
     cloud: Cloud,
-    out: Output,
-) -> CmdResult {
-    let keys_dir = store.keys_dir();
-    let id = rec.id.clone();
-    let reconciler = Reconciler::new(rec, spec, store.clone(), cloud, out.clone(), keys_dir);
-    let phase = reconciler.run().await.or_exit(exit::STATE)?;
-    let rec = store.load(&id).or_exit(exit::STATE)?;
-    report_outcome(&rec, &phase, &out)
-}
-
-fn report_outcome(rec: &BuildRecord<Phase>, phase: &Phase, out: &Output) -> CmdResult {
-    match phase {
-        Phase::Succeeded => {
-            let image = rec.resources.get("image").cloned().unwrap_or_default();
-            out.result(
-                &format!("build {} succeeded: image {image}", rec.id),
-                json!({"event": "succeeded", "build": rec.id.as_str(), "image_id": image, "resources": rec.resources, "provenance": crate::reconciler::provenance::of_record(rec)}),
-            );
-            Ok(exit::OK)
-        }
-        Phase::Failed { at, error } => {
-            out.result(
-                &format!("build {} failed at step '{}': {error}\nstate kept: `bakerd resume {}` retries it", rec.id, at.step_description(), rec.id),
-                json!({"event": "build_failed", "build": rec.id.as_str(), "phase": at.name(), "error": error}),
-            );
-            Ok(exit::BUILD_FAILED)
-        }
-        other => {
-            out.result(
-                &format!("build {} is {}", rec.id, other.name()),
-                json!({"event": "build_ended", "build": rec.id.as_str(), "phase": other.name()}),
-            );
-            Ok(exit::OK)
-        }
+    shared: &Shared,
+) -> Result<Outcome, CommandError> {
+    let what = match &rec.phase {
+        Phase::Failed { at, .. } => format!("failed at '{}' (retryable)", at.step_description()),
+        phase => format!("left at '{}'", phase.step_description()),
+    };
+    shared.out.result(
+        &format!("continuing build {} of {} ({what}); --new starts a fresh build instead", rec.id, job.path.display()),
+        json!({"event": "build_continued", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "phase": rec.phase.name()}),
+    );
+    if let Phase::Failed { .. } = rec.phase {
+        rec.phase = super::resume::restart_phase(&rec);
+        rec = shared.store.put(&rec).or_exit(exit::STATE)?;
     }
+    let out = shared.out.for_build(rec.id.as_str());
+    drive(
+        rec,
+        job.spec.clone(),
+        shared.store.clone(),
+        cloud,
+        out,
+        &shared.ctx,
+    )
+    .await
 }
 
-/// Loads a spec or Packer template.
-fn load_spec(args: &ApplyArgs) -> Result<SpecSource, CommandError> {
-    SpecSource::load(&args.spec, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)
+/// The read-only checks `validate --remote` runs, before a new build creates anything.
+pub(super) async fn preflight(cloud: &Cloud, job: &Job) -> Result<(), CommandError> {
+    let name = job.spec.image_name_at(unix_now());
+    let findings = crate::reconciler::preflight::check(cloud, &job.spec, &name)
+        .await
+        .or_exit(exit::CLOUD)?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = findings.iter().map(|f| format!("  {f}")).collect();
+    Err(CommandError {
+        code: exit::BAD_INPUT,
+        message: format!(
+            "{}: the cloud would refuse this spec; nothing was created:\n{}",
+            job.path.display(),
+            lines.join("\n")
+        ),
+    })
+}
+
+/// Seconds since the Unix epoch, for the image name a build started now would get.
+pub(super) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -5,15 +5,19 @@
 //! code; errors are printed once, with their chain, by the caller.
 
 use super::phase::Phase;
+use super::snapshot::StateView;
 use super::state::{BuildId, BuildRecord, StateDir};
 use crate::spec::{Spec, SpecSource};
 use std::path::{Path, PathBuf};
 
 mod apply;
 mod cancel;
+mod drive;
 mod resume;
 mod show;
 mod status;
+mod summary;
+mod validate;
 mod verify;
 
 pub use apply::apply;
@@ -21,6 +25,7 @@ pub use cancel::cancel;
 pub use resume::resume;
 pub use show::show;
 pub use status::status;
+pub use validate::{validate, ValidateArgs};
 pub use verify::{verify, VerifyArgs};
 
 /// Exit codes, documented in the README.
@@ -35,6 +40,10 @@ pub mod exit {
     pub const STATE: u8 = 3;
     /// A cloud or credential error before a build started.
     pub const CLOUD: u8 = 4;
+    /// Interrupted (SIGINT/SIGTERM): the build was kept for `resume`, or cleaned up.
+    pub const INTERRUPTED: u8 = 5;
+    /// With `--detailed-exitcode`: something was built.
+    pub const BUILT: u8 = 2;
 }
 
 /// Options shared by every build command.
@@ -51,17 +60,74 @@ pub struct CommonArgs {
 /// `bakerd apply`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApplyArgs {
-    /// The spec (YAML) or a Packer JSON template.
-    pub spec: PathBuf,
+    /// Specs (YAML), Packer templates, or directories holding them; several are built at once.
+    #[arg(required = true, value_name = "SPEC")]
+    pub specs: Vec<PathBuf>,
     /// Build even if an image for this exact spec already exists.
     #[arg(long)]
     pub force: bool,
-    /// Packer template variable `name=value` (repeatable).
+    /// Start a new build even if an interrupted build of the same spec could be continued.
+    #[arg(long)]
+    pub new: bool,
+    /// How many builds run at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Template variable `name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
-    /// Packer variable file (JSON, repeatable).
+    /// Variable file (repeatable).
     #[arg(long = "var-file")]
     pub var_files: Vec<PathBuf>,
+    /// Write a JSON manifest of the builds (ids, spec hashes, image per region, durations).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Exit 0 when everything was up to date and 2 when something was built (errors: 1, 3, 4, 5).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What a build does when bakerd is interrupted (SIGINT, SIGTERM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnInterrupt {
+    /// Keep the build and what it created, for `bakerd resume` (or `bakerd cancel`).
+    Keep,
+    /// Delete what the build created, as `bakerd cancel` does.
+    Cleanup,
+}
+
+/// `--on-interrupt`, shared by the commands that run builds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InterruptArgs {
+    /// On SIGINT/SIGTERM: `keep` the build for resume, or `cleanup` what it created. Default:
+    /// keep on a terminal, cleanup otherwise (a cancelled CI job's state dir is thrown away).
+    #[arg(long, value_enum)]
+    pub on_interrupt: Option<OnInterrupt>,
+}
+
+impl InterruptArgs {
+    /// The choice, with the terminal/non-terminal default.
+    pub fn mode(&self) -> OnInterrupt {
+        use std::io::IsTerminal;
+        self.on_interrupt
+            .unwrap_or(if std::io::stdin().is_terminal() {
+                OnInterrupt::Keep
+            } else {
+                OnInterrupt::Cleanup
+            })
+    }
+}
+
+/// `bakerd resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// The build id (`b-…`), as printed by `apply` and `status`.
+    pub id: String,
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -100,6 +166,11 @@ type CmdResult = Result<u8, CommandError>;
 
 fn open_state(common: &CommonArgs, command: &str) -> Result<StateDir, CommandError> {
     StateDir::open_as(&common.state_dir, command).or_exit(exit::STATE)
+}
+
+/// Opens the state dir for reading; while another bakerd holds it, its published snapshot.
+fn open_view(common: &CommonArgs, command: &str) -> Result<StateView, CommandError> {
+    StateView::open(&common.state_dir, command).or_exit(exit::STATE)
 }
 
 fn parse_id(text: &str) -> Result<BuildId, CommandError> {

@@ -1,10 +1,12 @@
 //! `bakerd resume`: continue a build from its last completed phase.
 
-use super::apply::drive;
-use super::{exit, open_state, parse_id, thaw_spec, BuildArgs, CmdResult, CommandError, OrExit};
+use super::drive::{drive, RunContext};
+use super::{exit, open_state, parse_id, thaw_spec, CmdResult, CommandError, OrExit, ResumeArgs};
 use crate::reconciler::cloud::Cloud;
+use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
+use crate::reconciler::snapshot::Publisher;
 use crate::reconciler::state::BuildRecord;
 use crate::reconciler::store::Store;
 use crate::spec::Spec;
@@ -12,7 +14,7 @@ use serde_json::json;
 
 /// `bakerd resume <id>`: continues a build from its last completed phase; a failed build retries
 /// its failed step.
-pub async fn resume(args: BuildArgs) -> CmdResult {
+pub async fn resume(args: ResumeArgs) -> CmdResult {
     let id = parse_id(&args.id)?;
     let state = open_state(&args.common, "resume")?;
     let store = Store::new(state);
@@ -30,13 +32,7 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
             return Ok(exit::OK);
         }
         Phase::Failed { .. } => {
-            // A failed build whose attempt was cleaned up (no intents left) starts over;
-            // otherwise the failed step is retried on the resources it has.
-            rec.phase = if rec.intents.is_empty() {
-                Phase::Pending
-            } else {
-                rec.phase.clone().resume_from()
-            };
+            rec.phase = restart_phase(&rec);
             store.put(&rec).or_exit(exit::STATE)?;
         }
         _ => {}
@@ -48,7 +44,24 @@ pub async fn resume(args: BuildArgs) -> CmdResult {
         "resuming build {id} at '{}'",
         rec.phase.step_description()
     ));
-    drive(rec, spec, store, cloud, out).await
+    let ctx = RunContext {
+        stops: Stops::with_signal_handlers(),
+        on_interrupt: args.interrupt.mode(),
+    };
+    let publisher = Publisher::spawn(store.clone(), ctx.stops.clone());
+    let outcome = drive(rec, spec, store, cloud, out.for_build(id.as_str()), &ctx).await;
+    publisher.finish();
+    Ok(outcome?.code())
+}
+
+/// Where a failed build starts again: a build whose attempt was cleaned up (no intents left)
+/// starts over; otherwise the failed step is retried on the resources it has.
+pub(super) fn restart_phase(rec: &BuildRecord<Phase>) -> Phase {
+    if rec.intents.is_empty() {
+        Phase::Pending
+    } else {
+        rec.phase.clone().resume_from()
+    }
 }
 
 /// A resumed build must run the scripts and upload the files it started with: their contents

@@ -2,7 +2,7 @@
 //! as a build record of its own (so it is resumable, cancellable and gc-visible like a build),
 //! and tags the image `bakerd:verified=true|false`. It never creates, copies or deletes images.
 
-use super::apply::drive;
+use super::drive::{drive, RunContext};
 use super::{exit, open_state, CmdResult, CommandError, CommonArgs, OrExit};
 use crate::reconciler::cloud::Cloud;
 use crate::reconciler::output::Output;
@@ -22,6 +22,8 @@ pub struct VerifyArgs {
     /// Packer template variable `name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    #[command(flatten)]
+    pub interrupt: super::InterruptArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -71,5 +73,13 @@ pub async fn verify(args: VerifyArgs) -> CmdResult {
         &format!("build {} verifies image {}", rec.id, args.image),
         json!({"event": "verify_started", "build": rec.id.as_str(), "image_id": args.image}),
     );
-    drive(rec, spec, store, cloud, out).await
+    let ctx = RunContext {
+        stops: crate::reconciler::interrupt::Stops::with_signal_handlers(),
+        on_interrupt: args.interrupt.mode(),
+    };
+    let publisher = crate::reconciler::snapshot::Publisher::spawn(store.clone(), ctx.stops.clone());
+    let id = rec.id.to_string();
+    let outcome = drive(rec, spec, store, cloud, out.for_build(&id), &ctx).await;
+    publisher.finish();
+    Ok(outcome?.code())
 }

@@ -40,6 +40,7 @@ use super::cloud::{Cloud, CloudError};
 use super::commands::{exit, CommandError};
 use super::keys::KeyStore;
 use super::phase::Phase;
+use super::snapshot::StateView;
 use super::state::{StateDir, StateError, Timestamp};
 use super::store::{Build, Store};
 use crate::client::{ClientConfig, ClientError};
@@ -190,11 +191,32 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
                 builds: Vec::new(),
             })
         }
+        Err(StateError::Locked { .. }) if !args.yes => published_state(args, out),
         Err(e) => Err(CommandError {
             code: exit::STATE,
             message: e.to_string(),
         }),
     }
+}
+
+/// A dry run while another bakerd holds the state dir works from the builds it published
+/// (see [`crate::reconciler::snapshot`]); deleting (`--yes`) still needs the lock.
+fn published_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
+    let view = StateView::open(&args.state_dir, "gc").map_err(|e| CommandError {
+        code: exit::STATE,
+        message: e.to_string(),
+    })?;
+    if let Some(note) = view.source_note() {
+        out.note(&note);
+    }
+    let builds = view.list().map_err(|e| CommandError {
+        code: exit::STATE,
+        message: e.to_string(),
+    })?;
+    Ok(GcState {
+        store: None,
+        builds,
+    })
 }
 
 /// `--region` values, else the regions (and image copy regions) of recorded builds, else the

@@ -12,8 +12,10 @@ use tokio::net::TcpStream;
 use super::{HostKey, SshError};
 use crate::reconciler::keys::BuildKey;
 
-/// First pause between attempts; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// First pause between attempts; grows by half each time up to [`MAX_BACKOFF`]. Short because a
+/// refused connection costs nothing and sshd often answers a moment after the instance is
+/// Running; growing because a machine that takes long to boot should not be hammered.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Upper bound of one attempt (TCP connect + handshake + auth): a silently dropped SYN (security
 /// group) must not eat the whole deadline in one attempt.
@@ -123,7 +125,7 @@ pub async fn connect_with_retry(
             });
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = backoff.mul_f64(1.5).min(MAX_BACKOFF);
     }
 }
 

@@ -28,7 +28,8 @@ use serde::Serialize;
 pub use journal::COMMITTED_FILE;
 pub use lock::{LockHolder, StateLock, LOCK_FILE};
 pub use record::{
-    spec_hash, BuildId, BuildRecord, Event, Intent, ProvisionerCheckpoint, Timestamp,
+    spec_hash, BuildId, BuildRecord, CredentialsUsed, Event, Intent, ProvisionerCheckpoint,
+    Timestamp,
 };
 
 /// Subdirectory holding the sled database.
@@ -359,6 +360,12 @@ impl StateDir {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// The number of the last committed write: changes whenever anything was written, so a
+    /// publisher of the state can tell whether it has news.
+    pub fn commit_seq(&self) -> u64 {
+        *self.lock_writes()
     }
 
     fn lock_writes(&self) -> MutexGuard<'_, u64> {

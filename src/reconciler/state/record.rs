@@ -124,6 +124,10 @@ pub struct BuildRecord<P> {
     /// The spec file the build came from (for `status`, and to re-read inline credentials).
     #[serde(default)]
     pub spec_path: String,
+    /// Where the credentials of the latest run came from (`bakerd show`: which account built
+    /// this). A description of the source, never a secret.
+    #[serde(default)]
+    pub credentials: Option<CredentialsUsed>,
     /// Every cloud resource the build created, by role name (`instance`, `key_pair`, …) → id.
     pub resources: BTreeMap<String, String>,
     /// Intents by step name; a step with an intent and no result was interrupted mid-call.
@@ -138,6 +142,15 @@ pub struct BuildRecord<P> {
     pub created_at: Timestamp,
     /// Last successful `update_build`.
     pub updated_at: Timestamp,
+    /// Set when a signal or a `cancel` request stopped the build at a safe point; cleared when
+    /// a reconciler picks it up again. `status` shows such a build as interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_at: Option<Timestamp>,
+    /// For a failed build: whether the failure may pass on a second try (throttling, 5xx, lost
+    /// connections, a failed snapshot), so `apply` of the same spec retries it instead of
+    /// starting over. A refused request (bad image id) or a failing script is not.
+    #[serde(default)]
+    pub failure_retryable: bool,
 }
 
 impl<P> BuildRecord<P> {
@@ -151,6 +164,7 @@ impl<P> BuildRecord<P> {
             phase,
             attempt: 0,
             spec_path: String::new(),
+            credentials: None,
             resources: BTreeMap::new(),
             intents: BTreeMap::new(),
             results: BTreeMap::new(),
@@ -158,6 +172,8 @@ impl<P> BuildRecord<P> {
             host_key: None,
             created_at: now,
             updated_at: now,
+            interrupted_at: None,
+            failure_retryable: false,
         }
     }
 
@@ -165,6 +181,19 @@ impl<P> BuildRecord<P> {
     pub fn intent_pending(&self, step: &str) -> bool {
         self.intents.contains_key(step) && !self.results.contains_key(step)
     }
+}
+
+/// Which credential source a build ran with, as `show` and `--json` print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsUsed {
+    /// Stable short name (`spec`, `env:ALIBABA_CLOUD_ACCESS_KEY_ID`, `cli-profile`, …).
+    pub kind: String,
+    /// The source in words (profile name, mode, file); never the secret.
+    pub source: String,
+    /// The AccessKeyId of static keys (not secret; sent with every request). Temporary keys are
+    /// not shown: they change with every fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
 }
 
 /// One line of a build's history. Events are append-only and ordered by insertion.

@@ -1,0 +1,68 @@
+//! `bakerd validate`: check specs without building — offline, or with `--remote` also against
+//! the cloud (read-only), with the very preflight `apply` runs before creating anything.
+
+use super::apply::{expand, preflight, Job};
+use super::{exit, CmdResult, CommandError, OrExit};
+use crate::reconciler::cloud::Cloud;
+use crate::reconciler::output::Output;
+use crate::spec::SpecSource;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// `bakerd validate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidateArgs {
+    /// Specs (YAML), Packer templates, or directories holding them.
+    #[arg(required = true, value_name = "SPEC")]
+    pub specs: Vec<PathBuf>,
+    /// Also ask the cloud (read-only): region, source image, instance type and its zones, image
+    /// name clash, copy regions.
+    #[arg(long)]
+    pub remote: bool,
+    /// Template variable `name=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Variable file (repeatable).
+    #[arg(long = "var-file")]
+    pub var_files: Vec<PathBuf>,
+    /// Print one JSON event per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Checks every spec and reports each; the exit code is the worst (2 bad spec, 4 cloud error).
+pub async fn validate(args: ValidateArgs) -> CmdResult {
+    let out = Output::new(args.json);
+    let mut worst = exit::OK;
+    for path in expand(&args.specs)? {
+        match check(&path, &args, &out).await {
+            Ok(()) => out.result(
+                &format!("{}: ok{}", path.display(), if args.remote { " (checked against the cloud)" } else { "" }),
+                json!({"event": "valid", "spec": path.display().to_string(), "remote": args.remote}),
+            ),
+            Err(e) => {
+                out.error(None, &e.message, e.code);
+                worst = worst.max(e.code);
+            }
+        }
+    }
+    Ok(worst)
+}
+
+async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), CommandError> {
+    let source = SpecSource::load(path, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)?;
+    for warning in &source.warnings {
+        out.note(warning);
+    }
+    let hash = source.spec.hash().or_exit(exit::BAD_INPUT)?;
+    if !args.remote {
+        return Ok(());
+    }
+    let cloud = Cloud::connect(&source.spec).or_exit(exit::CLOUD)?;
+    let job = Job {
+        path: path.to_path_buf(),
+        spec: source.spec,
+        hash,
+    };
+    preflight(&cloud, &job).await
+}

@@ -1,0 +1,181 @@
+//! Preflight: ask the cloud, read-only, whether a spec can be built before anything is created.
+//!
+//! Why: without it a bad source image id or instance type is found only at RunInstances, after
+//! the key pair, VPC, vSwitch and security group were made, and a bad copy region only at the very
+//! end. `bakerd validate --remote` and `bakerd apply` (before recording a new build) run the same
+//! checks.
+//!
+//! Guarantees: only Describe* calls; each problem names the spec field and says what to do.
+//! Caveats: quotas are not checked (ECS has no read-only quota call the simulator speaks; a quota
+//! refusal still surfaces at RunInstances with its Code and RequestId).
+
+use super::cloud::{Cloud, CloudError};
+use crate::client::api::images::{DescribeImages, ALL_IMAGE_STATUSES};
+use crate::client::api::regions::{DescribeInstanceTypes, DescribeRegions, DescribeZones};
+use crate::spec::{SourceImage, Spec};
+
+/// One thing the cloud would refuse, by spec field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The spec field at fault, as written in the YAML (`source_image.id`, `instance.type`, …).
+    pub field: String,
+    /// What is wrong and what to do.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+fn finding(field: &str, problem: String) -> Finding {
+    Finding {
+        field: field.to_string(),
+        problem,
+    }
+}
+
+/// Runs every check; `image_name` is the name the image would get now.
+pub async fn check(
+    cloud: &Cloud,
+    spec: &Spec,
+    image_name: &str,
+) -> Result<Vec<Finding>, CloudError> {
+    let regions: Vec<String> = cloud
+        .client()
+        .call(&DescribeRegions::default())
+        .await?
+        .regions
+        .into_iter()
+        .map(|r| r.region_id)
+        .collect();
+    if !regions.contains(&spec.region) {
+        return Ok(vec![finding(
+            "region",
+            format!(
+                "{} is not a region of this account/endpoint (regions: {})",
+                spec.region,
+                regions.join(", ")
+            ),
+        )]);
+    }
+    let mut found = Vec::new();
+    found.extend(check_source_image(cloud, spec).await?);
+    found.extend(check_instance_type(cloud, spec).await?);
+    found.extend(check_image_name(cloud, spec, image_name).await?);
+    for region in &spec.image.copy_regions {
+        if !regions.contains(region) || *region == spec.region {
+            found.push(finding(
+                "image.copy_regions",
+                format!(
+                    "{region} is not another region of this account (regions: {})",
+                    regions.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+async fn check_source_image(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding>, CloudError> {
+    match &spec.source_image {
+        SourceImage::Id(id) => {
+            let request = DescribeImages {
+                region_id: spec.region.clone(),
+                image_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let images = cloud.client().call(&request).await?.images;
+            Ok((!images.iter().any(|i| &i.image_id == id)).then(|| {
+                finding(
+                    "source_image.id",
+                    format!("no Available image {id} in {}; `aliyun ecs DescribeImages --RegionId {}` lists the images you can use", spec.region, spec.region),
+                )
+            }))
+        }
+        SourceImage::Family(family) => match cloud.image_from_family(family).await {
+            Ok(_) => Ok(None),
+            Err(CloudError::Unexpected(message)) => {
+                Ok(Some(finding("source_image.family", message)))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+async fn check_instance_type(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding>, CloudError> {
+    let wanted = &spec.instance.instance_type;
+    let request = DescribeInstanceTypes {
+        instance_types: vec![wanted.clone()],
+        ..Default::default()
+    };
+    let types = cloud.client().list_all(request).await?;
+    if !types.iter().any(|t| &t.instance_type_id == wanted) {
+        return Ok(Some(finding(
+            "instance.type",
+            format!("{wanted} is not an instance type of {}; `aliyun ecs DescribeInstanceTypes` lists them", spec.region),
+        )));
+    }
+    let zones = cloud
+        .client()
+        .call(&DescribeZones {
+            region_id: spec.region.clone(),
+            verbose: None,
+        })
+        .await?
+        .zones;
+    let offers = |z: &crate::client::api::regions::Zone| {
+        z.available_instance_types.is_empty() || z.available_instance_types.contains(wanted)
+    };
+    let problem = match &spec.instance.zone {
+        Some(zone) => match zones.iter().find(|z| &z.zone_id == zone) {
+            None => Some((
+                "instance.zone",
+                format!("{zone} is not a zone of {}", spec.region),
+            )),
+            Some(z) if !offers(z) => Some((
+                "instance.type",
+                format!("{wanted} is not offered in zone {zone}; pick another type or zone"),
+            )),
+            Some(_) => None,
+        },
+        None if !zones.iter().any(offers) => Some((
+            "instance.type",
+            format!("no zone of {} offers {wanted} now", spec.region),
+        )),
+        None => None,
+    };
+    Ok(problem.map(|(field, text)| finding(field, text)))
+}
+
+async fn check_image_name(
+    cloud: &Cloud,
+    spec: &Spec,
+    name: &str,
+) -> Result<Option<Finding>, CloudError> {
+    if spec.image.force {
+        return Ok(None);
+    }
+    let request = DescribeImages {
+        region_id: spec.region.clone(),
+        image_name: Some(name.to_string()),
+        image_owner_alias: Some("self".into()),
+        status: Some(ALL_IMAGE_STATUSES.into()),
+        ..Default::default()
+    };
+    let clash: Vec<String> = cloud
+        .client()
+        .list_all(request)
+        .await?
+        .into_iter()
+        .filter(|i| i.image_name == name)
+        .map(|i| i.image_id)
+        .collect();
+    Ok((!clash.is_empty()).then(|| {
+        finding(
+            "image.name",
+            format!("an image named {name} already exists ({}); add {{{{timestamp}}}} to the name, or set image.force: true to replace it", clash.join(", ")),
+        )
+    }))
+}
