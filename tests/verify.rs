@@ -300,3 +300,37 @@ fn a_verify_section_with_bad_checks_is_refused_naming_the_field_and_line() {
         assert!(err.contains("<spec>:"), "no location in {err}");
     }
 }
+
+/// A build killed while its test instance runs leaves that instance tagged with the build: `gc`
+/// finds it from the tags and deletes it with the rest of the build's temporary resources.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
+    let sim = SimProcess::start("verify-gc");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = write_spec(
+        specs.path(),
+        &spec_yaml("verify:\n  checks:\n    - file_exists: /root/baked\n"),
+    );
+    let mut args = vec!["apply", spec.to_str().unwrap(), "--state-dir"];
+    args.push(state.path().to_str().unwrap());
+    let out = run_bakerd(
+        &args,
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_CRASH_AT", "verify:instance-created"),
+        ],
+    );
+    assert_eq!(out.status.code(), None, "not killed: {}", text(&out));
+    let id = build_id(&out);
+    let inventory = sim.inventory().await;
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 1);
+    assert!(tests[0]["deleted"].is_null(), "the test instance runs");
+
+    let gc = bakerd(state.path(), &sim.endpoint, &["gc", "--older-than", "0s", "--yes"]);
+    assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    let inventory = sim.inventory().await;
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
+}
