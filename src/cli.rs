@@ -39,7 +39,8 @@ pub enum Command {
     Gc(crate::reconciler::gc::GcArgs),
     /// Run the local ECS simulator (real HTTP API, instances are real OpenSSH servers).
     Sim(crate::sim::SimArgs),
-    /// Print the bakerd YAML spec equivalent to a Packer JSON template (secrets as env references).
+    /// Print the bakerd YAML spec equivalent to a Packer template, JSON or HCL2 (secrets as env
+    /// references).
     Convert(crate::spec::source::ConvertArgs),
 }
 
@@ -49,9 +50,10 @@ pub fn main() -> ExitCode {
     if let Some(code) = crate::sim::machine::hidden_entry() {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(packer_spellings(std::env::args_os()));
     init_tracing();
     crate::reconciler::crash::setup();
+    crate::client::share_http_clients();
     match cli.command {
         Command::Sim(args) => crate::sim::run_cli(args),
         Command::Status(common) => {
@@ -93,6 +95,28 @@ pub fn main() -> ExitCode {
             finish(block_on(crate::reconciler::gc::gc(args)), json)
         }
     }
+}
+
+/// Packer's single-dash flags (`-var`, `-var-file`, `-only`, also with `=value`) in bakerd's
+/// spelling, so a Packer command line works as it is. Nothing else is rewritten.
+fn packer_spellings(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> impl Iterator<Item = std::ffi::OsString> {
+    args.map(|arg| {
+        let Some(text) = arg.to_str() else {
+            return arg;
+        };
+        for flag in ["-var", "-var-file", "-only"] {
+            if text == flag
+                || text
+                    .strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='))
+            {
+                return format!("-{text}").into();
+            }
+        }
+        arg
+    })
 }
 
 /// For commands that only print: end quietly when the reader goes away (`bakerd show | head`),

@@ -68,12 +68,14 @@ async fn a_standard_build_stays_within_the_documented_describe_budget_per_wait()
         })
         .collect();
     assert!(over.is_empty(), "over the documented budget: {over:?}");
+    // Deletes may repeat while ECS still holds a resource for a deleted instance
+    // (`DependencyViolation`, retried on purpose); everything else is made once.
     let others: BTreeMap<_, _> = made
         .iter()
-        .filter(|(action, _)| !action.starts_with("Describe"))
+        .filter(|(action, _)| !action.starts_with("Describe") && !action.starts_with("Delete"))
         .collect();
     assert!(
         others.values().all(|n| **n == 1),
-        "every create, start/stop and delete is made once: {others:?}"
+        "every create, import, authorize, run and stop is made once: {others:?}"
     );
 }

@@ -362,7 +362,10 @@ async fn random_kills_with_three_builds_in_flight_then_apply_finishes_each_with_
     for (id, phase) in &builds {
         if phase != "succeeded" {
             let r = harness::resume_until_done(&ws, &state, id, 3).await;
-            assert_eq!(r.phase, "succeeded", "{id}: {r:?}");
+            assert_eq!(
+                r.phase, "succeeded",
+                "seed {seed}, {id}: {r:?}\nlast apply: {last:?}"
+            );
         }
         audit_one_image(&sim, id).await;
         succeeded += 1;
@@ -430,4 +433,37 @@ async fn validate_remote_catches_bad_image_id_instance_type_and_copy_region_with
         created.is_empty(),
         "validate and refused applies created {created:?}"
     );
+}
+
+#[test]
+fn a_yaml_spec_variable_is_required_until_set_by_var_var_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = harness::small_spec("vars").replace(
+        "image:\n  name: vars-",
+        "vars:\n  env: ~\nimage:\n  name: vars-{{var.env}}-",
+    );
+    let spec = common::write_spec(dir.path(), &spec);
+    let vars = dir.path().join("vars.json");
+    std::fs::write(&vars, r#"{"env": "staging"}"#).unwrap();
+    let spec = spec.to_str().unwrap();
+    let validate = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["validate", spec];
+        all.extend(args);
+        common::run_bakerd(&all, env)
+    };
+    let missing = validate(&[], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("`env` is required"), "{stderr}");
+    for (args, env) in [
+        (vec!["--var", "env=prod"], vec![]),
+        (vec!["--var-file", vars.to_str().unwrap()], vec![]),
+        (vec![], vec![("BAKERD_VAR_env", "dev")]),
+    ] {
+        let ok = validate(&args, &env);
+        assert_eq!(ok.status.code(), Some(0), "{args:?} {env:?}: {ok:?}");
+    }
+    let unknown = validate(&["--var", "env=x", "--var", "nope=1"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--var nope"));
 }

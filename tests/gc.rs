@@ -444,3 +444,88 @@ async fn prune_state_forgets_old_finished_records_and_keeps_unfinished_ones() {
     let show = bakerd(&sim, &state, &["show", &done]);
     assert!(!show.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_waits_for_several_deleted_instances_with_one_describe_per_poll() {
+    let sim = SimProcess::start("gc-batch");
+    let (_dir, state) = temp_state();
+    let tags = [
+        ("bakerd:managed", "true"),
+        ("bakerd:build-id", "b-00000000bb"),
+    ];
+    // Only the instances carry bakerd's tags: the network is not gc's to delete here.
+    let vpc = create_vpc(&sim, &[]).await;
+    let sg = create_security_group(&sim, &vpc).await;
+    let (status, body) = sim
+        .call(
+            "CreateVSwitch",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("VpcId", &vpc),
+                ("ZoneId", "cn-hangzhou-h"),
+                ("CidrBlock", "10.0.1.0/24"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let vswitch = body["VSwitchId"].as_str().unwrap().to_string();
+    let (status, body) = sim
+        .call(
+            "RunInstances",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("ImageId", "ubuntu1404_64_40G_cloudinit_20160427.raw"),
+                ("InstanceType", "ecs.s2.large"),
+                ("SecurityGroupId", &sg),
+                ("VSwitchId", &vswitch),
+                ("Amount", "3"),
+                ("Tag.1.Key", tags[0].0),
+                ("Tag.1.Value", tags[0].1),
+                ("Tag.2.Key", tags[1].0),
+                ("Tag.2.Value", tags[1].1),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // ECS refuses to delete an instance while it is Pending.
+    sim.wait_for(
+        "instances past Pending",
+        Duration::from_secs(30),
+        || async {
+            let inventory = sim.inventory().await;
+            let pending = inventory
+                .iter()
+                .any(|r| r["kind"] == "instance" && r["status"] == "Pending");
+            (!pending).then_some(())
+        },
+    )
+    .await;
+    let before = sim.calls().await["counts"]["DescribeInstances"]
+        .as_u64()
+        .unwrap_or(0);
+
+    let out = bakerd(&sim, &state, &["gc", "--yes"]);
+    let listing = text(&out);
+    assert!(out.status.success(), "{listing}");
+    let left = ids(&live(&sim).await);
+    let instances: Vec<&str> = body["InstanceIdSets"]["InstanceIdSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert_eq!(instances.len(), 3);
+    for id in &instances {
+        assert!(!left.iter().any(|l| l == id), "{id} left:\n{listing}");
+    }
+    let describes = sim.calls().await["counts"]["DescribeInstances"]
+        .as_u64()
+        .unwrap_or(0)
+        - before;
+    // One listing, then the deletion wait's polls, shared by the three instances (an instance is
+    // gone at once on the simulator: one poll).
+    assert_eq!(
+        describes, 2,
+        "DescribeInstances calls during gc:\n{listing}"
+    );
+}

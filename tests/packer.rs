@@ -30,6 +30,7 @@ fn options(env: &[(&str, &str)]) -> Options {
             .collect(),
         now: datetime!(2024-03-05 07:08:09 UTC),
         base_dir: fixtures_dir(),
+        only: Vec::new(),
     }
 }
 
@@ -106,8 +107,11 @@ fn seed_template_converts_to_the_expected_spec() {
             security_group_id: Some("sg-seed".into()),
             system_disk: SystemDisk::default(),
             internet_max_bandwidth_out: None,
+            internet_charge_type: None,
+            security_enhancement_strategy: None,
             user_data: None,
             tags: BTreeMap::new(),
+            data_disks: Vec::new(),
         },
         ssh: SshSpec {
             username: "root".into(),
@@ -194,8 +198,11 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
             size_gb: Some(60),
         },
         internet_max_bandwidth_out: Some(10),
+        internet_charge_type: None,
+        security_enhancement_strategy: None,
         user_data: Some("#!/bin/sh\necho hi".into()),
         tags: map(&[("purpose", "build")]),
+        data_disks: Vec::new(),
     };
     assert_eq!(s.instance, expected_instance);
     let expected_ssh = SshSpec {

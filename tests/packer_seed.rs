@@ -7,7 +7,7 @@ use common::SimProcess;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REGION: &str = "cn-shanghai";
 
@@ -17,29 +17,6 @@ fn seed_template() -> String {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packer/seed.json"),
     )
     .expect("seed fixture")
-}
-
-/// A security group allowing tcp/22, created beforehand as the seed README requires.
-async fn ssh_security_group(sim: &SimProcess) -> String {
-    let (status, body) = sim
-        .call("CreateSecurityGroup", &[("RegionId", REGION)])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let sg = body["SecurityGroupId"].as_str().unwrap().to_string();
-    let (status, body) = sim
-        .call(
-            "AuthorizeSecurityGroup",
-            &[
-                ("RegionId", REGION),
-                ("SecurityGroupId", &sg),
-                ("IpProtocol", "tcp"),
-                ("PortRange", "22/22"),
-                ("SourceCidrIp", "0.0.0.0/0"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    sg
 }
 
 /// Runs `bakerd apply <template>` the way a seed user would: credentials and the security group
@@ -75,7 +52,7 @@ fn build_in(dir: &Path, template: &str) {
 #[tokio::test]
 async fn the_seed_readme_template_builds_an_image_unchanged() {
     let sim = SimProcess::start("seed");
-    let sg = ssh_security_group(&sim).await;
+    let sg = common::ssh_security_group(&sim, REGION).await;
     let dir = tempfile::tempdir().unwrap();
     build_in(dir.path(), &seed_template());
 
@@ -103,7 +80,7 @@ async fn the_seed_readme_template_builds_an_image_unchanged() {
 #[tokio::test]
 async fn a_seed_template_whose_provisioner_writes_a_file_puts_it_in_the_image() {
     let sim = SimProcess::start("seed-variant");
-    let sg = ssh_security_group(&sim).await;
+    let sg = common::ssh_security_group(&sim, REGION).await;
     let dir = tempfile::tempdir().unwrap();
     let template = seed_template().replace(
         "\"echo ubuntu\"",
@@ -123,79 +100,7 @@ async fn a_seed_template_whose_provisioner_writes_a_file_puts_it_in_the_image() 
     let image = images[0]["id"].as_str().unwrap();
 
     let (key, public) = common::ssh_keygen(dir.path(), "id_ed25519");
-    let ip = boot_instance(&sim, image, &sg, &public).await;
-    let content = ssh_read(&key, &ip, "/etc/seed/marker", Duration::from_secs(30));
+    let ip = common::boot_instance(&sim, REGION, image, &sg, &public).await;
+    let content = common::ssh_read_retrying(&key, &ip, "/etc/seed/marker", Duration::from_secs(30));
     assert_eq!(content.trim(), "written-by-the-seed-template");
-}
-
-/// Imports `public_key`, runs an instance from `image` and returns its private IP once Running.
-async fn boot_instance(sim: &SimProcess, image: &str, sg: &str, public_key: &str) -> String {
-    let (status, body) = sim
-        .call(
-            "ImportKeyPair",
-            &[
-                ("RegionId", REGION),
-                ("KeyPairName", "seed-check"),
-                ("PublicKeyBody", public_key),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = sim
-        .call(
-            "RunInstances",
-            &[
-                ("RegionId", REGION),
-                ("ImageId", image),
-                ("InstanceType", "ecs.s2.large"),
-                ("SecurityGroupId", sg),
-                ("KeyPairName", "seed-check"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["InstanceIdSets"]["InstanceIdSet"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let ids = format!("[\"{id}\"]");
-    let started = Instant::now();
-    loop {
-        let (_, body) = sim
-            .call(
-                "DescribeInstances",
-                &[("RegionId", REGION), ("InstanceIds", &ids)],
-            )
-            .await;
-        let instance = &body["Instances"]["Instance"][0];
-        if instance["Status"] == "Running" {
-            let ip = &instance["VpcAttributes"]["PrivateIpAddress"]["IpAddress"][0];
-            let ip = ip
-                .as_str()
-                .or(instance["InnerIpAddress"]["IpAddress"][0].as_str());
-            return ip.expect("a private IP").to_string();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "instance {id} never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Reads a file over SSH with OpenSSH's client, retrying while the instance boots.
-fn ssh_read(key: &Path, ip: &str, path: &str, timeout: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        let out = common::ssh_run(ip, key, &format!("cat {path}"));
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "ssh root@{ip} cat {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }

@@ -479,12 +479,20 @@ async fn snapshot_and_image_lifecycles_reach_accomplished_and_available_with_pre
         .call("DeleteImage", &[("RegionId", REGION), ("ImageId", &img)])
         .await);
     ok(&sim.call("DeleteSnapshot", &[("SnapshotId", &snap)]).await);
-    ok(&sim
-        .call(
-            "DeleteSecurityGroup",
-            &[("RegionId", REGION), ("SecurityGroupId", &sg)],
-        )
-        .await);
+    // The deleted instance is released asynchronously: its group is refused until then.
+    sim.wait_for("the group deleted", Duration::from_secs(30), || async {
+        let resp = sim
+            .call(
+                "DeleteSecurityGroup",
+                &[("RegionId", REGION), ("SecurityGroupId", &sg)],
+            )
+            .await;
+        if resp.0 != 200 {
+            err(&resp, 403, "DependencyViolation");
+        }
+        (resp.0 == 200).then_some(())
+    })
+    .await;
     let inv = sim.inventory().await;
     for r in &inv {
         if ["instance", "image", "snapshot", "securitygroup"].contains(&r["kind"].as_str().unwrap())

@@ -369,7 +369,14 @@ fn stop_all_and_drop_leave_no_instance_process_running() {
         &key,
         &format!("setsid {marker} > /dev/null 2>&1 < /dev/null &"),
     );
-    let sleepers = host_pids_running(&marker);
+    let mut sleepers = host_pids_running(&marker);
+    for _ in 0..500 {
+        if !sleepers.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        sleepers = host_pids_running(&marker);
+    }
     assert_eq!(
         sleepers.len(),
         1,

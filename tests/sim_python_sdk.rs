@@ -49,48 +49,7 @@ async fn run_lifecycle(name: &str, script: &str, signature: &str) {
     );
     let summary: Value =
         serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line");
-    let inventory = sim.inventory().await;
-    for (field, kind) in [
-        ("instance", "instance"),
-        ("snapshot", "snapshot"),
-        ("image", "image"),
-        ("security_group", "securitygroup"),
-    ] {
-        let id = summary[field].as_str().unwrap();
-        let r = inventory
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("{id} not in inventory"));
-        assert_eq!(
-            (r["kind"].as_str(), r["status"].as_str()),
-            (Some(kind), Some("Deleted")),
-            "{r}"
-        );
-    }
-    let calls = sim.calls().await;
-    let log = calls["calls"].as_array().unwrap();
-    assert!(
-        log.iter().all(|c| c["error_code"].is_null()),
-        "some SDK call failed: {log:?}"
-    );
-    assert!(
-        log.iter().all(|c| c["signature_version"] == signature),
-        "expected only {signature} signatures: {log:?}"
-    );
-    for action in [
-        "ImportKeyPair",
-        "CreateSecurityGroup",
-        "AuthorizeSecurityGroup",
-        "CreateInstance",
-        "StartInstance",
-        "CreateSnapshot",
-        "CreateImage",
-        "DeleteInstance",
-        "DeleteImage",
-        "DeleteSnapshot",
-    ] {
-        assert_eq!(calls["counts"][action], 1, "{action} count");
-    }
+    common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
 }
 
 #[tokio::test]

@@ -83,6 +83,7 @@ fn convert_prints_the_seed_template_as_a_spec_equal_to_its_conversion() {
         env,
         now,
         base_dir: fixtures_dir(),
+        only: vec![],
     };
     let mut expected = convert(SEED, &options).unwrap().spec;
     // The binary ran at its own time: its {{timestamp}} lies within the run; everything else is equal.
@@ -214,17 +215,13 @@ fn load_converts_a_packer_template_recognised_by_content() {
 }
 
 #[test]
-fn load_refuses_template_variables_with_a_yaml_spec_naming_them_without_values() {
+fn load_refuses_a_variable_the_yaml_spec_does_not_declare_naming_it_without_its_value() {
     let yaml = crate_dir().join("specs/demo.yaml");
     let vars = vec!["region=SECRET-VALUE".to_string()];
-    let files = vec![PathBuf::from("vars.json")];
-    let err = SpecSource::load(&yaml, &vars, &files).unwrap_err();
+    let err = SpecSource::load(&yaml, &vars, &[]).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, SourceError::VarsWithYamlSpec { .. }));
-    assert!(
-        message.contains("--var region") && message.contains("--var-file vars.json"),
-        "{message}"
-    );
+    assert!(matches!(err, SourceError::Vars { .. }));
+    assert!(message.contains("--var region"), "{message}");
     assert!(!message.contains("SECRET-VALUE"), "{message}");
 }
 

@@ -328,7 +328,22 @@ async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
     assert_eq!(tests.len(), 1);
     assert!(tests[0]["deleted"].is_null(), "the test instance runs");
 
-    let gc = bakerd(state.path(), &sim.endpoint, &["gc", "--older-than", "0s", "--yes"]);
+    let state_dir = state.path().to_str().unwrap();
+    let gc = run_bakerd(
+        &[
+            "gc",
+            "--older-than",
+            "0s",
+            "--yes",
+            "--state-dir",
+            state_dir,
+        ],
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "testid"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "testsecret"),
+        ],
+    );
     assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
     let inventory = sim.inventory().await;
     let live = live_resources_of_build(&inventory, &id);

@@ -37,7 +37,7 @@ impl Observed {
             Some(pending) => (pending + self.done) / 2,
             // Done at the first poll: it may have been done well before; probe earlier, so an
             // estimate that is far too late comes down within a few waits.
-            None => self.done.mul_f64(0.7),
+            None => self.done.mul_f64(0.8),
         }
     }
 }
@@ -147,7 +147,7 @@ mod tests {
         for start in [50u64, 3_000] {
             let timings = Timings::in_memory();
             timings.learn("t", observed(None, start));
-            for _ in 0..12 {
+            for _ in 0..20 {
                 let first = timings.typical("t").unwrap().as_millis() as u64;
                 let seen = if first >= 600 {
                     observed(None, first)

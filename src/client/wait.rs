@@ -8,7 +8,7 @@
 //!
 //! The first poll happens when the transition is likely done: after its learned typical duration
 //! ([`super::timings`]), or its documented one on a remote cloud, or at once when neither is known.
-//! Past that moment, and until twice it, polls come at a tenth of the typical duration, so the
+//! Past that moment, and until twice it, polls come at a twentieth of the typical duration, so the
 //! reaction to a resource becoming ready stays short without polling throughout the wait.
 //!
 //! Guarantees: a terminal failure (`failed` snapshot, `CreateFailed` image) ends the wait at the poll
@@ -163,7 +163,7 @@ impl Estimator {
     /// otherwise (unknown, or far overdue) back off with the elapsed time.
     fn without_progress(&self, elapsed: Duration) -> Duration {
         match self.expected {
-            Some(typical) if elapsed < typical * 2 => typical / 10,
+            Some(typical) if elapsed < typical * 2 => typical / 20,
             _ => elapsed / 2,
         }
     }

@@ -68,6 +68,32 @@ impl Waiter<'_> {
         .await
     }
 
+    /// Waits until none of `instance_ids` exists any more (gc deleting many at once): one
+    /// DescribeInstances per poll covers them all (the API takes up to 100 ids), instead of one
+    /// wait per instance.
+    pub async fn instances_deleted(
+        &self,
+        region: &str,
+        instance_ids: &[String],
+    ) -> Result<Waited<()>, WaitError> {
+        let resource = format!("instances {}", instance_ids.join(","));
+        self.poll(&resource, "deleted", || async {
+            let mut request = DescribeInstances::in_region(region);
+            request.instance_ids = instance_ids.to_vec();
+            request.page_size = Some(100);
+            let left = self.client().call(&request).await?.instances;
+            let left = left
+                .iter()
+                .filter(|i| instance_ids.contains(&i.instance_id))
+                .count();
+            Ok(match left {
+                0 => Observation::Done(()),
+                n => pending(&format!("{n} left"), None, None),
+            })
+        })
+        .await
+    }
+
     async fn describe_instance(
         &self,
         region: &str,

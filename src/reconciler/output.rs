@@ -5,10 +5,11 @@
 //! provisioner output only.
 
 use super::phase::Phase;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How output is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub enum Mode {
 pub struct Output {
     mode: Mode,
     bar: Arc<Mutex<Option<ProgressBar>>>,
+    /// On a terminal: a spinner with the elapsed time while a step waits (instance start, SSH,
+    /// provisioners, stops, snapshot, image), so a long wait never looks like a hang.
+    spinner: Arc<Mutex<Option<ProgressBar>>>,
+    /// Every bar and spinner of the process, drawn together with the lines printed above them
+    /// (builds running side by side each have their own).
+    multi: MultiProgress,
     /// The build this handle speaks for: notes get its `[b-…]` prefix and JSON events its id,
     /// so the lines of builds running side by side can be told apart.
     build: Option<Arc<str>>,
@@ -41,9 +48,15 @@ impl Output {
         } else {
             Mode::Plain
         };
+        let target = match mode {
+            Mode::Terminal => ProgressDrawTarget::stdout(),
+            _ => ProgressDrawTarget::hidden(),
+        };
         Output {
             mode,
             bar: Arc::new(Mutex::new(None)),
+            spinner: Arc::new(Mutex::new(None)),
+            multi: MultiProgress::with_draw_target(target),
             build: None,
         }
     }
@@ -53,6 +66,8 @@ impl Output {
         Output {
             mode: self.mode,
             bar: Arc::new(Mutex::new(None)),
+            spinner: Arc::new(Mutex::new(None)),
+            multi: self.multi.clone(),
             build: Some(Arc::from(build)),
         }
     }
@@ -63,6 +78,10 @@ impl Output {
     }
 
     fn emit(&self, line: &str, event: serde_json::Value) {
+        if self.mode == Mode::Terminal {
+            let _ = self.multi.println(line);
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
         let _ = match self.mode {
             Mode::Json => writeln!(stdout, "{event}"),
@@ -77,10 +96,35 @@ impl Output {
             &format!("[{build}] {} …", phase.step_description()),
             json!({"event": "step_started", "build": build, "phase": phase.name(), "step": phase.step_description()}),
         );
+        if self.mode == Mode::Terminal {
+            let spinner = self.multi.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{prefix}] {msg} {elapsed}")
+            {
+                spinner.set_style(style);
+            }
+            spinner.set_prefix(build.to_string());
+            spinner.set_message(phase.step_description());
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            if let Some(old) = self.lock_spinner().replace(spinner) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn lock_spinner(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.spinner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the step's spinner (the step ended).
+    fn stop_spinner(&self) {
+        if let Some(spinner) = self.lock_spinner().take() {
+            spinner.finish_and_clear();
+        }
     }
 
     /// A step finished and the build reached `phase`.
     pub fn step_done(&self, build: &str, phase: &Phase, secs: f64) {
+        self.stop_spinner();
         self.emit(
             &format!("[{build}] {} ({secs:.1}s)", phase.name()),
             json!({"event": "phase", "build": build, "phase": phase.name(), "seconds": secs}),
@@ -89,6 +133,7 @@ impl Output {
 
     /// A step failed.
     pub fn step_failed(&self, build: &str, at: &Phase, secs: f64, error: &str) {
+        self.stop_spinner();
         self.emit(
             &format!("[{build}] FAILED: {} ({secs:.1}s): {error}", at.step_description()),
             json!({"event": "failed", "build": build, "phase": at.name(), "seconds": secs, "error": error}),
@@ -97,6 +142,7 @@ impl Output {
 
     /// The build stopped at a safe point before the step starting at `at` finished.
     pub fn interrupted(&self, build: &str, at: &Phase, message: &str) {
+        self.stop_spinner();
         self.emit(
             &format!("[{build}] {message}"),
             json!({"event": "interrupted", "build": build, "phase": at.name(), "step": at.step_description(), "message": message}),
@@ -152,7 +198,7 @@ impl Output {
             Mode::Terminal => {
                 let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
                 let bar = bar.get_or_insert_with(|| {
-                    let b = ProgressBar::new(100);
+                    let b = self.multi.add(ProgressBar::new(100));
                     if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos:>3}%")
                     {
                         b.set_style(style.progress_chars("=> "));

@@ -11,7 +11,7 @@
 
 use super::cloud::{Cloud, CloudError};
 use crate::client::api::images::{DescribeImages, ALL_IMAGE_STATUSES};
-use crate::client::api::regions::{DescribeInstanceTypes, DescribeRegions, DescribeZones};
+use crate::client::api::regions::{DescribeInstanceTypes, DescribeRegions};
 use crate::spec::{SourceImage, Spec};
 
 /// One thing the cloud would refuse, by spec field.
@@ -117,14 +117,7 @@ async fn check_instance_type(cloud: &Cloud, spec: &Spec) -> Result<Option<Findin
             format!("{wanted} is not an instance type of {}; `aliyun ecs DescribeInstanceTypes` lists them", spec.region),
         )));
     }
-    let zones = cloud
-        .client()
-        .call(&DescribeZones {
-            region_id: spec.region.clone(),
-            verbose: None,
-        })
-        .await?
-        .zones;
+    let zones = cloud.zones().await?;
     let offers = |z: &crate::client::api::regions::Zone| {
         z.available_instance_types.is_empty() || z.available_instance_types.contains(wanted)
     };

@@ -42,8 +42,9 @@ impl Reconciler {
 
     /// Pending → Prepared: import the build's key pair; find or create the network.
     pub(super) async fn prepare(&mut self) -> Result<(), BuildError> {
+        // The image name was checked by the preflight of `apply`, moments before this build was
+        // recorded (CreateImage refuses a duplicate name in any case).
         if !self.verify_only() {
-            self.check_image_name_free().await?;
             self.resolve_source_image().await?;
         }
         if self.uses_ssh() {
@@ -79,23 +80,6 @@ impl Reconciler {
             self.cloud.wait_vswitch_available(&vswitch).await?;
         }
         Ok(())
-    }
-
-    /// Fails early (before anything is created) when the image name is taken and `force` is off,
-    /// as Packer's pre-validation does.
-    async fn check_image_name_free(&mut self) -> Result<(), BuildError> {
-        if self.spec.image.force {
-            return Ok(());
-        }
-        let taken = self.cloud.images_named(&self.image_name()).await?;
-        match taken.first() {
-            None => Ok(()),
-            Some(existing) => Err(BuildError::Other(format!(
-                "an image named {:?} already exists ({existing}); choose another `image.name` \
-                 (e.g. with {{{{timestamp}}}}) or set `image.force: true` to replace it",
-                self.image_name()
-            ))),
-        }
     }
 
     /// Pins the source image id (a family is resolved once, so a resume uses the same image).
@@ -201,6 +185,9 @@ impl Reconciler {
             system_disk_category: self.spec.instance.system_disk.category.clone(),
             system_disk_size_gb: self.spec.instance.system_disk.size_gb,
             internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
+            internet_charge_type: self.spec.instance.internet_charge_type.clone(),
+            security_enhancement_strategy: self.spec.instance.security_enhancement_strategy.clone(),
+            data_disks: self.spec.instance.data_disks.clone(),
             user_data: self.spec.instance.user_data.as_ref().map(|text| {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD.encode(text)

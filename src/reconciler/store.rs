@@ -46,11 +46,12 @@ impl Store {
         spec_hash: String,
         spec_path: &Path,
     ) -> Result<Build, StoreError> {
-        let rec: Build = self.dir.create_build(frozen_spec, Phase::Pending)?;
-        self.dir.update_build(&rec.id, |b: &mut Build| {
-            b.spec_hash = spec_hash;
-            b.spec_path = spec_path.display().to_string();
-        })
+        // One write: a kill between two writes left a record whose hash `resume` refused.
+        self.dir
+            .create_build_with(frozen_spec, Phase::Pending, |b: &mut Build| {
+                b.spec_hash = spec_hash;
+                b.spec_path = spec_path.display().to_string();
+            })
     }
 
     /// Loads one build.

@@ -225,6 +225,10 @@ impl Reconciler {
             system_disk_size_gb: self.spec.instance.system_disk.size_gb,
             internet_max_bandwidth_out: self.spec.internet_max_bandwidth_out(),
             user_data: None,
+            // The image brings its own data disks (its disk mappings); none are added.
+            data_disks: Vec::new(),
+            internet_charge_type: self.spec.instance.internet_charge_type.clone(),
+            security_enhancement_strategy: self.spec.instance.security_enhancement_strategy.clone(),
             tags,
         };
         let cloud = self.cloud.clone();

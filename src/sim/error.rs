@@ -35,8 +35,9 @@ pub enum SimError {
         code: &'static str,
         message: String,
     },
-    /// The action name is unknown.
-    #[error("The specified action {0} is not valid.")]
+    /// The action name is unknown. The POP gateway answers 404 `InvalidAction.NotFound` with this
+    /// message (docs/sim-packer-actions.md); the action is not named in it.
+    #[error("Specified api is not found, please check your url and method.")]
     InvalidAction(String),
     /// The machine layer failed while acting on a resource.
     #[error("The request processing has failed due to some unknown error: {0}")]

@@ -24,6 +24,8 @@ pub const TOKEN_ACTIONS: &[&str] = &[
     "CreateSnapshot",
     "CreateSecurityGroup",
     "AuthorizeSecurityGroup",
+    "AuthorizeSecurityGroupEgress",
+    "AllocateEipAddress",
     "CreateVpc",
     "CreateVSwitch",
     "DeleteVpc",

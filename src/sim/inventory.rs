@@ -48,7 +48,10 @@ pub fn inventory(state: &State) -> Value {
             "disk",
             &d.meta,
             &status_or_deleted(&d.meta, &d.status),
-            json!({"instance_id": d.instance_id, "image_id": d.image_id}),
+            json!({
+                "instance_id": d.instance_id, "image_id": d.image_id, "size_gib": d.size_gib,
+                "type": if d.data.is_some() { "data" } else { "system" },
+            }),
         ));
     }
     for s in state.snapshots.values() {
@@ -92,6 +95,14 @@ pub fn inventory(state: &State) -> Value {
             &v.meta,
             &status_or_deleted(&v.meta, &v.status),
             json!({"name": v.name, "vpc_id": v.vpc_id, "zone_id": v.zone}),
+        ));
+    }
+    for e in state.eips.values() {
+        out.push(entry(
+            "eip",
+            &e.meta,
+            &status_or_deleted(&e.meta, &e.status),
+            json!({"ip": e.ip.to_string(), "instance_id": e.instance_id}),
         ));
     }
     json!({ "resources": out })

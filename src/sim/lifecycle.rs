@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::Sim;
-use super::machine::{InstanceBoot, MachineError, SshTarget};
-use super::store::{self, Instance, Rule, State};
+use super::machine::{DataDisk, InstanceBoot, MachineError, SshTarget};
+use super::store::{self, Eip, Instance, Rule, State};
+use super::timeline::Transition;
 
 /// How fast things happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +39,10 @@ pub struct Latencies {
     pub copy_image_ms: u64,
     /// VPC and vSwitch Pending→Available.
     pub network_ms: u64,
+    /// From DeleteInstance until the instance lets go of its security groups and vSwitch.
+    pub release_ms: u64,
+    /// EIP Associating→InUse and Unassociating→Available.
+    pub eip_ms: u64,
 }
 
 impl Latencies {
@@ -50,6 +55,8 @@ impl Latencies {
                 image_ms: 1_000,
                 copy_image_ms: 1_500,
                 network_ms: 200,
+                release_ms: 1_000,
+                eip_ms: 300,
             },
             Profile::Realistic => Latencies {
                 instance_step_ms: 2_500,
@@ -58,18 +65,18 @@ impl Latencies {
                 image_ms: 20_000,
                 copy_image_ms: 30_000,
                 network_ms: 1_000,
+                release_ms: 8_000,
+                eip_ms: 2_000,
             },
         }
     }
 }
 
-/// Moves one instance a step if due. Returns whether it changed.
-fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
-    let Some(target) = inst.target.clone() else {
-        return false;
-    };
+/// Moves one instance a step if due. Returns the status change it made, if any.
+fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> Option<Transition> {
+    let target = inst.target.clone()?;
     if !inst.meta.live() || now < inst.next_ms {
-        return false;
+        return None;
     }
     let next = match (inst.status.as_str(), target.as_str()) {
         ("Pending", "Running") | ("Stopping", "Running") => "Starting",
@@ -77,64 +84,129 @@ fn step_instance(inst: &mut Instance, lat: &Latencies, now: u64) -> bool {
         ("Starting", _) => "Running",
         _ => {
             inst.target = None;
-            return true;
+            return None;
         }
     };
+    // Entering a transitional status always sets `next_ms` to the entry time plus one step.
+    let entered = inst.next_ms.saturating_sub(lat.instance_step_ms);
+    let change = Change::new("instance", &inst.meta.id, &inst.status, next).timed(
+        entered,
+        inst.next_ms,
+        now,
+    );
     inst.status = next.to_string();
     inst.next_ms = now + lat.instance_step_ms;
     if next == target {
         inst.target = None;
     }
     inst.running_since_ms = (next == "Running").then_some(now);
-    true
+    Some(change)
 }
 
-/// Applies every due transition. Returns whether anything changed.
+/// What changed, before its times are known.
+struct Change<'a> {
+    kind: &'a str,
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+}
+
+impl<'a> Change<'a> {
+    fn new(kind: &'a str, id: &'a str, from: &'a str, to: &'a str) -> Self {
+        Change { kind, id, from, to }
+    }
+
+    /// The transition: `from` began at `entered`, the change was due at `due`, applied at `now`.
+    fn timed(self, entered: u64, due: u64, now: u64) -> Transition {
+        Transition {
+            kind: self.kind.into(),
+            id: self.id.into(),
+            from: self.from.into(),
+            to: self.to.into(),
+            entered_ms: entered,
+            due_ms: due,
+            at_ms: now,
+        }
+    }
+}
+
+/// Applies every due transition and records each in the state's timeline. Returns whether
+/// anything changed.
 pub fn advance(state: &mut State, lat: &Latencies, now: u64) -> bool {
-    let mut changed = false;
+    let mut changes = Vec::new();
     for inst in state.instances.values_mut() {
-        changed |= step_instance(inst, lat, now);
+        changes.extend(step_instance(inst, lat, now));
     }
     for s in state.snapshots.values_mut() {
         if s.meta.live() && s.status == "progressing" && now >= s.done_ms {
-            s.status = if s.will_fail {
+            let to = if s.will_fail {
                 "failed"
             } else {
                 "accomplished"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("snapshot", &s.meta.id, &s.status, to);
+            changes.push(change.timed(s.meta.created_ms, s.done_ms, now));
+            s.status = to.into();
         }
     }
     for i in state.images.values_mut() {
         if i.meta.live() && i.status == "Creating" && now >= i.done_ms {
-            i.status = if i.will_fail {
+            let to = if i.will_fail {
                 "CreateFailed"
             } else {
                 "Available"
-            }
-            .into();
-            changed = true;
+            };
+            let change = Change::new("image", &i.meta.id, &i.status, to);
+            changes.push(change.timed(i.meta.created_ms, i.done_ms, now));
+            i.status = to.into();
         }
     }
     for v in state.vpcs.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vpc", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
     }
     for v in state.vswitches.values_mut() {
         if v.status == "Pending" && now >= v.next_ms {
+            let change = Change::new("vswitch", &v.meta.id, "Pending", "Available");
+            changes.push(change.timed(v.meta.created_ms, v.next_ms, now));
             v.status = "Available".into();
-            changed = true;
         }
+    }
+    for e in state.eips.values_mut() {
+        changes.extend(step_eip(e, lat, now));
+    }
+    let changed = !changes.is_empty();
+    for change in changes {
+        state.timeline.record(change);
     }
     changed
 }
 
+/// Ends an EIP's `Associating`/`Unassociating` once due. Returns the status change, if any.
+fn step_eip(e: &mut Eip, lat: &Latencies, now: u64) -> Option<Transition> {
+    if !e.meta.live() || now < e.next_ms {
+        return None;
+    }
+    let to = match e.status.as_str() {
+        "Associating" => "InUse",
+        "Unassociating" => "Available",
+        _ => return None,
+    };
+    let entered = e.next_ms.saturating_sub(lat.eip_ms);
+    let change = Change::new("eip", &e.meta.id, &e.status, to).timed(entered, e.next_ms, now);
+    e.status = to.into();
+    if to == "Available" {
+        e.instance_id = None;
+    }
+    Some(change)
+}
+
 /// Whether a rule lets tcp/22 in.
 pub fn allows_ssh(rule: &Rule) -> bool {
-    if rule.policy.eq_ignore_ascii_case("drop") {
+    if rule.direction != "ingress" || rule.policy.eq_ignore_ascii_case("drop") {
         return false;
     }
     let proto = rule.ip_protocol.to_ascii_lowercase();
@@ -189,6 +261,14 @@ pub fn desired_sshd(
         .unwrap_or_default();
     let mut addresses = vec![inst.private_ip];
     addresses.extend(inst.public_ip);
+    addresses.extend(
+        state
+            .eips
+            .values()
+            .filter(|e| e.meta.live() && e.status == "InUse")
+            .filter(|e| e.instance_id.as_deref() == Some(inst.meta.id.as_str()))
+            .map(|e| e.ip),
+    );
     Some(SshTarget {
         instance_id: inst.meta.id.clone(),
         disk_id: inst.system_disk_id.clone(),
@@ -198,7 +278,7 @@ pub fn desired_sshd(
 }
 
 /// How instance `inst` should be booted right now (`None`: not running).
-pub fn desired_boot(inst: &Instance) -> Option<InstanceBoot> {
+pub fn desired_boot(state: &State, inst: &Instance) -> Option<InstanceBoot> {
     if !inst.meta.live() || inst.status != "Running" {
         return None;
     }
@@ -211,8 +291,31 @@ pub fn desired_boot(inst: &Instance) -> Option<InstanceBoot> {
         instance_id: inst.meta.id.clone(),
         system_disk_id: inst.system_disk_id.clone(),
         hostname,
-        data_disks: Vec::new(),
+        data_disks: attached_data_disks(state, &inst.meta.id),
     })
+}
+
+/// The instance's live data disks: ECS `/dev/vdb` appears at `/mnt/vdb` inside it.
+fn attached_data_disks(state: &State, instance_id: &str) -> Vec<DataDisk> {
+    let mut disks: Vec<DataDisk> = state
+        .disks
+        .values()
+        .filter(|d| d.meta.live() && d.instance_id.as_deref() == Some(instance_id))
+        .filter_map(|d| {
+            let device = d
+                .data
+                .as_ref()?
+                .device
+                .trim_start_matches("/dev/")
+                .to_string();
+            Some(DataDisk {
+                disk_id: d.meta.id.clone(),
+                device,
+            })
+        })
+        .collect();
+    disks.sort_by(|a, b| a.device.cmp(&b.device));
+    disks
 }
 
 /// What the ticker last applied to each instance's SSH.
@@ -223,7 +326,12 @@ struct Applied {
     retry_at: HashMap<String, u64>,
 }
 
-const TICK: Duration = Duration::from_millis(100);
+/// How often states advance and sshd's are checked: short, because a status becomes visible only
+/// on a tick and the tick's lag adds to every transition a client waits for.
+const TICK: Duration = Duration::from_millis(20);
+/// The state file is written at most every this many ticks (a write holds the state lock for an
+/// fsync, which requests would wait for).
+const FLUSH_EVERY_TICKS: u32 = 5;
 const MACHINE_RETRY_MS: u64 = 2_000;
 
 /// The two background threads: one advances states, one keeps sshd's in line with them. Separate
@@ -246,8 +354,10 @@ impl Ticker {
 pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     let (sim2, stop2) = (sim.clone(), stop.clone());
     let states = std::thread::spawn(move || {
+        let mut tick = 0u32;
         while !stop.load(Ordering::SeqCst) {
-            advance_and_flush(&sim);
+            tick = tick.wrapping_add(1);
+            advance_and_flush(&sim, tick.is_multiple_of(FLUSH_EVERY_TICKS));
             std::thread::sleep(TICK);
         }
     });
@@ -261,12 +371,14 @@ pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
     Ticker { states, sshds }
 }
 
-fn advance_and_flush(sim: &Sim) {
+fn advance_and_flush(sim: &Sim, flush: bool) {
     let mut state = sim.lock_state();
     if advance(&mut state, &sim.latencies, store::now_ms()) {
         sim.mark_dirty();
     }
-    sim.flush_if_dirty(&state);
+    if flush {
+        sim.flush_if_dirty(&state);
+    }
 }
 
 /// Brings every instance's machine to what [`desired_boot`] and [`desired_sshd`] say. After a
@@ -283,8 +395,9 @@ fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
             .map(|i| Desired {
                 id: i.meta.id.clone(),
                 live: i.meta.live(),
-                boot: desired_boot(i),
+                boot: desired_boot(&state, i),
                 ssh: desired_sshd(&state, i, &sim.latencies, now),
+                running_since: i.running_since_ms,
             })
             .collect()
     };
@@ -311,6 +424,7 @@ struct Desired {
     live: bool,
     boot: Option<InstanceBoot>,
     ssh: Option<SshTarget>,
+    running_since: Option<u64>,
 }
 
 fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), MachineError> {
@@ -333,7 +447,13 @@ fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), Machine
         return Ok(());
     }
     match &wish.ssh {
-        Some(target) => machines.ensure_sshd(target)?,
+        Some(target) => {
+            machines.ensure_sshd(target)?;
+            if !matches!(applied.targets.get(&wish.id), Some(Some(_))) {
+                let since = wish.running_since.unwrap_or_else(store::now_ms);
+                record_ssh_listening(sim, &wish.id, since);
+            }
+        }
         None => machines.stop_sshd(&wish.id)?,
     }
     applied.targets.insert(wish.id.clone(), wish.ssh.clone());
@@ -360,6 +480,17 @@ fn record_power_offs(sim: &Sim) {
     sim.mark_dirty();
 }
 
+/// Records that instance `id`'s sshd listens (its boot delay began when it became Running).
+fn record_ssh_listening(sim: &Sim, id: &str, running_since: u64) {
+    let mut state = sim.lock_state();
+    let due = running_since + sim.latencies.ssh_boot_ms;
+    let change = Change::new("ssh", id, "booting", "listening");
+    state
+        .timeline
+        .record(change.timed(running_since, due, store::now_ms()));
+    sim.mark_dirty();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +512,8 @@ mod tests {
 
     fn rule(protocol: &str, ports: &str) -> Rule {
         Rule {
+            direction: "ingress".into(),
+            dest_cidr_ip: String::new(),
             ip_protocol: protocol.into(),
             port_range: ports.into(),
             source_cidr_ip: "0.0.0.0/0".into(),
@@ -438,8 +571,11 @@ mod tests {
             private_ip: Ipv4Addr::new(127, 20, 0, 1),
             public_ip: None,
             internet_max_bandwidth_out: 0,
+            internet_charge_type: "PayByTraffic".into(),
             system_disk_id: "d-1".into(),
             stopped_mode: String::new(),
+            released_ms: None,
+            password_hash: None,
         }
     }
 

@@ -332,6 +332,34 @@ impl Machines {
         self.copy_resource(("image", image_id), ("disk", disk_id), shift)
     }
 
+    /// Creates data disk `disk_id` as a copy of snapshot `snapshot_id`'s filesystem.
+    pub fn create_disk_from_snapshot(
+        &self,
+        disk_id: &str,
+        snapshot_id: &str,
+    ) -> Result<(), MachineError> {
+        let shift = Shift::Into(self.inner.uid_base);
+        self.copy_resource(("snapshot", snapshot_id), ("disk", disk_id), shift)
+    }
+
+    /// Creates data disk `disk_id` with an empty filesystem (a new, unformatted ECS data disk),
+    /// owned by the instances' root.
+    pub fn create_empty_disk(&self, disk_id: &str) -> Result<(), MachineError> {
+        let dest = self.dir("disk", disk_id)?;
+        let base = self.inner.uid_base;
+        rootfs::build_atomically(&dest, |temp| {
+            let rootfs = temp.join("rootfs");
+            rootfs::ensure_dir(&rootfs, 0o755)?;
+            std::os::unix::fs::chown(&rootfs, Some(base), Some(base)).map_err(|source| {
+                MachineError::Io {
+                    what: "hand the new data disk to the instances' root",
+                    path: rootfs.clone(),
+                    source,
+                }
+            })
+        })
+    }
+
     /// Copies disk `disk_id`'s filesystem as it is now into snapshot `snapshot_id`.
     pub fn snapshot_disk(&self, disk_id: &str, snapshot_id: &str) -> Result<(), MachineError> {
         let shift = Shift::OutOf(self.inner.uid_base);

@@ -162,22 +162,20 @@ impl SimStartError {
 
 /// Runs `bakerd sim` until SIGINT/SIGTERM.
 pub fn run_cli(args: SimArgs) -> ExitCode {
-    if let Err(e) = preflight() {
-        eprintln!("bakerd sim: {e}");
-        return ExitCode::FAILURE;
-    }
     // Read (and unset) the secret-bearing variables while the process is still single-threaded.
     let (access_keys_env, sts_tokens_env) = keys::take_env();
-    let creds = check_listen(&args).and_then(|()| {
-        Ok(keys::load(&KeySources {
-            access_keys: &args.access_keys,
-            access_key_files: &args.access_key_files,
-            sts_tokens: &args.sts_tokens,
-            sts_token_files: &args.sts_token_files,
-            access_keys_env,
-            sts_tokens_env,
-        })?)
-    });
+    let creds = check_listen(&args)
+        .and_then(|()| preflight())
+        .and_then(|()| {
+            Ok(keys::load(&KeySources {
+                access_keys: &args.access_keys,
+                access_key_files: &args.access_key_files,
+                sts_tokens: &args.sts_tokens,
+                sts_token_files: &args.sts_token_files,
+                access_keys_env,
+                sts_tokens_env,
+            })?)
+        });
     let creds = match creds {
         Ok(mut c) => {
             c.instance_roles = args.ecs_ram_roles.clone();

@@ -60,7 +60,8 @@ resource!(
     KeyPair,
     SecurityGroup,
     Vpc,
-    VSwitch
+    VSwitch,
+    Eip
 );
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,8 +87,26 @@ pub struct Instance {
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     pub internet_max_bandwidth_out: i64,
+    /// RunInstances `InternetChargeType` (`PayByTraffic` when not given, as ECS defaults).
+    #[serde(default = "default_internet_charge_type")]
+    pub internet_charge_type: String,
     pub system_disk_id: String,
     pub stopped_mode: String,
+    /// After `DeleteInstance`: when the release finishes. Until then the instance, though gone from
+    /// Describe*, still holds its security groups and vSwitch (`DependencyViolation`), as on ECS.
+    #[serde(default)]
+    pub released_ms: Option<u64>,
+    /// SHA-512 crypt hash of the `Password` given at creation (never the password itself).
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+impl Instance {
+    /// Whether the instance still occupies its network resources at `now` (live, or released less
+    /// than the release delay ago).
+    pub fn holds_network(&self, now: u64) -> bool {
+        self.meta.live() || self.released_ms.is_some_and(|t| now < t)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +119,28 @@ pub struct Disk {
     pub size_gib: i64,
     pub category: String,
     pub name: String,
+    /// Set for a data disk (`DataDisk.N` of RunInstances/CreateInstance); `None`: the system disk.
+    #[serde(default)]
+    pub data: Option<DataDiskInfo>,
+}
+
+/// What a data disk has beyond a system disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataDiskInfo {
+    /// `/dev/vdb`, `/dev/vdc`, … in attachment order (or as requested).
+    pub device: String,
+    pub delete_with_instance: bool,
+    /// The snapshot it was created from, or empty.
+    pub source_snapshot_id: String,
+}
+
+/// A data disk an image carries (CreateImage `DiskDeviceMapping.N` of a data snapshot): instances
+/// created from the image get a data disk made from the snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageDataDisk {
+    pub snapshot_id: String,
+    pub size_gib: i64,
+    pub device: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +173,9 @@ pub struct Image {
     pub os_name: String,
     pub size_gib: i64,
     pub snapshot_id: Option<String>,
+    /// Data disk snapshots of the image, beside the system snapshot.
+    #[serde(default)]
+    pub data_disks: Vec<ImageDataDisk>,
     /// For copies: the image it was copied from.
     pub copied_from: Option<String>,
     pub shared_with: Vec<String>,
@@ -148,13 +192,24 @@ pub struct KeyPair {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rule {
+    /// `ingress` or `egress` (records written before egress rules existed are ingress).
+    #[serde(default = "ingress")]
+    pub direction: String,
     pub ip_protocol: String,
     pub port_range: String,
+    /// The peer of an ingress rule (a CIDR or a security group id).
     pub source_cidr_ip: String,
+    /// The peer of an egress rule (a CIDR or a security group id).
+    #[serde(default)]
+    pub dest_cidr_ip: String,
     pub policy: String,
     pub priority: i64,
     pub nic_type: String,
     pub description: String,
+}
+
+fn ingress() -> String {
+    "ingress".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +242,22 @@ pub struct VSwitch {
     pub name: String,
     pub description: String,
     pub cidr_block: String,
+}
+
+/// An elastic IP address (ECS API 2014-05-26 view of the VPC resource).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Eip {
+    pub meta: Meta,
+    pub ip: Ipv4Addr,
+    /// `Available`, `Associating`, `InUse` or `Unassociating`.
+    pub status: String,
+    /// When a transitional status (`Associating`, `Unassociating`) ends.
+    pub next_ms: u64,
+    /// The instance it is (being) associated with.
+    pub instance_id: Option<String>,
+    /// Mbps, as the API spells it (a string).
+    pub bandwidth: String,
+    pub internet_charge_type: String,
 }
 
 /// Loopback address ranges of this data dir, chosen at random when it was created so parallel
@@ -278,6 +349,8 @@ pub struct State {
     pub security_groups: BTreeMap<String, SecurityGroup>,
     pub vpcs: BTreeMap<String, Vpc>,
     pub vswitches: BTreeMap<String, VSwitch>,
+    #[serde(default)]
+    pub eips: BTreeMap<String, Eip>,
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
@@ -301,6 +374,7 @@ impl State {
             security_groups: BTreeMap::new(),
             vpcs: BTreeMap::new(),
             vswitches: BTreeMap::new(),
+            eips: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
             assistant: Default::default(),
@@ -385,4 +459,8 @@ pub fn iso_time(ms: u64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
     ))
     .unwrap_or_default()
+}
+
+fn default_internet_charge_type() -> String {
+    "PayByTraffic".into()
 }

@@ -58,6 +58,12 @@ struct Canonical<'a> {
     instance_type: &'a str,
     system_disk: &'a SystemDisk,
     user_data: Option<&'a str>,
+    /// Absent when unset, so hashes of specs without it are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_enhancement_strategy: Option<&'a str>,
+    /// Absent when empty, so hashes of specs without data disks are unchanged.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    data_disks: &'a [crate::spec::DataDisk],
     ssh_username: &'a str,
     provisioners: &'a [Provisioner],
     stop_before_snapshot: bool,
@@ -158,6 +164,8 @@ pub(crate) fn canonical_json(spec: &Spec) -> Result<String, SpecError> {
         instance_type: &spec.instance.instance_type,
         system_disk: &spec.instance.system_disk,
         user_data: spec.instance.user_data.as_deref(),
+        security_enhancement_strategy: spec.instance.security_enhancement_strategy.as_deref(),
+        data_disks: &spec.instance.data_disks,
         ssh_username: &spec.ssh.username,
         provisioners: &spec.provisioners,
         stop_before_snapshot: spec.stop_before_snapshot,

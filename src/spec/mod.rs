@@ -23,15 +23,16 @@ mod provisioner;
 pub mod source;
 mod template;
 mod validate;
+pub mod vars;
 mod verify;
 
 pub use error::{Location, SourcePos, SpecError};
 pub use frozen::FROZEN_FORMAT;
 pub use hash::{FileUse, ReferencedFile};
 pub use model::{
-    Credentials, ImageSpec, InstanceSpec, OnFailure, Secret, SecretSource, SignatureVersion,
-    SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts, DEFAULT_PUBLIC_BANDWIDTH_MBPS,
-    DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR,
+    Credentials, DataDisk, ImageSpec, InstanceSpec, OnFailure, Secret, SecretSource,
+    SignatureVersion, SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts,
+    DEFAULT_PUBLIC_BANDWIDTH_MBPS, DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR,
 };
 pub use provisioner::{
     shell_quote, Direction, FileProvisioner, Provisioner, ShellProvisioner, ShellSource,

@@ -227,6 +227,16 @@ pub struct InstanceSpec {
     /// Outbound bandwidth in Mbit/s. Unset: 0, or [`DEFAULT_PUBLIC_BANDWIDTH_MBPS`] with `ssh.address: public`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_max_bandwidth_out: Option<u32>,
+    /// How the instance's public traffic is billed (RunInstances `InternetChargeType`):
+    /// `PayByTraffic` or `PayByBandwidth`. Unset: ECS's default. Not in the spec hash: billing
+    /// cannot change the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_charge_type: Option<String>,
+    /// RunInstances `SecurityEnhancementStrategy`: `Active` installs Alibaba Cloud's security agent
+    /// on the build instance (so it ends up in the image), `Deactive` does not. Unset: ECS's
+    /// default. In the spec hash, since it changes the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_enhancement_strategy: Option<String>,
     /// cloud-init user data (plain text; the client base64-encodes it). Part of the spec hash: it can
     /// change what ends up on the disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +244,32 @@ pub struct InstanceSpec {
     /// Tags on the build instance (and the resources bakerd creates for it), besides bakerd's own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Data disks attached to the build instance (RunInstances `DataDisk.N`) and deleted with it:
+    /// scratch space or inputs (from a snapshot) for the provisioners. The image is made of the
+    /// system disk only, as with Packer's `image_ignore_data_disks: true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_disks: Vec<DataDisk>,
+}
+
+/// A data disk of the build instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataDisk {
+    /// Size in GiB (20–32768). Unset: the snapshot's size (then `snapshot_id` is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<u32>,
+    /// Disk category (`cloud_essd`, …). Unset: ECS's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Create the disk from this snapshot (its files are then on the disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Device name (`/dev/vdb`, …). Unset: ECS assigns the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Disk name (ECS `DiskName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl InstanceSpec {

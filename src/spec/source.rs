@@ -53,11 +53,11 @@ pub enum SourceError {
         #[source]
         source: Box<PackerError>,
     },
-    #[error("{}: {} only apply to Packer templates, and this is a bakerd YAML spec; remove them (a YAML spec has no variables)", path.display(), flags.join(", "))]
-    VarsWithYamlSpec {
+    #[error("{}: {source}", path.display())]
+    Vars {
         path: PathBuf,
-        /// `--var NAME` (names only: values may be secrets) and `--var-file FILE`.
-        flags: Vec<String>,
+        #[source]
+        source: super::vars::VarsError,
     },
     #[error("{}: not a Packer template (a JSON object with a `builders` list); `bakerd convert` converts Packer templates, and a bakerd YAML spec needs no conversion", path.display())]
     NotATemplate { path: PathBuf },
@@ -69,15 +69,39 @@ impl SpecSource {
     /// time), else loads it as a YAML spec. Relative paths in either resolve against the file's
     /// directory.
     ///
-    /// Errors: `vars`/`var_files` with a YAML spec; anything [`Spec::load`] or [`packer::convert`]
+    /// For a YAML spec, `vars`/`var_files` (and `BAKERD_VAR_*`) set its `vars:` (see
+    /// [`super::vars`]).
+    ///
+    /// Errors: variables that do not resolve; anything [`Spec::load`] or [`packer::convert`]
     /// refuses.
     pub fn load(
         path: &Path,
         vars: &[String],
         var_files: &[PathBuf],
     ) -> Result<SpecSource, SourceError> {
+        Self::load_selecting(path, vars, var_files, &[])
+    }
+
+    /// [`SpecSource::load`] with `--only` (which source of an HCL2 template to build). A directory
+    /// or a `*.pkr.hcl` file is an HCL2 template.
+    pub fn load_selecting(
+        path: &Path,
+        vars: &[String],
+        var_files: &[PathBuf],
+        only: &[String],
+    ) -> Result<SpecSource, SourceError> {
+        if is_hcl_template_path(path) {
+            let converted = convert_hcl_template(path, vars, var_files, only)?;
+            let mut warnings = converted.warnings;
+            warnings.extend(converted.spec.warnings().iter().map(ToString::to_string));
+            return Ok(SpecSource {
+                spec: converted.spec,
+                warnings,
+                kind: SourceKind::PackerTemplate,
+            });
+        }
         let text = read_limited(path)?;
-        let (spec, mut warnings, kind) = if packer::is_packer_template(&text) {
+        let (spec, mut warnings, kind) = if packer::looks_like_json_template(&text) {
             let converted = convert_template(path, &text, vars, var_files)?;
             (
                 converted.spec,
@@ -85,7 +109,16 @@ impl SpecSource {
                 SourceKind::PackerTemplate,
             )
         } else {
-            refuse_template_flags(path, vars, var_files)?;
+            let inputs = super::vars::VarInputs {
+                args: vars,
+                files: var_files,
+                env: std::env::vars().collect(),
+            };
+            let text =
+                super::vars::substitute(&text, &inputs).map_err(|source| SourceError::Vars {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             let label = path.display().to_string();
             let spec = super::parse(&text, &base_dir_of(path), &label)?;
             (spec, Vec::new(), SourceKind::Yaml)
@@ -109,35 +142,72 @@ fn convert_template(
         path: path.to_path_buf(),
         source: Box::new(source),
     };
-    let vars = vars
-        .iter()
-        .map(|arg| packer::parse_var_arg(arg))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(packer_error)?;
+    let vars = parse_vars(path, vars)?;
     let options = packer::Options::from_process(vars, var_files.to_vec(), base_dir_of(path));
     packer::convert(text, &options).map_err(packer_error)
 }
 
-fn refuse_template_flags(
+/// `--var name=value` arguments, each checked for its form.
+fn parse_vars(path: &Path, vars: &[String]) -> Result<Vec<(String, String)>, SourceError> {
+    vars.iter()
+        .map(|arg| packer::parse_var_arg(arg))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| SourceError::Packer {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+}
+
+/// A directory (of `*.pkr.hcl` files) or a file named `*.pkr.hcl` is an HCL2 Packer template.
+pub fn is_hcl_template_path(path: &Path) -> bool {
+    path.is_dir()
+        || path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().ends_with(".pkr.hcl"))
+}
+
+/// Reads an HCL2 template (a file, or a directory's `*.pkr.hcl` and `*.auto.pkrvars.hcl`, each at
+/// most [`MAX_SPEC_BYTES`]) and converts it. Relative paths resolve against the directory.
+fn convert_hcl_template(
     path: &Path,
     vars: &[String],
     var_files: &[PathBuf],
-) -> Result<(), SourceError> {
-    let names = vars.iter().map(|arg| match arg.split_once('=') {
-        Some((name, _)) => format!("--var {name}"),
-        None => "--var".to_string(),
-    });
-    let files = var_files
-        .iter()
-        .map(|file| format!("--var-file {}", file.display()));
-    let flags: Vec<String> = names.chain(files).collect();
-    if flags.is_empty() {
-        return Ok(());
-    }
-    Err(SourceError::VarsWithYamlSpec {
+    only: &[String],
+) -> Result<packer::Converted, SourceError> {
+    let packer_error = |source| SourceError::Packer {
         path: path.to_path_buf(),
-        flags,
-    })
+        source: Box::new(source),
+    };
+    let (templates, auto_vars, base_dir) = if path.is_dir() {
+        let (templates, auto_vars) = packer::hcl2::directory_files(path).map_err(|source| {
+            packer_error(PackerError::DirectoryRead {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        if templates.is_empty() {
+            return Err(packer_error(PackerError::EmptyDirectory {
+                path: path.to_path_buf(),
+            }));
+        }
+        (templates, auto_vars, path.to_path_buf())
+    } else {
+        (vec![path.to_path_buf()], Vec::new(), base_dir_of(path))
+    };
+    let read_all = |paths: Vec<PathBuf>| {
+        paths
+            .into_iter()
+            .map(|path| {
+                let text = read_limited(&path)?;
+                Ok(packer::hcl2::HclFile { path, text })
+            })
+            .collect::<Result<Vec<_>, SourceError>>()
+    };
+    let (files, auto_vars) = (read_all(templates)?, read_all(auto_vars)?);
+    let vars = parse_vars(path, vars)?;
+    let mut options = packer::Options::from_process(vars, var_files.to_vec(), base_dir);
+    options.only = only.to_vec();
+    packer::convert_hcl(&files, &auto_vars, &options).map_err(packer_error)
 }
 
 /// The file's text, refusing more than [`MAX_SPEC_BYTES`] without reading further (also for files
@@ -174,12 +244,17 @@ fn base_dir_of(path: &Path) -> PathBuf {
 /// `bakerd convert`: print the bakerd YAML spec equivalent to a Packer template.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConvertArgs {
-    /// The Packer JSON template (builder `aliyun` or `alicloud-ecs`).
+    /// The Packer template: JSON (builder `aliyun` or `alicloud-ecs`), a `*.pkr.hcl` file, or a
+    /// directory of them (with its `*.auto.pkrvars.hcl`).
     pub template: PathBuf,
+    /// HCL2: build only this source (`alicloud-ecs.NAME`), as Packer's `-only`.
+    #[arg(long = "only", value_name = "TYPE.NAME")]
+    pub only: Vec<String>,
     /// Set a template variable, as Packer's `-var` (repeatable; later wins).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
-    /// Read template variables from a JSON file, as Packer's `-var-file` (repeatable, in order).
+    /// Read template variables from a file (JSON, or HCL `*.pkrvars.hcl`), as Packer's `-var-file`
+    /// (repeatable, in order).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
 }
@@ -190,16 +265,19 @@ pub struct ConvertArgs {
 /// Exit codes: 0 converted; 2 bad input (unreadable, not a template, conversion refused), the
 /// error on stderr; 1 stdout could not be written.
 pub fn run_convert(args: ConvertArgs) -> ExitCode {
-    let converted = read_limited(&args.template)
-        .and_then(|text| {
-            if !packer::is_packer_template(&text) {
+    let converted = if is_hcl_template_path(&args.template) {
+        convert_hcl_template(&args.template, &args.vars, &args.var_files, &args.only)
+    } else {
+        read_limited(&args.template).and_then(|text| {
+            if !packer::looks_like_json_template(&text) {
                 return Err(SourceError::NotATemplate {
                     path: args.template.clone(),
                 });
             }
             convert_template(&args.template, &text, &args.vars, &args.var_files)
         })
-        .map(|converted| converted.written());
+    }
+    .map(|converted| converted.written());
     let (spec, warnings) = match converted {
         Ok(written) => written,
         Err(error) => {

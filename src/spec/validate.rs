@@ -208,6 +208,29 @@ fn check_system_disk(instance: &InstanceSpec) -> Check {
 }
 
 fn check_user_data_and_tags(instance: &InstanceSpec) -> Check {
+    check_one_of(
+        "instance.internet_charge_type",
+        instance.internet_charge_type.as_deref(),
+        &["PayByTraffic", "PayByBandwidth"],
+    )?;
+    check_one_of(
+        "instance.security_enhancement_strategy",
+        instance.security_enhancement_strategy.as_deref(),
+        &["Active", "Deactive"],
+    )?;
+    for (i, disk) in instance.data_disks.iter().enumerate() {
+        let path = format!("instance.data_disks[{i}].size_gb");
+        match (disk.size_gb, &disk.snapshot_id) {
+            (None, None) => return Err(invalid(path, "required unless `snapshot_id` is given")),
+            (Some(size), _) if !(20..=32768).contains(&size) => {
+                return Err(invalid(path, format!("{size} is outside 20–32768 GiB")))
+            }
+            _ => {}
+        }
+    }
+    if instance.data_disks.len() > 16 {
+        return Err(invalid("instance.data_disks", "at most 16 data disks"));
+    }
     if let Some(user_data) = &instance.user_data {
         // ECS caps UserData at 32 KiB after base64, i.e. 24 KiB of text.
         if user_data.len() > 24 * 1024 {
@@ -218,6 +241,17 @@ fn check_user_data_and_tags(instance: &InstanceSpec) -> Check {
         }
     }
     check_tags("instance.tags", &instance.tags)
+}
+
+/// An optional field whose value must be one of ECS's names (exact spelling, as the API wants).
+fn check_one_of(path: &str, value: Option<&str>, allowed: &[&str]) -> Check {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(invalid(
+            path,
+            format!("`{v}` is not one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `a.b.c.d/n` → (network address as u32, prefix length); the address must be the network's own.

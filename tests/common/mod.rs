@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod boot;
+#[allow(unused_imports)]
+pub use boot::{boot_from_image, ok_call, open_network};
+
 /// The documented test key pair the simulator accepts by default.
 pub const ACCESS_KEY_ID: &str = "testid";
 pub const ACCESS_KEY_SECRET: &str = "testsecret";
@@ -512,4 +516,155 @@ pub fn live_resources_of_build(inventory: &[Value], build: &str) -> Vec<String> 
             )
         })
         .collect()
+}
+
+/// After an SDK lifecycle script (tests/python, tests/node) printed `summary` (`{instance, snapshot,
+/// image, security_group}`): each of those is deleted in the simulator, every call was signed with
+/// `signature` (`v1`/`v3`), none failed except DeleteSecurityGroup refused while the deleted
+/// instance was being released, and each creating call happened exactly once.
+pub async fn assert_sdk_lifecycle_clean(sim: &SimProcess, summary: &Value, signature: &str) {
+    let inventory = sim.inventory().await;
+    for (field, kind) in [
+        ("instance", "instance"),
+        ("snapshot", "snapshot"),
+        ("image", "image"),
+        ("security_group", "securitygroup"),
+    ] {
+        let id = summary[field].as_str().unwrap();
+        let r = inventory
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in inventory"));
+        assert_eq!(
+            (r["kind"].as_str(), r["status"].as_str()),
+            (Some(kind), Some("Deleted")),
+            "{r}"
+        );
+    }
+    let calls = sim.calls().await;
+    let log = calls["calls"].as_array().unwrap();
+    assert!(
+        log.iter().all(|c| c["error_code"].is_null()
+            || (c["action"] == "DeleteSecurityGroup" && c["error_code"] == "DependencyViolation")),
+        "some SDK call failed: {log:?}"
+    );
+    assert!(
+        log.iter().all(|c| c["signature_version"] == signature),
+        "expected only {signature} signatures: {log:?}"
+    );
+    for action in [
+        "ImportKeyPair",
+        "CreateSecurityGroup",
+        "AuthorizeSecurityGroup",
+        "CreateInstance",
+        "StartInstance",
+        "CreateSnapshot",
+        "CreateImage",
+        "DeleteInstance",
+        "DeleteImage",
+        "DeleteSnapshot",
+    ] {
+        assert_eq!(calls["counts"][action], 1, "{action} count");
+    }
+}
+
+/// A security group allowing tcp/22, created beforehand as templates that name one require.
+pub async fn ssh_security_group(sim: &SimProcess, region: &str) -> String {
+    let (status, body) = sim
+        .call("CreateSecurityGroup", &[("RegionId", region)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sg = body["SecurityGroupId"].as_str().unwrap().to_string();
+    let (status, body) = sim
+        .call(
+            "AuthorizeSecurityGroup",
+            &[
+                ("RegionId", region),
+                ("SecurityGroupId", &sg),
+                ("IpProtocol", "tcp"),
+                ("PortRange", "22/22"),
+                ("SourceCidrIp", "0.0.0.0/0"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    sg
+}
+
+/// Imports `public_key`, runs an instance from `image` and returns its private IP once Running.
+pub async fn boot_instance(
+    sim: &SimProcess,
+    region: &str,
+    image: &str,
+    sg: &str,
+    public_key: &str,
+) -> String {
+    let (status, body) = sim
+        .call(
+            "ImportKeyPair",
+            &[
+                ("RegionId", region),
+                ("KeyPairName", "seed-check"),
+                ("PublicKeyBody", public_key),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sim
+        .call(
+            "RunInstances",
+            &[
+                ("RegionId", region),
+                ("ImageId", image),
+                ("InstanceType", "ecs.s2.large"),
+                ("SecurityGroupId", sg),
+                ("KeyPairName", "seed-check"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["InstanceIdSets"]["InstanceIdSet"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids = format!("[\"{id}\"]");
+    let started = Instant::now();
+    loop {
+        let (_, body) = sim
+            .call(
+                "DescribeInstances",
+                &[("RegionId", region), ("InstanceIds", &ids)],
+            )
+            .await;
+        let instance = &body["Instances"]["Instance"][0];
+        if instance["Status"] == "Running" {
+            let ip = &instance["VpcAttributes"]["PrivateIpAddress"]["IpAddress"][0];
+            let ip = ip
+                .as_str()
+                .or(instance["InnerIpAddress"]["IpAddress"][0].as_str());
+            return ip.expect("a private IP").to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "instance {id} never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads a file over SSH with OpenSSH's client, retrying while the instance boots.
+pub fn ssh_read_retrying(key: &Path, ip: &str, path: &str, timeout: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let out = ssh_run(ip, key, &format!("cat {path}"));
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "ssh root@{ip} cat {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -8,6 +8,7 @@ import time
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
+from Tea.exceptions import TeaException
 
 ENDPOINT, REGION = sys.argv[1], sys.argv[2]
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ sdk-test"
@@ -64,6 +65,19 @@ wait("Available", lambda: image_status() == "Available")
 client.delete_instance(ecs.DeleteInstanceRequest(instance_id=instance, force=True))
 client.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image))
 client.delete_snapshot(ecs.DeleteSnapshotRequest(snapshot_id=snapshot))
-client.delete_security_group(ecs.DeleteSecurityGroupRequest(region_id=REGION, security_group_id=sg))
+
+
+def delete_group():
+    """A deleted instance is released asynchronously; its group is refused (DependencyViolation) meanwhile."""
+    try:
+        client.delete_security_group(ecs.DeleteSecurityGroupRequest(region_id=REGION, security_group_id=sg))
+        return True
+    except TeaException as e:
+        if e.code != "DependencyViolation":
+            raise
+        return False
+
+
+wait("the security group deleted", delete_group)
 client.delete_key_pairs(ecs.DeleteKeyPairsRequest(region_id=REGION, key_pair_names=json.dumps(["sdk-tea-key"])))
 print(json.dumps({"instance": instance, "snapshot": snapshot, "image": image, "security_group": sg}))

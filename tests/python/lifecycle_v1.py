@@ -6,6 +6,7 @@ import sys
 import time
 
 from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkecs.request.v20140526 import (
     AuthorizeSecurityGroupRequest, CreateImageRequest, CreateInstanceRequest, CreateSecurityGroupRequest,
     CreateSnapshotRequest, DeleteImageRequest, DeleteInstanceRequest, DeleteKeyPairsRequest,
@@ -61,6 +62,19 @@ wait("Available", lambda: call(DescribeImagesRequest, ImageId=image, Status="Cre
 call(DeleteInstanceRequest, InstanceId=instance, Force=True)
 call(DeleteImageRequest, ImageId=image)
 call(DeleteSnapshotRequest, SnapshotId=snapshot)
-call(DeleteSecurityGroupRequest, SecurityGroupId=sg)
+
+
+def delete_group():
+    """A deleted instance is released asynchronously; its group is refused (DependencyViolation) meanwhile."""
+    try:
+        call(DeleteSecurityGroupRequest, SecurityGroupId=sg)
+        return True
+    except ServerException as e:
+        if e.get_error_code() != "DependencyViolation":
+            raise
+        return False
+
+
+wait("the security group deleted", delete_group)
 call(DeleteKeyPairsRequest, KeyPairNames=json.dumps(["sdk-v1-key"]))
 print(json.dumps({"instance": instance, "snapshot": snapshot, "image": image, "security_group": sg}))

@@ -21,6 +21,8 @@ pub struct InstanceSpec {
     pub password: Option<Secret>,
     pub key_pair_name: Option<String>,
     pub internet_charge_type: Option<String>,
+    /// `Active` (install the security agent) or `Deactive`.
+    pub security_enhancement_strategy: Option<String>,
     /// Mbit/s; > 0 gets a public IP with RunInstances.
     pub internet_max_bandwidth_out: Option<u32>,
     pub system_disk_category: Option<String>,
@@ -32,6 +34,8 @@ pub struct InstanceSpec {
     pub spot_strategy: Option<String>,
     /// Tags set at creation (bakerd's ownership tags go here).
     pub tags: Vec<Tag>,
+    /// `DataDisk.N`: data disks created and attached with the instance.
+    pub data_disks: Vec<DataDisk>,
     /// Idempotency token (≤ 64 ASCII chars), deterministic per build step.
     pub client_token: Option<String>,
 }
@@ -55,6 +59,10 @@ impl InstanceSpec {
             .opt("KeyPairName", self.key_pair_name.as_ref())
             .opt("InternetChargeType", self.internet_charge_type.as_ref())
             .opt(
+                "SecurityEnhancementStrategy",
+                self.security_enhancement_strategy.as_ref(),
+            )
+            .opt(
                 "InternetMaxBandwidthOut",
                 self.internet_max_bandwidth_out.as_ref(),
             )
@@ -64,7 +72,36 @@ impl InstanceSpec {
             .opt("InstanceChargeType", self.instance_charge_type.as_ref())
             .opt("SpotStrategy", self.spot_strategy.as_ref())
             .tags(&self.tags)
+            .data_disks(&self.data_disks)
             .opt("ClientToken", self.client_token.as_ref())
+    }
+}
+
+/// One `DataDisk.N` of RunInstances/CreateInstance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataDisk {
+    /// GiB; unset with a snapshot: the snapshot's size.
+    pub size: Option<u32>,
+    pub category: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub disk_name: Option<String>,
+    pub device: Option<String>,
+    pub delete_with_instance: bool,
+}
+
+impl Params {
+    /// `DataDisk.N.*` for each disk, numbered from 1.
+    fn data_disks(self, disks: &[DataDisk]) -> Self {
+        disks.iter().enumerate().fold(self, |params, (i, disk)| {
+            let field = |f: &str| format!("DataDisk.{}.{f}", i + 1);
+            params
+                .opt(&field("Size"), disk.size.as_ref())
+                .opt(&field("Category"), disk.category.as_ref())
+                .opt(&field("SnapshotId"), disk.snapshot_id.as_ref())
+                .opt(&field("DiskName"), disk.disk_name.as_ref())
+                .opt(&field("Device"), disk.device.as_ref())
+                .set(&field("DeleteWithInstance"), disk.delete_with_instance)
+        })
     }
 }
 

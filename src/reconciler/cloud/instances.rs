@@ -16,6 +16,21 @@ impl Cloud {
             description: Some("bakerd build instance".into()),
             key_pair_name: Some(p.key_pair.clone()).filter(|k| !k.is_empty()),
             internet_max_bandwidth_out: Some(p.internet_max_bandwidth_out).filter(|b| *b > 0),
+            internet_charge_type: p.internet_charge_type.clone(),
+            security_enhancement_strategy: p.security_enhancement_strategy.clone(),
+            data_disks: p
+                .data_disks
+                .iter()
+                .map(|d| crate::client::api::instances::DataDisk {
+                    size: d.size_gb,
+                    category: d.category.clone(),
+                    snapshot_id: d.snapshot_id.clone(),
+                    disk_name: d.name.clone(),
+                    device: d.device.clone(),
+                    // The build's disks go with the build instance: nothing is left to pay for.
+                    delete_with_instance: true,
+                })
+                .collect(),
             system_disk_category: p.system_disk_category.clone(),
             system_disk_size: p.system_disk_size_gb,
             user_data: p.user_data.clone(),
@@ -158,6 +173,38 @@ impl Cloud {
         gone_ok(repeat_if_lost(|| self.client.call(&request)).await)?;
         self.waiter(None).instance_deleted(&self.region, id).await?;
         Ok(())
+    }
+
+    /// Deletes instances (forced) and waits until they are all gone, polling them together (at
+    /// most 100 per DescribeInstances, as ECS allows). Returns each instance's outcome.
+    pub async fn delete_instances_and_wait(&self, ids: &[String]) -> Vec<(String, Result<()>)> {
+        let mut outcomes = Vec::new();
+        for id in ids {
+            let request = DeleteInstance {
+                instance_id: id.clone(),
+                force: Some(true),
+            };
+            let deleted = gone_ok(repeat_if_lost(|| self.client.call(&request)).await);
+            outcomes.push((id.clone(), deleted));
+        }
+        let sent: Vec<String> = outcomes
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for chunk in sent.chunks(100) {
+            if let Err(e) = self
+                .waiter(None)
+                .instances_deleted(&self.region, chunk)
+                .await
+            {
+                let message = e.to_string();
+                for (id, outcome) in outcomes.iter_mut().filter(|(id, _)| chunk.contains(id)) {
+                    *outcome = Err(CloudError::Unexpected(format!("instance {id}: {message}")));
+                }
+            }
+        }
+        outcomes
     }
 
     /// The instance's system disk.

@@ -15,7 +15,7 @@ use crate::client::api::network::{
     AuthorizeSecurityGroup, CreateSecurityGroup, CreateVSwitch, CreateVpc, DeleteSecurityGroup,
     DeleteVSwitch, DeleteVpc, DescribeSecurityGroups, DescribeVSwitches, Permission,
 };
-use crate::client::api::regions::DescribeZones;
+use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
@@ -71,7 +71,11 @@ pub struct InstanceParams {
     pub system_disk_category: Option<String>,
     pub system_disk_size_gb: Option<u32>,
     pub internet_max_bandwidth_out: u32,
+    pub internet_charge_type: Option<String>,
+    pub security_enhancement_strategy: Option<String>,
     pub user_data: Option<String>,
+    /// Data disks of the build instance, deleted with it.
+    pub data_disks: Vec<crate::spec::DataDisk>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -97,6 +101,8 @@ pub struct Cloud {
     config: ClientConfig,
     /// Learned durations that time the waits' first polls (shared by clones).
     timings: Arc<Timings>,
+    /// The region's zones, once asked (shared by clones; zones do not change during a build).
+    zones: Arc<tokio::sync::OnceCell<Vec<Zone>>>,
 }
 
 fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
@@ -164,6 +170,7 @@ impl Cloud {
             waits,
             config,
             timings: Arc::new(Timings::in_memory()),
+            zones: Arc::default(),
         })
     }
 

@@ -91,11 +91,7 @@ impl Cloud {
 
     /// A zone of the region that offers `instance_type` (first one when none says).
     pub async fn pick_zone(&self, instance_type: &str) -> Result<String> {
-        let request = DescribeZones {
-            region_id: self.region.clone(),
-            verbose: None,
-        };
-        let zones = self.client.call(&request).await?.zones;
+        let zones = self.zones().await?;
         let offering = zones.iter().find(|z| {
             z.available_instance_types
                 .iter()
@@ -105,6 +101,22 @@ impl Cloud {
             .or(zones.first())
             .map(|z| z.zone_id.clone())
             .ok_or_else(|| CloudError::Unexpected(format!("region {} lists no zones", self.region)))
+    }
+
+    /// The region's zones, asked once per process: the preflight and the vSwitch's zone choice
+    /// want the same fact moments apart.
+    pub async fn zones(&self) -> Result<Vec<Zone>> {
+        let zones = self
+            .zones
+            .get_or_try_init(|| async {
+                let request = DescribeZones {
+                    region_id: self.region.clone(),
+                    verbose: None,
+                };
+                self.client.call(&request).await.map(|r| r.zones)
+            })
+            .await?;
+        Ok(zones.clone())
     }
 
     pub async fn create_vpc(

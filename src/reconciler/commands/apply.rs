@@ -60,14 +60,15 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
     summary::conclude(&finished, &shared.args, &shared.out, started)
 }
 
-/// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, `*.pkr.hcl`, sorted),
+/// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, sorted; a directory with
+/// `*.pkr.hcl` files is one HCL2 template),
 /// loaded; any bad input stops the whole apply before a build starts.
 pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in expand(&args.specs)? {
-        let source =
-            SpecSource::load(&path, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)?;
+        let source = SpecSource::load_selecting(&path, &args.vars, &args.var_files, &args.only)
+            .or_exit(exit::BAD_INPUT)?;
         for warning in &source.warnings {
             out.note(warning);
         }
@@ -94,21 +95,27 @@ pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, Comm
 pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     let mut files = Vec::new();
     for path in paths {
-        if !path.is_dir() {
+        let entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => {
+                files.push(path.clone());
+                continue;
+            }
+        };
+        // A directory of `*.pkr.hcl` files is one HCL2 template, as for `packer build dir/`.
+        if entries.iter().any(|p| name_of(p).ends_with(".pkr.hcl")) {
             files.push(path.clone());
             continue;
         }
-        let entries = std::fs::read_dir(path).or_exit(exit::BAD_INPUT)?;
         let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
+            .into_iter()
             .filter(|p| p.is_file() && is_spec_file(p))
             .collect();
         if found.is_empty() {
             return Err(CommandError {
                 code: exit::BAD_INPUT,
                 message: format!(
-                    "directory {} holds no spec (*.yaml, *.yml, *.json, *.pkr.hcl)",
+                    "directory {} holds no spec (*.yaml, *.yml, *.json) and no HCL2 template (*.pkr.hcl)",
                     path.display()
                 ),
             });
@@ -119,12 +126,15 @@ pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     Ok(files)
 }
 
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
 fn is_spec_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    [".yaml", ".yml", ".json", ".pkr.hcl"]
+    let name = name_of(path);
+    [".yaml", ".yml", ".json"]
         .iter()
         .any(|ext| name.ends_with(ext))
 }

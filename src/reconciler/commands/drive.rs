@@ -96,6 +96,8 @@ pub async fn drive(
     ctx: &RunContext,
 ) -> Result<Outcome, CommandError> {
     let id = rec.id.clone();
+    let started = std::time::Instant::now();
+    let region = spec.region.clone();
     let mut rec = rec;
     rec.credentials = Some(cloud.credentials_used());
     let rec = store.put(&rec).or_exit(exit::STATE)?;
@@ -123,7 +125,8 @@ pub async fn drive(
     };
     ctx.stops.unregister(&id);
     let outcome = outcome?;
-    report(&id, &outcome, &out);
+    let took = format!("{:.1}s in {region}", started.elapsed().as_secs_f64());
+    report(&id, &outcome, &out, &took);
     Ok(outcome)
 }
 
@@ -182,15 +185,17 @@ async fn after_interrupt(
 }
 
 /// Prints how a build ended.
-pub fn report(id: &BuildId, outcome: &Outcome, out: &Output) {
+/// `took` ("52.3s in cn-hangzhou") ends the final line, so the last thing a user reads says how
+/// long the build ran and where.
+pub fn report(id: &BuildId, outcome: &Outcome, out: &Output, took: &str) {
     let build = id.as_str();
     let (line, event) = match outcome {
         Outcome::Succeeded { image_id } => (
-            format!("build {id} succeeded: image {image_id}"),
-            json!({"event": "succeeded", "build": build, "image_id": image_id}),
+            format!("build {id} succeeded: image {image_id} ({took})"),
+            json!({"event": "succeeded", "build": build, "image_id": image_id, "took": took}),
         ),
         Outcome::Failed { step, error } => (
-            format!("build {id} failed at step '{step}': {error}\nstate kept: `bakerd resume {id}` retries it"),
+            format!("build {id} failed at step '{step}' ({took}): {error}\nstate kept: `bakerd resume {id}` retries it"),
             json!({"event": "build_failed", "build": build, "step": step, "error": error}),
         ),
         Outcome::Interrupted { step } => (

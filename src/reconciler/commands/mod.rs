@@ -60,7 +60,8 @@ pub struct CommonArgs {
 /// `bakerd apply`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApplyArgs {
-    /// Specs (YAML), Packer templates, or directories holding them; several are built at once.
+    /// Specs (YAML), Packer templates (JSON, `*.pkr.hcl`, or a directory of `*.pkr.hcl` files), or
+    /// directories holding specs; several are built at once.
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// Build even if an image for this exact spec already exists.
@@ -75,9 +76,12 @@ pub struct ApplyArgs {
     /// Template variable `name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
-    /// Variable file (repeatable).
+    /// Variable file (repeatable; Packer templates: JSON, or HCL `*.pkrvars.hcl`).
     #[arg(long = "var-file")]
     pub var_files: Vec<PathBuf>,
+    /// HCL2 template: build only this source (`alicloud-ecs.NAME`), as Packer's `-only`.
+    #[arg(long = "only", value_name = "TYPE.NAME")]
+    pub only: Vec<String>,
     /// Write a JSON manifest of the builds (ids, spec hashes, image per region, durations).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,

@@ -47,7 +47,7 @@ use crate::client::{ClientConfig, ClientError};
 use inventory::{list_region, Found, Kind};
 use plan::{human, plan_region, Action, BuildView, Entry, Views};
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -262,6 +262,28 @@ async fn delete(cloud: &Cloud, f: &Found) -> Result<(), CloudError> {
     }
 }
 
+/// Deletes the plan's instances region by region, waiting for each region's together (one
+/// Describe per poll for all of them); returns each instance's outcome.
+async fn delete_instances(
+    plan: &[Entry],
+    clouds: &HashMap<String, Cloud>,
+) -> HashMap<String, Result<(), CloudError>> {
+    let mut by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for e in plan.iter().filter(|e| e.action == Action::Delete) {
+        if e.found.kind == Kind::Instance {
+            let ids = by_region.entry(e.found.region.as_str()).or_default();
+            ids.push(e.found.id.clone());
+        }
+    }
+    let mut outcomes = HashMap::new();
+    for (region, ids) in by_region {
+        if let Some(cloud) = clouds.get(region) {
+            outcomes.extend(cloud.delete_instances_and_wait(&ids).await);
+        }
+    }
+    outcomes
+}
+
 /// Carries out the plan in dependency order; returns the builds with a failed deletion.
 async fn execute(
     plan: &[Entry],
@@ -269,11 +291,16 @@ async fn execute(
     out: &Printer,
 ) -> BTreeSet<String> {
     let mut failed = BTreeSet::new();
+    let mut instances = delete_instances(plan, clouds).await;
     for e in plan.iter().filter(|e| e.action == Action::Delete) {
         let Some(cloud) = clouds.get(&e.found.region) else {
             continue;
         };
-        match delete(cloud, &e.found).await {
+        let outcome = match e.found.kind {
+            Kind::Instance => instances.remove(&e.found.id).unwrap_or(Ok(())),
+            _ => delete(cloud, &e.found).await,
+        };
+        match outcome {
             Ok(()) => out.entry("deleted", e, &e.reason),
             Err(err) => {
                 failed.insert(e.found.build.clone());

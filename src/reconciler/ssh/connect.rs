@@ -16,7 +16,9 @@ use crate::reconciler::keys::BuildKey;
 /// refused connection costs nothing and sshd often answers a moment after the instance is
 /// Running; growing because a machine that takes long to boot should not be hammered.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Low, because the pause after sshd starts listening is pure delay on every build (half the cap
+/// on average); an attempt is a TCP connect, not an API call, so nothing is throttled by it.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Upper bound of one attempt (TCP connect + handshake + auth): a silently dropped SYN (security
 /// group) must not eat the whole deadline in one attempt.
 const MAX_ATTEMPT: Duration = Duration::from_secs(15);

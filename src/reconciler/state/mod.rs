@@ -198,6 +198,18 @@ impl StateDir {
         spec: serde_json::Value,
         phase: P,
     ) -> Result<BuildRecord<P>, StateError> {
+        self.create_build_with(spec, phase, |_| {})
+    }
+
+    /// [`Self::create_build`], with `init` filling in fields before the first write, so a kill
+    /// right after creation never leaves a record without them (e.g. the spec hash that `resume`
+    /// compares the spec's files against).
+    pub fn create_build_with<P: Serialize>(
+        &self,
+        spec: serde_json::Value,
+        phase: P,
+        init: impl FnOnce(&mut BuildRecord<P>),
+    ) -> Result<BuildRecord<P>, StateError> {
         let mut guard = self.lock_writes();
         let id = loop {
             // Ids are 40 random bits; under the write guard (and the directory lock) a free id stays free.
@@ -210,7 +222,8 @@ impl StateDir {
                 break candidate;
             }
         };
-        let record = BuildRecord::new(id, spec, phase);
+        let mut record = BuildRecord::new(id, spec, phase);
+        init(&mut record);
         self.builds
             .insert(record.id.as_str(), encode(&record)?)
             .map_err(|e| self.storage(e, format!("create build {}", record.id)))?;

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::snapshots::{new_snapshot, progress};
 use super::{
     csv, has_tags, known_region, list_body, mark_deleted, paginate_by_age, refuse_while_used,
@@ -9,7 +10,7 @@ use super::{
 };
 use crate::sim::catalog::{self, SYSTEM_IMAGES};
 use crate::sim::error::SimError;
-use crate::sim::store::{iso_time, new_id, Image, Snapshot, State};
+use crate::sim::store::{iso_time, new_id, Image, ImageDataDisk, Snapshot, State};
 
 /// What launching needs to know about an image, built-in or custom.
 pub struct ImageInfo {
@@ -70,6 +71,8 @@ fn system_json(s: &catalog::SystemImage, region: &str) -> (String, Value) {
             "ImageOwnerId": 0, "IsPublic": true, "IsCopied": false, "IsSelfShared": "", "IsSupportCloudinit": true,
             "IsSupportIoOptimized": true, "Usage": "instance", "CreationTime": s.creation_time, "BootMode": "BIOS",
             "ProductCode": "", "ResourceGroupId": "", "RegionId": region,
+            "DetectionOptions": defaults::image_detection(), "Features": defaults::image_features(), "SecureBootOptions": {"SecureBootSupport": "unsupported"},
+            "IsSubscribed": false, "LicenseType": "Auto", "LoginAsNonRootSupported": false, "SupplierName": "", "Usable": true,
             "DiskDeviceMappings": {"DiskDeviceMapping": []}, "Tags": {"Tag": []},
         }),
     )
@@ -81,10 +84,22 @@ fn custom_json(state: &State, i: &Image, now: u64) -> (String, Value) {
         .instances
         .values()
         .any(|x| x.meta.live() && x.image_id == i.meta.id);
-    let mappings: Vec<Value> = i.snapshot_id.iter().map(|s| json!({
-        "SnapshotId": s, "Size": i.size_gib.to_string(), "Device": "/dev/xvda", "Type": "system",
+    let system = i
+        .snapshot_id
+        .iter()
+        .map(|s| (s.as_str(), i.size_gib, "/dev/xvda", "system"));
+    let data = i.data_disks.iter().map(|d| {
+        (
+            d.snapshot_id.as_str(),
+            d.size_gib,
+            d.device.as_str(),
+            "data",
+        )
+    });
+    let mappings: Vec<Value> = system.chain(data).map(|(s, size, device, kind)| json!({
+        "SnapshotId": s, "Size": size.to_string(), "Device": device, "Type": kind,
         "Format": "", "Progress": progress(i.meta.created_ms, i.done_ms, now, finished), "RemainTime": 0,
-        "Encrypted": "off", "ImportOSSBucket": "", "ImportOSSObject": "",
+        "Encrypted": false, "ImportOSSBucket": "", "ImportOSSObject": "",
     })).collect();
     let created = iso_time(i.meta.created_ms);
     (
@@ -97,6 +112,8 @@ fn custom_json(state: &State, i: &Image, now: u64) -> (String, Value) {
             "IsCopied": i.copied_from.is_some(), "IsSelfShared": if i.shared_with.is_empty() { "" } else { "true" },
             "IsSupportCloudinit": true, "IsSupportIoOptimized": true, "Usage": if used { "instance" } else { "none" },
             "CreationTime": created, "BootMode": "BIOS", "ProductCode": "", "ResourceGroupId": "", "RegionId": i.meta.region,
+            "DetectionOptions": defaults::image_detection(), "Features": defaults::image_features(), "SecureBootOptions": {"SecureBootSupport": "unsupported"},
+            "IsSubscribed": false, "LicenseType": "Auto", "LoginAsNonRootSupported": false, "SupplierName": "", "Usable": true,
             "DiskDeviceMappings": {"DiskDeviceMapping": mappings}, "Tags": tags_json(&i.meta.tags),
         }),
     )
@@ -202,10 +219,8 @@ fn source_snapshot(ctx: &mut Ctx<'_>, region: &str, image_id: &str) -> Result<St
         let disk = inst.system_disk_id.clone();
         return new_snapshot(ctx, &disk, &format!("CreatedByImage_{image_id}"), "");
     }
-    let mapped = p
-        .struct_indices("DiskDeviceMapping")
-        .into_iter()
-        .find_map(|n| p.opt(&format!("DiskDeviceMapping.{n}.SnapshotId")));
+    let mapped =
+        system_mapping(p).and_then(|n| p.opt(&format!("DiskDeviceMapping.{n}.SnapshotId")));
     let snapshot_id = mapped
         .or(p.opt("SnapshotId"))
         .ok_or_else(|| SimError::MissingParameter("SnapshotId".into()))?;
@@ -226,6 +241,55 @@ fn source_snapshot(ctx: &mut Ctx<'_>, region: &str, image_id: &str) -> Result<St
     Ok(snapshot_id.to_string())
 }
 
+/// Which `DiskDeviceMapping.N` is the system disk: `DiskType=system` or device `/dev/xvda`/`/dev/vda`,
+/// else the first.
+fn system_mapping(p: &crate::sim::params::Params) -> Option<u32> {
+    let indices = p.struct_indices("DiskDeviceMapping");
+    let is_system = |n: &u32| {
+        let field = |f: &str| p.opt(&format!("DiskDeviceMapping.{n}.{f}"));
+        field("DiskType") == Some("system")
+            || matches!(field("Device"), Some("/dev/xvda" | "/dev/vda"))
+    };
+    indices
+        .iter()
+        .copied()
+        .find(is_system)
+        .or(indices.first().copied())
+}
+
+/// The data disks of a CreateImage: every `DiskDeviceMapping.N` but the system one, each an
+/// accomplished snapshot; devices default to `/dev/vdb`, `/dev/vdc`, … in order.
+fn data_mappings(ctx: &Ctx<'_>, region: &str) -> Result<Vec<ImageDataDisk>, SimError> {
+    let p = ctx.params;
+    let system = system_mapping(p);
+    let mut out = Vec::new();
+    for n in p.struct_indices("DiskDeviceMapping") {
+        if Some(n) == system {
+            continue;
+        }
+        let field = |f: &str| format!("DiskDeviceMapping.{n}.{f}");
+        let snapshot_id = p.req(&field("SnapshotId"))?.to_string();
+        let snapshot = ctx
+            .state
+            .snapshots
+            .get(&snapshot_id)
+            .filter(|s| s.meta.live() && s.meta.region == region && s.status == "accomplished")
+            .ok_or_else(|| {
+                SimError::not_found("InvalidSnapshotId.NotFound", "SnapshotId", &snapshot_id)
+            })?;
+        let device = match p.opt(&field("Device")) {
+            Some(device) => device.to_string(),
+            None => format!("/dev/vd{}", (b'b' + out.len() as u8) as char),
+        };
+        out.push(ImageDataDisk {
+            size_gib: p.int(&field("Size"))?.unwrap_or(snapshot.source_disk_size),
+            snapshot_id,
+            device,
+        });
+    }
+    Ok(out)
+}
+
 pub fn create_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let p = ctx.params;
@@ -241,6 +305,7 @@ pub fn create_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         ));
     }
     let id = new_id("m");
+    let data_disks = data_mappings(ctx, &region)?;
     let snapshot_id = source_snapshot(ctx, &region, &id)?;
     let snap = ctx
         .state
@@ -270,6 +335,7 @@ pub fn create_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         os_name,
         size_gib: snap.source_disk_size,
         snapshot_id: Some(snapshot_id),
+        data_disks,
         copied_from: None,
         shared_with: Vec::new(),
         is_public: false,
@@ -402,6 +468,8 @@ pub fn copy_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         os_name: source.os_name.clone(),
         size_gib: source.size_gib,
         snapshot_id: Some(snapshot_id),
+        // Copies carry the system disk only: data snapshots stay in the source region.
+        data_disks: Vec::new(),
         copied_from: Some(source.meta.id.clone()),
         shared_with: Vec::new(),
         is_public: false,

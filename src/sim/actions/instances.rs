@@ -3,10 +3,12 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::images::image_info;
 use super::{has_tags, list_body, name_matches, paginate_by_age, tags_json, Ctx, Order, Paging};
 use crate::sim::catalog;
 use crate::sim::error::SimError;
+use crate::sim::params::Params;
 use crate::sim::store::{iso_time, new_id, Disk, Instance};
 
 /// Validated launch parameters shared by CreateInstance and RunInstances.
@@ -23,8 +25,42 @@ struct Launch {
     description: String,
     host_name: String,
     bandwidth_out: i64,
+    internet_charge_type: &'static str,
+    data_disks: Vec<super::data_disks::DataDiskRequest>,
     disk_size: i64,
     disk_category: String,
+    /// SHA-512 crypt hash of `Password`, if given.
+    password_hash: Option<String>,
+}
+
+/// Characters ECS accepts as the "special" class of an instance password.
+const PASSWORD_SPECIALS: &str = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/";
+
+/// Checks `Password` against ECS's rule (8–30 characters, at least three of upper case, lower case,
+/// digits and specials) and returns its SHA-512 crypt hash: the password itself is never stored.
+fn parse_password(p: &Params) -> Result<Option<String>, SimError> {
+    let Some(password) = p.opt("Password") else {
+        return Ok(None);
+    };
+    let classes = [
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| PASSWORD_SPECIALS.contains(c)),
+    ];
+    let allowed = password
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || PASSWORD_SPECIALS.contains(c));
+    let len = password.chars().count();
+    if !(8..=30).contains(&len) || !allowed || classes.iter().filter(|c| **c).count() < 3 {
+        return Err(SimError::bad_request(
+            "InvalidPassword.Malformed",
+            "The specified parameter \"Password\" is not valid: 8 to 30 characters with at least three of upper case letters, lower case letters, digits and ()`~!@#$%^&*-_+=|{}[]:;'<>,.?/",
+        ));
+    }
+    sha_crypt::sha512_simple(password, &sha_crypt::Sha512Params::default())
+        .map(Some)
+        .map_err(|_| SimError::invalid("Password", "could not be hashed"))
 }
 
 fn parse_image(ctx: &Ctx<'_>, region: &str) -> Result<(String, i64), SimError> {
@@ -138,7 +174,10 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
             format!("SystemDisk.Size {disk_size} is smaller than the image size {image_size} GiB."),
         ));
     }
+    // Validated as ECS does; the simulator has no security agent to install either way.
+    p.one_of("SecurityEnhancementStrategy", &["Active", "Deactive"])?;
     let name = p.opt("InstanceName").unwrap_or("").to_string();
+    let data_disks = super::data_disks::parse(ctx, &region, &image_id)?;
     Ok(Launch {
         zone,
         instance_type: instance_type.to_string(),
@@ -154,11 +193,16 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
         name,
         description: p.opt("Description").unwrap_or("").to_string(),
         bandwidth_out: p.int_in("InternetMaxBandwidthOut", 0, 0, 1000)?,
+        internet_charge_type: p
+            .one_of("InternetChargeType", &["PayByTraffic", "PayByBandwidth"])?
+            .unwrap_or("PayByTraffic"),
+        data_disks,
         disk_size,
         disk_category: p
             .opt("SystemDisk.Category")
             .unwrap_or("cloud_efficiency")
             .to_string(),
+        password_hash: parse_password(p)?,
         region,
     })
 }
@@ -187,9 +231,11 @@ fn create_one(
             size_gib: l.disk_size,
             category: l.disk_category.clone(),
             name: String::new(),
+            data: None,
         },
     );
     crate::sim::assistant::inherit_agent(ctx.state, &l.image_id, &disk_id);
+    super::data_disks::create(ctx, &id, &l.zone, &l.region, &l.data_disks)?;
     let private_ip = ctx.state.net.next_private_ip();
     let public_ip = public_ip.then(|| ctx.state.net.next_public_ip());
     let instance = Instance {
@@ -219,8 +265,11 @@ fn create_one(
         private_ip,
         public_ip,
         internet_max_bandwidth_out: l.bandwidth_out,
+        internet_charge_type: l.internet_charge_type.to_string(),
         system_disk_id: disk_id,
         stopped_mode: "Not-applicable".into(),
+        released_ms: None,
+        password_hash: l.password_hash.clone(),
     };
     ctx.state.instances.insert(id.clone(), instance);
     Ok(id)
@@ -330,13 +379,17 @@ pub fn delete_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     ctx.dry_run()?;
     ctx.machines.forget_instance(&id)?;
     ctx.machines.delete_disk(&disk_id)?;
+    let release_ms = ctx.latencies.release_ms;
     let inst = ctx.state.instances.get_mut(&id).expect("found above");
     inst.meta.deleted_ms = Some(now);
+    inst.released_ms = Some(now + release_ms);
     inst.target = None;
+    super::eip::unassociate_from_deleted(ctx.state, &id, now);
     if let Some(d) = ctx.state.disks.get_mut(&disk_id) {
         d.meta.deleted_ms = Some(now);
         d.instance_id = None;
     }
+    super::data_disks::release(ctx, &id, now)?;
     Ok(json!({}))
 }
 
@@ -391,6 +444,21 @@ fn matches_filters(
         && has_tags(&i.meta.tags, &p.tags()?))
 }
 
+/// The instance's `EipAddress` block: its associated EIP, or empty fields.
+fn eip_of(ctx: &Ctx<'_>, i: &Instance) -> Value {
+    let eip = ctx.state.eips.values().find(|e| {
+        e.meta.live() && e.status == "InUse" && e.instance_id.as_deref() == Some(i.meta.id.as_str())
+    });
+    match eip {
+        Some(e) => json!({ "AllocationId": e.meta.id, "IpAddress": e.ip.to_string(),
+            "Bandwidth": e.bandwidth.parse::<i64>().unwrap_or(5), "InternetChargeType": e.internet_charge_type,
+            "IsSupportUnassociate": true }),
+        None => {
+            json!({ "AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "", "IsSupportUnassociate": false })
+        }
+    }
+}
+
 fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
     let t = catalog::instance_type(&i.instance_type);
     let os_name = image_info(ctx.state, &i.meta.region, &i.image_id)
@@ -404,7 +472,7 @@ fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
         "Cpu": t.map(|t| t.cpus).unwrap_or(2), "Memory": t.map(|t| (t.memory_gib * 1024.0) as i64).unwrap_or(4096),
         "ImageId": i.image_id, "OSType": "linux", "OSName": os_name, "OSNameEn": os_name,
         "InstanceNetworkType": if i.vpc_id.is_empty() { "classic" } else { "vpc" },
-        "InstanceChargeType": "PostPaid", "InternetChargeType": "PayByTraffic",
+        "InstanceChargeType": "PostPaid", "InternetChargeType": i.internet_charge_type,
         "InternetMaxBandwidthOut": i.internet_max_bandwidth_out, "InternetMaxBandwidthIn": 200,
         "IoOptimized": true, "KeyPairName": i.key_pair_name.clone().unwrap_or_default(),
         "CreationTime": iso_time(i.meta.created_ms), "StartTime": i.running_since_ms.map(iso_time).unwrap_or_default(),
@@ -417,17 +485,20 @@ fn instance_json(ctx: &Ctx<'_>, i: &Instance) -> Value {
         "InnerIpAddress": { "IpAddress": if i.vpc_id.is_empty() { vec![i.private_ip.to_string()] } else { vec![] } },
         "VpcAttributes": { "VpcId": i.vpc_id, "VSwitchId": i.vswitch_id, "NatIpAddress": "",
             "PrivateIpAddress": { "IpAddress": [i.private_ip.to_string()] } },
-        "EipAddress": { "AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "", "IsSupportUnassociate": false },
+        "EipAddress": eip_of(ctx, i),
         "NetworkInterfaces": { "NetworkInterface": [{ "NetworkInterfaceId": format!("eni-{}", &i.meta.id[2..]), "Type": "Primary",
             "MacAddress": "00:16:3e:00:00:01", "PrimaryIpAddress": i.private_ip.to_string(),
-            "PrivateIpSets": { "PrivateIpSet": [{ "PrivateIpAddress": i.private_ip.to_string(), "Primary": true }] } }] },
+            "PrivateIpSets": { "PrivateIpSet": [{ "PrivateIpAddress": i.private_ip.to_string(), "Primary": true, "PrivateDnsName": "" }] },
+            "Ipv4PrefixSets": { "Ipv4PrefixSet": [] }, "Ipv6PrefixSets": { "Ipv6PrefixSet": [] }, "Ipv6Sets": { "Ipv6Set": [] } }] },
         "OperationLocks": { "LockReason": [] },
         "Tags": tags_json(&i.meta.tags),
-        "MetadataOptions": { "HttpEndpoint": "enabled", "HttpTokens": "optional" },
+        "MetadataOptions": { "HttpEndpoint": "enabled", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1, "InstanceMetadataTags": "disabled" },
     });
-    if let (Value::Object(b), Value::Object(n)) = (&mut base, network) {
-        b.extend(n);
-    }
+    defaults::merge(&mut base, network);
+    defaults::merge(
+        &mut base,
+        defaults::instance_extras(t.map(|t| t.cpus).unwrap_or(2)),
+    );
     base
 }
 

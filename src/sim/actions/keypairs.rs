@@ -1,6 +1,6 @@
 //! Key pairs: ImportKeyPair (rsa, dsa, ecdsa and ed25519 OpenSSH public keys), CreateKeyPair
 //! (generates an ed25519 key, returned in OpenSSH's private key format), DescribeKeyPairs,
-//! DeleteKeyPairs.
+//! DeleteKeyPairs, AttachKeyPair and DetachKeyPair.
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -21,7 +21,15 @@ const KEY_TYPES: &[&str] = &[
     "ecdsa-sha2-nistp521",
 ];
 
-/// Checks an OpenSSH public key line and returns `(normalized line, MD5 fingerprint hex)`.
+/// The MD5 fingerprint of a public key blob as ECS shows it: colon-separated hex pairs
+/// (`89:f0:ba:…`), the form `ssh-keygen -l -E md5` prints after `MD5:`.
+fn md5_fingerprint(blob: &[u8]) -> String {
+    let digest = md5::compute(blob);
+    let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+    pairs.join(":")
+}
+
+/// Checks an OpenSSH public key line and returns `(normalized line, MD5 fingerprint)`.
 fn parse_public_key(body: &str) -> Result<(String, String), SimError> {
     let bad = |why: &str| SimError::invalid("PublicKeyBody", why.to_string());
     let mut parts = body.split_whitespace();
@@ -41,10 +49,7 @@ fn parse_public_key(body: &str) -> Result<(String, String), SimError> {
     if embedded != Some(kind.as_bytes()) {
         return Err(bad("key data does not match its type"));
     }
-    Ok((
-        format!("{kind} {b64}"),
-        format!("{:x}", md5::compute(&blob)),
-    ))
+    Ok((format!("{kind} {b64}"), md5_fingerprint(&blob)))
 }
 
 fn check_name(ctx: &Ctx<'_>, region: &str, name: &str) -> Result<(), SimError> {
@@ -179,4 +184,83 @@ pub fn delete_key_pairs(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         }
     }
     Ok(json!({}))
+}
+
+/// The instances of `InstanceIds` (a JSON list of at most 50), each live in `region` or not.
+fn attach_targets(ctx: &Ctx<'_>, region: &str) -> Result<Vec<(String, bool)>, SimError> {
+    let ids = ctx
+        .params
+        .json_list("InstanceIds")?
+        .ok_or_else(|| SimError::MissingParameter("InstanceIds".into()))?;
+    if ids.is_empty() || ids.len() > 50 {
+        return Err(SimError::invalid(
+            "InstanceIds",
+            "expected 1 to 50 instance ids",
+        ));
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let live = ctx
+                .state
+                .instances
+                .get(&id)
+                .is_some_and(|i| i.meta.live() && i.meta.region == region);
+            (id, live)
+        })
+        .collect())
+}
+
+/// Sets (`Some`) or clears (`None`) the key pair of each listed instance. Answers per instance, as
+/// ECS does: an unknown instance fails alone (`Success: "false"`), the call itself succeeds.
+fn bind_key_pair(ctx: &mut Ctx<'_>, attach: bool) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let name = ctx.params.req("KeyPairName")?.to_string();
+    let exists = ctx
+        .state
+        .key_pairs
+        .values()
+        .any(|k| k.meta.live() && k.meta.region == region && k.name == name);
+    if !exists {
+        return Err(SimError::not_found(
+            "InvalidKeyPairName.NotFound",
+            "KeyPairName",
+            &name,
+        ));
+    }
+    let targets = attach_targets(ctx, &region)?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for (id, live) in targets {
+        let (code, message) = if live {
+            let inst = ctx.state.instances.get_mut(&id).expect("checked live");
+            if attach {
+                inst.key_pair_name = Some(name.clone());
+            } else if inst.key_pair_name.as_deref() == Some(name.as_str()) {
+                inst.key_pair_name = None;
+            }
+            ("200", "successful")
+        } else {
+            failed += 1;
+            (
+                "InvalidInstanceId.NotFound",
+                "The specified InstanceId does not exist.",
+            )
+        };
+        results.push(json!({
+            "InstanceId": id, "Success": (code == "200").to_string(), "Code": code, "Message": message,
+        }));
+    }
+    Ok(json!({
+        "KeyPairName": name, "TotalCount": results.len().to_string(), "FailCount": failed.to_string(),
+        "Results": { "Result": results },
+    }))
+}
+
+pub fn attach_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    bind_key_pair(ctx, true)
+}
+
+pub fn detach_key_pair(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    bind_key_pair(ctx, false)
 }

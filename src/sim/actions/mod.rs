@@ -2,11 +2,15 @@
 //! `RequestId`, which the server adds) or a [`SimError`].
 
 mod assistant;
+mod data_disks;
+mod defaults;
+mod eip;
 mod images;
 mod instances;
 mod keypairs;
 mod network;
 mod regions;
+mod rules;
 mod send_file;
 mod snapshots;
 mod tags;
@@ -94,10 +98,20 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "CreateKeyPair" => keypairs::create_key_pair(ctx),
         "DescribeKeyPairs" => keypairs::describe_key_pairs(ctx),
         "DeleteKeyPairs" => keypairs::delete_key_pairs(ctx),
+        "AttachKeyPair" => keypairs::attach_key_pair(ctx),
+        "DetachKeyPair" => keypairs::detach_key_pair(ctx),
+        "AllocateEipAddress" => eip::allocate_eip_address(ctx),
+        "DescribeEipAddresses" => eip::describe_eip_addresses(ctx),
+        "AssociateEipAddress" => eip::associate_eip_address(ctx),
+        "UnassociateEipAddress" => eip::unassociate_eip_address(ctx),
+        "ReleaseEipAddress" => eip::release_eip_address(ctx),
         "CreateSecurityGroup" => network::create_security_group(ctx),
-        "AuthorizeSecurityGroup" => network::authorize_security_group(ctx),
+        "AuthorizeSecurityGroup" => rules::authorize_security_group(ctx),
+        "AuthorizeSecurityGroupEgress" => rules::authorize_security_group_egress(ctx),
+        "RevokeSecurityGroup" => rules::revoke_security_group(ctx),
+        "RevokeSecurityGroupEgress" => rules::revoke_security_group_egress(ctx),
         "DescribeSecurityGroups" => network::describe_security_groups(ctx),
-        "DescribeSecurityGroupAttribute" => network::describe_security_group_attribute(ctx),
+        "DescribeSecurityGroupAttribute" => rules::describe_security_group_attribute(ctx),
         "DeleteSecurityGroup" => network::delete_security_group(ctx),
         "CreateVpc" => network::create_vpc(ctx),
         "CreateVSwitch" => network::create_vswitch(ctx),
@@ -130,6 +144,9 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "TagResources" => tags::tag_resources(ctx),
         "UntagResources" => tags::untag_resources(ctx),
         "ListTagResources" => tags::list_tag_resources(ctx),
+        "AddTags" => tags::add_tags(ctx),
+        "RemoveTags" => tags::remove_tags(ctx),
+        "DescribeTags" => tags::describe_tags(ctx),
         other => Err(SimError::InvalidAction(other.to_string())),
     }
 }

@@ -8,8 +8,7 @@ use super::{
 };
 use crate::sim::catalog;
 use crate::sim::error::SimError;
-use crate::sim::params::Params;
-use crate::sim::store::{iso_time, new_id, Rule, SecurityGroup, VSwitch, Vpc};
+use crate::sim::store::{iso_time, new_id, SecurityGroup, VSwitch, Vpc};
 
 fn live_vpc<'s>(ctx: &'s Ctx<'_>, id: &str) -> Result<&'s Vpc, SimError> {
     ctx.state
@@ -47,81 +46,11 @@ pub fn create_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     Ok(json!({ "SecurityGroupId": id }))
 }
 
-/// One ingress rule from `<prefix>IpProtocol`, `<prefix>PortRange`, ...
-fn parse_rule(p: &Params, prefix: &str) -> Result<Rule, SimError> {
-    let name = |f: &str| format!("{prefix}{f}");
-    let proto = p
-        .one_of(
-            &name("IpProtocol"),
-            &["TCP", "UDP", "ICMP", "GRE", "ALL", "ICMPv6"],
-        )?
-        .ok_or_else(|| SimError::MissingParameter(name("IpProtocol")))?;
-    let port_range = p.req(&name("PortRange"))?.to_string();
-    let valid_range = match port_range.split_once('/') {
-        Some(("-1", "-1")) => true,
-        Some((a, b)) => {
-            matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if (1..=65535).contains(&a) && (a..=65535).contains(&b))
-        }
-        None => false,
-    };
-    if !valid_range {
-        return Err(SimError::invalid(
-            &name("PortRange"),
-            "expected start/end within 1..65535, or -1/-1",
-        ));
-    }
-    Ok(Rule {
-        ip_protocol: proto.to_string(),
-        port_range,
-        source_cidr_ip: p
-            .opt(&name("SourceCidrIp"))
-            .or(p.opt(&name("SourceGroupId")))
-            .unwrap_or("0.0.0.0/0")
-            .to_string(),
-        policy: p
-            .one_of(&name("Policy"), &["accept", "drop"])?
-            .unwrap_or("accept")
-            .to_string(),
-        priority: p.int_in(&name("Priority"), 1, 1, 100)?,
-        nic_type: p
-            .one_of(&name("NicType"), &["internet", "intranet"])?
-            .unwrap_or("intranet")
-            .to_string(),
-        description: p.opt(&name("Description")).unwrap_or("").to_string(),
-    })
-}
-
-pub fn authorize_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
-    let region = ctx.region()?;
-    let id = ctx.params.req("SecurityGroupId")?.to_string();
-    let mut rules = Vec::new();
-    for n in ctx.params.struct_indices("Permissions") {
-        rules.push(parse_rule(ctx.params, &format!("Permissions.{n}."))?);
-    }
-    if rules.is_empty() {
-        rules.push(parse_rule(ctx.params, "")?);
-    }
-    let group = ctx
-        .state
-        .security_groups
-        .get_mut(&id)
-        .filter(|g| g.meta.live() && g.meta.region == region)
-        .ok_or_else(|| {
-            SimError::not_found("InvalidSecurityGroupId.NotFound", "SecurityGroupId", &id)
-        })?;
-    for rule in rules {
-        if !group.rules.contains(&rule) {
-            group.rules.push(rule);
-        }
-    }
-    Ok(json!({}))
-}
-
-fn group_in_use(ctx: &Ctx<'_>, id: &str) -> usize {
+pub(super) fn group_in_use(ctx: &Ctx<'_>, id: &str) -> usize {
     ctx.state
         .instances
         .values()
-        .filter(|i| i.meta.live() && i.security_group_ids.iter().any(|g| g == id))
+        .filter(|i| i.holds_network(ctx.now) && i.security_group_ids.iter().any(|g| g == id))
         .count()
 }
 
@@ -144,7 +73,7 @@ pub fn delete_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     if users > 0 {
         return Err(SimError::forbidden(
             "DependencyViolation",
-            format!("Security group {id} is still used by {users} instance(s); delete them first."),
+            format!("Security group {id} is still used by {users} instance(s); delete them first (a deleted instance is released asynchronously)."),
         ));
     }
     mark_deleted(&mut ctx.state.security_groups, &id, ctx.now);
@@ -157,6 +86,7 @@ fn group_json(ctx: &Ctx<'_>, g: &SecurityGroup) -> Value {
         "VpcId": g.vpc_id, "SecurityGroupType": g.group_type, "CreationTime": iso_time(g.meta.created_ms),
         "ResourceGroupId": "", "Tags": tags_json(&g.meta.tags), "EcsCount": group_in_use(ctx, &g.meta.id),
         "AvailableInstanceAmount": 2000, "RuleCount": g.rules.len(), "ServiceManaged": false,
+        "GroupToGroupRuleCount": 0, "ServiceID": 0,
     })
 }
 
@@ -184,29 +114,6 @@ pub fn describe_security_groups(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let (page, mut fields) = paginate_by_age(items, Order::OldestFirst, p, &paging)?;
     fields.insert("RegionId".into(), json!(region));
     Ok(list_body("SecurityGroups", "SecurityGroup", page, fields))
-}
-
-pub fn describe_security_group_attribute(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
-    let region = ctx.region()?;
-    let id = ctx.params.req("SecurityGroupId")?;
-    let g = ctx
-        .state
-        .security_groups
-        .get(id)
-        .filter(|g| g.meta.live() && g.meta.region == region)
-        .ok_or_else(|| {
-            SimError::not_found("InvalidSecurityGroupId.NotFound", "SecurityGroupId", id)
-        })?;
-    let perms: Vec<Value> = g
-        .rules
-        .iter()
-        .map(|r| json!({"IpProtocol": r.ip_protocol, "PortRange": r.port_range, "SourceCidrIp": r.source_cidr_ip,
-            "Policy": r.policy, "Priority": r.priority.to_string(), "NicType": r.nic_type, "Direction": "ingress", "Description": r.description}))
-        .collect();
-    Ok(
-        json!({"SecurityGroupId": g.meta.id, "SecurityGroupName": g.name, "Description": g.description,
-        "VpcId": g.vpc_id, "RegionId": region, "InnerAccessPolicy": "Accept", "Permissions": {"Permission": perms}}),
-    )
 }
 
 pub fn create_vpc(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
@@ -349,12 +256,21 @@ pub fn delete_vswitch(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             &id,
         ));
     }
-    refuse_while_used(
-        &ctx.state.instances,
-        |i| i.vswitch_id == id,
-        "DependencyViolation",
-        |user| format!("vSwitch {id} is still used by instance {user}; delete it first."),
-    )?;
+    let now = ctx.now;
+    if let Some(user) = ctx
+        .state
+        .instances
+        .values()
+        .find(|i| i.vswitch_id == id && i.holds_network(now))
+    {
+        return Err(SimError::forbidden(
+            "DependencyViolation",
+            format!(
+                "vSwitch {id} is still used by instance {}; delete it first (a deleted instance is released asynchronously).",
+                user.meta.id
+            ),
+        ));
+    }
     mark_deleted(&mut ctx.state.vswitches, &id, ctx.now);
     Ok(json!({}))
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::defaults;
 use super::{
     csv, has_tags, list_body, mark_deleted, paginate_by_age, refuse_while_used, tags_json, Ctx,
     Order, Paging,
@@ -85,9 +86,12 @@ pub fn create_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     Ok(json!({ "SnapshotId": id }))
 }
 
-/// Every simulated disk is a system disk (data disks are not simulated).
-fn disk_type(_ctx: &Ctx<'_>, _disk_id: &str) -> &'static str {
-    "system"
+/// `data` for a data disk (`DataDisk.N`), else `system`.
+fn disk_type(ctx: &Ctx<'_>, disk_id: &str) -> &'static str {
+    match ctx.state.disks.get(disk_id).and_then(|d| d.data.as_ref()) {
+        Some(_) => "data",
+        None => "system",
+    }
 }
 
 fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
@@ -97,7 +101,7 @@ fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
         .images
         .values()
         .any(|i| i.meta.live() && i.snapshot_id.as_deref() == Some(&s.meta.id));
-    json!({
+    let mut snapshot = json!({
         "SnapshotId": s.meta.id, "SnapshotName": s.name, "Description": s.description, "Status": s.status,
         "Progress": if s.status == "failed" { progress(s.meta.created_ms, s.done_ms, ctx.now, false) } else { progress(s.meta.created_ms, s.done_ms, ctx.now, finished) },
         "RemainTime": if finished { 0 } else { s.done_ms.saturating_sub(ctx.now).div_ceil(1000) },
@@ -106,7 +110,12 @@ fn snapshot_json(ctx: &Ctx<'_>, s: &Snapshot) -> Value {
         "SnapshotType": "user", "Category": "standard", "Encrypted": false, "Available": s.status == "accomplished",
         "RetentionDays": 0, "CreationTime": iso_time(s.meta.created_ms), "LastModifiedTime": iso_time(s.done_ms.min(ctx.now)),
         "ProductCode": "", "RegionId": s.meta.region, "ResourceGroupId": "", "Tags": tags_json(&s.meta.tags),
-    })
+    });
+    defaults::merge(
+        &mut snapshot,
+        defaults::snapshot_extras(&s.meta.region, s.source_disk_size),
+    );
+    snapshot
 }
 
 pub fn describe_snapshots(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
@@ -161,7 +170,10 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     refuse_while_used(
         &ctx.state.images,
-        |i| i.snapshot_id.as_deref() == Some(id.as_str()),
+        |i| {
+            i.snapshot_id.as_deref() == Some(id.as_str())
+                || i.data_disks.iter().any(|d| d.snapshot_id == id)
+        },
         "SnapshotCreatedImage",
         |user| format!("Snapshot {id} was used to create image {user}; delete the image first."),
     )?;
@@ -171,17 +183,28 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
 }
 
 fn disk_json(d: &Disk) -> Value {
-    let attached: Vec<Value> = d.instance_id.iter().map(|i| json!({"InstanceId": i, "Device": "/dev/xvda", "AttachedTime": iso_time(d.meta.created_ms)})).collect();
-    json!({
-        "DiskId": d.meta.id, "DiskName": d.name, "Description": "", "Type": "system", "Category": d.category,
+    let (kind, device, snapshot, with_instance) = match &d.data {
+        Some(data) => (
+            "data",
+            data.device.as_str(),
+            data.source_snapshot_id.as_str(),
+            data.delete_with_instance,
+        ),
+        None => ("system", "/dev/xvda", "", true),
+    };
+    let attached: Vec<Value> = d.instance_id.iter().map(|i| json!({"InstanceId": i, "Device": device, "AttachedTime": iso_time(d.meta.created_ms)})).collect();
+    let mut disk = json!({
+        "DiskId": d.meta.id, "DiskName": d.name, "Description": "", "Type": kind, "Category": d.category,
         "Size": d.size_gib, "Status": d.status, "InstanceId": d.instance_id.clone().unwrap_or_default(),
-        "Device": if d.instance_id.is_some() { "/dev/xvda" } else { "" }, "ZoneId": d.zone, "RegionId": d.meta.region,
-        "ImageId": d.image_id, "SourceSnapshotId": "", "DeleteWithInstance": true, "DeleteAutoSnapshot": true,
+        "Device": if d.instance_id.is_some() { device } else { "" }, "ZoneId": d.zone, "RegionId": d.meta.region,
+        "ImageId": d.image_id, "SourceSnapshotId": snapshot, "DeleteWithInstance": with_instance, "DeleteAutoSnapshot": true,
         "Encrypted": false, "Portable": false, "CreationTime": iso_time(d.meta.created_ms),
         "AttachedTime": iso_time(d.meta.created_ms), "Attachments": {"Attachment": attached},
         "Tags": tags_json(&d.meta.tags), "ResourceGroupId": "",
         "EnableAutoSnapshot": false, "ExpiredTime": "2999-09-08T16:00Z",
-    })
+    });
+    defaults::merge(&mut disk, defaults::disk_extras(&d.zone));
+    disk
 }
 
 pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
@@ -198,7 +221,7 @@ pub fn describe_disks(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         .disks
         .values()
         .filter(|d| d.meta.live() && d.meta.region == region)
-        .filter(|_| disk_type != "data")
+        .filter(|d| disk_type == "all" || (disk_type == "data") == d.data.is_some())
         .filter(|d| ids.as_ref().is_none_or(|l| l.contains(&d.meta.id)))
         .filter(|d| {
             p.opt("InstanceId")

@@ -1,10 +1,11 @@
-//! Tags: TagResources, UntagResources, ListTagResources.
+//! Tags: TagResources, UntagResources, ListTagResources, and the older single-resource AddTags,
+//! RemoveTags and DescribeTags that Packer 1.6.6 uses.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{has_tags, paginate, Ctx, Paging};
+use super::{has_tags, list_body, paginate, Ctx, Paging};
 use crate::sim::error::SimError;
 use crate::sim::store::{Meta, Resource, State};
 
@@ -56,15 +57,24 @@ fn resource_type(ctx: &Ctx<'_>) -> Result<String, SimError> {
 
 /// Applies `f` to the tags of each resource in `ResourceId.N`; unknown ids fail before any change.
 fn with_tags(ctx: &mut Ctx<'_>, f: impl Fn(&mut BTreeMap<String, String>)) -> Result<(), SimError> {
-    let region = ctx.region()?;
-    let rtype = resource_type(ctx)?;
     let ids = ctx.params.dot_list("ResourceId");
     if ids.is_empty() {
         return Err(SimError::MissingParameter("ResourceId.1".into()));
     }
+    with_tags_of(ctx, &ids, f)
+}
+
+/// Applies `f` to the tags of each resource of `ids` (of the request's `ResourceType`).
+fn with_tags_of(
+    ctx: &mut Ctx<'_>,
+    ids: &[String],
+    f: impl Fn(&mut BTreeMap<String, String>),
+) -> Result<(), SimError> {
+    let region = ctx.region()?;
+    let rtype = resource_type(ctx)?;
     let mut metas = metas_mut(ctx.state, &rtype);
     let mut targets = Vec::new();
-    for id in &ids {
+    for id in ids {
         let pos = metas.iter().position(|(name, m)| {
             m.live() && m.region == region && (&m.id == id || name.as_deref() == Some(id))
         });
@@ -79,9 +89,19 @@ fn with_tags(ctx: &mut Ctx<'_>, f: impl Fn(&mut BTreeMap<String, String>)) -> Re
 }
 
 pub fn tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let tags = tags_to_add(ctx)?;
+    with_tags(ctx, |t| t.extend(tags.iter().cloned()))?;
+    Ok(json!({}))
+}
+
+/// The tags of an AddTags/TagResources request: at least one, at most 20, no reserved prefix.
+fn tags_to_add(ctx: &Ctx<'_>) -> Result<Vec<(String, String)>, SimError> {
     let tags = ctx.params.tags()?;
     if tags.is_empty() {
         return Err(SimError::MissingParameter("Tag.1.Key".into()));
+    }
+    if tags.len() > 20 {
+        return Err(SimError::invalid("Tag.N", "at most 20 tags per request"));
     }
     if let Some((k, _)) = tags
         .iter()
@@ -92,8 +112,80 @@ pub fn tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             format!("{k} starts with a reserved prefix"),
         ));
     }
-    with_tags(ctx, |t| t.extend(tags.iter().cloned()))?;
+    Ok(tags)
+}
+
+/// AddTags: `Tag.N.Key/Value` on the one resource `ResourceId` (the pre-TagResources API).
+pub fn add_tags(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let tags = tags_to_add(ctx)?;
+    let id = ctx.params.req("ResourceId")?.to_string();
+    with_tags_of(ctx, &[id], |t| t.extend(tags.iter().cloned()))?;
     Ok(json!({}))
+}
+
+/// RemoveTags: removes each `Tag.N.Key` (only when its `Tag.N.Value`, if given, matches); without
+/// any `Tag.N`, every tag of the resource.
+pub fn remove_tags(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let tags = ctx.params.tags()?;
+    let id = ctx.params.req("ResourceId")?.to_string();
+    with_tags_of(ctx, &[id], |t| {
+        if tags.is_empty() {
+            t.clear();
+        }
+        for (k, v) in &tags {
+            if v.is_empty() || t.get(k) == Some(v) {
+                t.remove(k);
+            }
+        }
+    })?;
+    Ok(json!({}))
+}
+
+/// DescribeTags: the distinct (key, value) pairs on the matching resources, each with how many
+/// resources of each type carry it.
+pub fn describe_tags(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    let region = ctx.region()?;
+    let types: Vec<String> = match ctx.params.opt("ResourceType") {
+        Some(_) => vec![resource_type(ctx)?],
+        None => RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
+    };
+    let id = ctx.params.opt("ResourceId").map(str::to_string);
+    let wanted = ctx.params.tags()?;
+    let mut counts: BTreeMap<(String, String), BTreeMap<String, u64>> = BTreeMap::new();
+    for rtype in &types {
+        for (name, meta) in metas_mut(ctx.state, rtype) {
+            let named = id
+                .as_ref()
+                .is_none_or(|i| *i == meta.id || name.as_ref() == Some(i));
+            if !meta.live() || meta.region != region || !named {
+                continue;
+            }
+            for (k, v) in &meta.tags {
+                if wanted.is_empty() || has_tags(&BTreeMap::from([(k.clone(), v.clone())]), &wanted)
+                {
+                    *counts
+                        .entry((k.clone(), v.clone()))
+                        .or_default()
+                        .entry(rtype.clone())
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    let rows: Vec<Value> = counts
+        .into_iter()
+        .map(|((k, v), by_type)| {
+            let count = |t: &str| by_type.get(t).copied().unwrap_or(0);
+            json!({"TagKey": k, "TagValue": v, "ResourceTypeCount": {
+                "Instance": count("instance"), "Disk": count("disk"), "Snapshot": count("snapshot"),
+                "Image": count("image"), "Securitygroup": count("securitygroup"), "KeyPair": count("keypair"),
+                "Volume": 0, "Ddh": 0, "Eni": 0, "LaunchTemplate": 0, "ReservedInstance": 0, "SnapshotPolicy": 0,
+            }})
+        })
+        .collect();
+    let paging = Paging::numbered(50, 100);
+    let (page, fields) = paginate(rows, ctx.params, &paging)?;
+    Ok(list_body("Tags", "Tag", page, fields))
 }
 
 pub fn untag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {

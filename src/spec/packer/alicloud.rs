@@ -8,6 +8,7 @@ use super::convert::BuilderInput;
 use super::draft::{Credentials, Draft, Image, Instance, SourceImage, Ssh, SshAddress, SystemDisk};
 use super::error::PackerError;
 use super::options::{check_keys, go_duration_secs, Reader, WarnOnly};
+use std::path::Path;
 
 pub const SUPPORTED: &[&str] = &[
     "name",
@@ -24,6 +25,8 @@ pub const SUPPORTED: &[&str] = &[
     "associate_public_ip_address",
     "ssh_private_ip",
     "internet_max_bandwidth_out",
+    "internet_charge_type",
+    "security_enhancement_strategy",
     "system_disk_mapping",
     "image_disk_mappings",
     "image_name",
@@ -37,6 +40,9 @@ pub const SUPPORTED: &[&str] = &[
     "run_tags",
     "disable_stop_instance",
     "user_data",
+    "user_data_file",
+    "image_ignore_data_disks",
+    "image_force_delete_snapshots",
     "custom_endpoint_ecs",
     "ssh_username",
     "ssh_port",
@@ -122,6 +128,19 @@ pub const WARN_ONLY: &[WarnOnly] = &[
         "io_optimized",
         "every current instance type is I/O optimized",
     ),
+    warn(
+        "ssh_password",
+        "bakerd logs in with its own per-build key pair and sets no login password on the build \
+         instance; the image keeps the source image's password settings",
+    ),
+    warn(
+        "image_copy_names",
+        "bakerd's copies (`image_copy_regions`) take the image's own name",
+    ),
+    warn(
+        "force_stop_instance",
+        "bakerd stops the instance cleanly (a forced stop can only lose unflushed writes)",
+    ),
 ];
 
 pub fn convert(input: &BuilderInput<'_>, warnings: &mut Vec<String>) -> Result<Draft, PackerError> {
@@ -142,7 +161,7 @@ pub fn convert(input: &BuilderInput<'_>, warnings: &mut Vec<String>) -> Result<D
             access_key_secret: input.required_credential("secret_key", "ALICLOUD_SECRET_KEY")?,
         },
         source_image: source_image(&reader)?,
-        instance: instance(&reader, warnings)?,
+        instance: instance(&reader, input.base_dir, warnings)?,
         ssh: ssh(&reader)?,
         provisioners: Vec::new(),
         image: image(&reader)?,
@@ -190,7 +209,51 @@ fn source_image(reader: &Reader<'_>) -> Result<SourceImage, PackerError> {
     }
 }
 
-fn instance(reader: &Reader<'_>, warnings: &mut Vec<String>) -> Result<Instance, PackerError> {
+/// `user_data`, or the text of `user_data_file` (relative to the template's directory).
+fn user_data(reader: &Reader<'_>, base_dir: &Path) -> Result<Option<String>, PackerError> {
+    match (
+        reader.string("user_data")?,
+        reader.string("user_data_file")?,
+    ) {
+        (Some(_), Some(_)) => Err(reader.invalid(
+            "user_data",
+            "give `user_data` or `user_data_file`, not both",
+        )),
+        (Some(text), None) => Ok(Some(text)),
+        (None, Some(file)) => {
+            let path = base_dir.join(&file);
+            std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                reader.invalid(
+                    "user_data_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `image_ignore_data_disks` (image the system disk only) and `image_force_delete_snapshots` ask
+/// for what bakerd does anyway; a `false` that bakerd cannot honour is said plainly.
+fn image_disk_flags(reader: &Reader<'_>, warnings: &mut Vec<String>) -> Result<(), PackerError> {
+    if reader.bool("image_force_delete_snapshots")? == Some(false)
+        && reader.bool("image_force_delete")? == Some(true)
+    {
+        warnings.push(format!(
+            "option `image_force_delete_snapshots` false in {}: when bakerd replaces an image \
+             (`image_force_delete`) it deletes the old image's snapshots too, so none are left orphaned",
+            reader.owner
+        ));
+    }
+    Ok(())
+}
+
+fn instance(
+    reader: &Reader<'_>,
+    base_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Instance, PackerError> {
+    image_disk_flags(reader, warnings)?;
     let vswitch_id = reader.string("vswitch_id")?;
     if reader.string("vpc_id")?.is_some() && vswitch_id.is_none() {
         return Err(reader.unsupported(
@@ -198,13 +261,7 @@ fn instance(reader: &Reader<'_>, warnings: &mut Vec<String>) -> Result<Instance,
             " without `vswitch_id`: give the vSwitch to use (it determines the VPC)",
         ));
     }
-    let image_disks = reader.list("image_disk_mappings")?;
-    if !image_disks.is_empty() {
-        return Err(reader.unsupported(
-            "image_disk_mappings",
-            ": bakerd builds images of the system disk only",
-        ));
-    }
+    let data_disks = data_disks(reader, warnings)?;
     Ok(Instance {
         instance_type: reader.required_string("instance_type", " (e.g. ecs.g6.large)")?,
         zone: reader.string("zone_id")?,
@@ -212,9 +269,76 @@ fn instance(reader: &Reader<'_>, warnings: &mut Vec<String>) -> Result<Instance,
         security_group_id: reader.string("security_group_id")?,
         system_disk: system_disk(reader, warnings)?,
         internet_max_bandwidth_out: reader.number("internet_max_bandwidth_out")?,
-        user_data: reader.string("user_data")?,
+        internet_charge_type: reader.string("internet_charge_type")?,
+        security_enhancement_strategy: reader.string("security_enhancement_strategy")?,
+        user_data: user_data(reader, base_dir)?,
         tags: reader.string_map("run_tags")?,
+        data_disks,
     })
+}
+
+/// `image_disk_mappings` (HCL2: `image_disk_mapping` blocks) become data disks of the build
+/// instance. bakerd's image holds the system disk only, so this needs `image_ignore_data_disks:
+/// true` (Packer then also leaves them out of the image); without it the template asks for data
+/// disks in the image, which bakerd cannot give yet: refused, saying how to go on.
+fn data_disks(
+    reader: &Reader<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<crate::spec::DataDisk>, PackerError> {
+    const DISK_WARN_ONLY: &[WarnOnly] = &[
+        warn(
+            "disk_description",
+            "describes a build disk, which is deleted with the build",
+        ),
+        warn(
+            "disk_delete_with_instance",
+            "bakerd always deletes the build instance's data disks with it",
+        ),
+    ];
+    let mappings = reader.list("image_disk_mappings")?;
+    if mappings.is_empty() {
+        return Ok(Vec::new());
+    }
+    if reader.bool("image_ignore_data_disks")? != Some(true) {
+        return Err(reader.unsupported(
+            "image_disk_mappings",
+            " without `image_ignore_data_disks: true`: bakerd's image holds the system disk only; \
+             set `image_ignore_data_disks` to true to attach these disks to the build instance only, \
+             or remove them",
+        ));
+    }
+    let owner = format!("{} (image_disk_mappings)", reader.owner);
+    let mut out = Vec::new();
+    for (i, mapping) in mappings.iter().enumerate() {
+        let prefix = format!("image_disk_mappings[{i}].");
+        let serde_json::Value::Object(mapping) = mapping else {
+            return Err(reader.invalid(&prefix, "expected an object"));
+        };
+        const KEYS: &[&str] = &[
+            "disk_name",
+            "disk_category",
+            "disk_size",
+            "disk_snapshot_id",
+            "disk_device",
+        ];
+        check_keys(&owner, mapping, KEYS, DISK_WARN_ONLY, warnings)?;
+        let disk = Reader {
+            owner: reader.owner,
+            config: mapping,
+            prefix: &prefix,
+        };
+        let size = disk.number("disk_size")?.filter(|size| *size > 0);
+        out.push(crate::spec::DataDisk {
+            size_gb: size
+                .map(|size| u32::try_from(size).map_err(|_| disk.invalid("disk_size", "too large")))
+                .transpose()?,
+            category: disk.string("disk_category")?,
+            snapshot_id: disk.string("disk_snapshot_id")?,
+            device: disk.string("disk_device")?,
+            name: disk.string("disk_name")?,
+        });
+    }
+    Ok(out)
 }
 
 fn system_disk(

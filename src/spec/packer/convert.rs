@@ -7,7 +7,7 @@ use super::options::Reader;
 use super::template::{self, Template, Variables};
 use super::{alicloud, provisioners, seed};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use time::OffsetDateTime;
 
@@ -27,6 +27,8 @@ pub struct Options {
     pub now: OffsetDateTime,
     /// The template's directory: relative `script`/`source` paths resolve against it.
     pub base_dir: PathBuf,
+    /// `--only TYPE.NAME` (HCL2): which `alicloud-ecs` source to build when there are several.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -45,6 +47,7 @@ impl Options {
                 .collect(),
             now: OffsetDateTime::now_utc(),
             base_dir,
+            only: Vec::new(),
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct BuilderInput<'a> {
     pub ctx: FuncContext<'a>,
     /// Whether the template has provisioners (a `none` communicator cannot run them).
     pub has_provisioners: bool,
+    /// The template's directory, for files options name (`user_data_file`).
+    pub base_dir: &'a std::path::Path,
 }
 
 impl<'a> BuilderInput<'a> {
@@ -121,21 +126,43 @@ impl<'a> BuilderInput<'a> {
     }
 }
 
-/// Converts template text to a [`Draft`] plus warnings about what was ignored on purpose.
+/// Converts JSON template text to a [`Draft`] plus warnings about what was ignored on purpose.
 pub fn to_draft(text: &str, options: &Options) -> Result<(Draft, Vec<String>), PackerError> {
     let template = template::parse(text)?;
     let overrides = load_overrides(&template, options)?;
     let variables = template::resolve_variables(&template, &overrides, &options.env, options.now)?;
+    draft_from(&template, variables, options)
+}
+
+/// The common core of both formats: a parsed [`Template`] with resolved variables becomes a
+/// [`Draft`]. A `{{user `x`}}` of an undeclared variable renders empty with a warning, as Packer
+/// renders it.
+pub fn draft_from(
+    template: &Template,
+    mut variables: Variables,
+    options: &Options,
+) -> Result<(Draft, Vec<String>), PackerError> {
+    let mut warnings = template.warnings.clone();
+    for name in undeclared_refs(template, &variables) {
+        warnings.push(format!(
+            "`{{{{user `{name}`}}}}` refers to a variable the template does not declare: it renders empty, as in Packer"
+        ));
+        variables.values.insert(name, String::new());
+    }
     let ctx = FuncContext {
         env: None,
         user: &variables.values,
         now: options.now,
         allowed_fields: &[],
     };
-    let mut warnings = template.warnings.clone();
-    let builder_name = builder_name(&template);
-    let provisioners =
-        provisioners::convert(&template.provisioners, &builder_name, &ctx, &mut warnings)?;
+    let builder_name = builder_name(template);
+    let provisioners = provisioners::convert(
+        &template.provisioners,
+        &builder_name,
+        &ctx,
+        options,
+        &mut warnings,
+    )?;
     let raw = &template.builder.config;
     let rendered = template::render_tree(&Value::Object(raw.clone()), &ctx, "builders[0]")?;
     let Value::Object(config) = rendered else {
@@ -149,6 +176,7 @@ pub fn to_draft(text: &str, options: &Options) -> Result<(Draft, Vec<String>), P
         env: &options.env,
         ctx,
         has_provisioners: !provisioners.is_empty(),
+        base_dir: &options.base_dir,
     };
     let mut draft = match template.builder.kind.as_str() {
         "aliyun" => seed::convert(&input, &mut warnings)?,
@@ -156,6 +184,31 @@ pub fn to_draft(text: &str, options: &Options) -> Result<(Draft, Vec<String>), P
     };
     draft.provisioners = provisioners;
     Ok((draft, warnings))
+}
+
+/// Variables read with `{{user}}` anywhere in the builder or provisioners but never declared.
+fn undeclared_refs(template: &Template, variables: &Variables) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let sections = std::iter::once(&template.builder).chain(&template.provisioners);
+    for section in sections {
+        for_each_string(&Value::Object(section.config.clone()), &mut |text| {
+            names.extend(
+                funcs::user_refs(text)
+                    .into_iter()
+                    .filter(|name| !variables.values.contains_key(name)),
+            );
+        });
+    }
+    names
+}
+
+fn for_each_string(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().for_each(|item| for_each_string(item, f)),
+        Value::Object(map) => map.values().for_each(|item| for_each_string(item, f)),
+        _ => {}
+    }
 }
 
 /// Provisioners' `only`/`except` name builders by `name`, defaulting to the type.

@@ -58,8 +58,11 @@ pub struct Instance {
     pub security_group_id: Option<String>,
     pub system_disk: Option<SystemDisk>,
     pub internet_max_bandwidth_out: Option<u64>,
+    pub internet_charge_type: Option<String>,
+    pub security_enhancement_strategy: Option<String>,
     pub user_data: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub data_disks: Vec<crate::spec::DataDisk>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackerError {
-    #[error("Packer template is not valid JSON at line {line}, column {column}: {source}")]
+    #[error(
+        "invalid JSON at {line}:{column} (line:column) in the Packer template: {}",
+        json_detail(source)
+    )]
     Syntax {
         line: usize,
         column: usize,
@@ -35,7 +38,7 @@ pub enum PackerError {
     },
     #[error("Packer variables refer to each other in a cycle through `{name}`")]
     VariableCycle { name: String },
-    #[error("Packer variable `{name}` is required (its default is null): set it with -var {name}=... or a -var-file")]
+    #[error("Packer variable `{name}` is required (its default is null): set it with --var {name}=..., a --var-file, or (HCL2) PKR_VAR_{name}")]
     RequiredVariableUnset { name: String },
     #[error("variable `{name}` set by {origin} is not declared in the template's `variables`")]
     UndeclaredVariable { name: String, origin: String },
@@ -72,6 +75,30 @@ pub enum PackerError {
         #[source]
         source: crate::spec::SpecError,
     },
+    #[error("{}: HCL syntax error: {detail}", file_name(file))]
+    HclSyntax { file: PathBuf, detail: String },
+    #[error("{}: {detail}", file_name(file))]
+    HclStructure { file: PathBuf, detail: String },
+    #[error("in `{location}` of the Packer template: {detail}")]
+    HclEval { location: String, detail: String },
+    #[error("`{location}` of the Packer template expands to more than {limit} bytes; bakerd refuses it before building it (a chain of variables that each repeat the previous one grows exponentially)")]
+    ValueTooLarge { location: String, limit: usize },
+    #[error("variable `{name}` has the wrong type: {detail}")]
+    VariableType { name: String, detail: String },
+    #[error("variable `{name}` is invalid: {message}")]
+    VariableValidation { name: String, message: String },
+    #[error("the template has no `build` that uses an `alicloud-ecs` source (or --only selected none); bakerd builds alicloud-ecs sources")]
+    NoAlicloudSource,
+    #[error("the template builds several alicloud-ecs sources ({names}); bakerd builds one at a time: choose it with --only TYPE.NAME")]
+    SeveralSources { names: String },
+    #[error("cannot read the template directory {}: {source}", path.display())]
+    DirectoryRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: no *.pkr.hcl files in this directory", path.display())]
+    EmptyDirectory { path: PathBuf },
     #[error("provisioner #{index} has type `{kind}`, which bakerd does not support (supported: `shell`, `file`)")]
     UnsupportedProvisioner { index: usize, kind: String },
 }
@@ -87,4 +114,20 @@ fn without_position(error: &crate::spec::SpecError) -> String {
         Some(rest) => rest.to_string(),
         None => text,
     }
+}
+
+/// serde_json's message without its own " at line L column C" suffix (the position is said once).
+fn json_detail(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The file's name: the error already starts with the template's path (a file, or its directory).
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }

@@ -40,7 +40,13 @@ pub enum FuncError {
     },
     #[error("`{{{{ .{field} }}}}` is not available here{hint}")]
     FieldNotAllowed { field: String, hint: String },
+    #[error("the rendered text would be more than {limit} bytes; bakerd refuses it before building it (variables that each repeat the previous one grow exponentially)")]
+    TooLarge { limit: usize },
 }
+
+/// Largest text one `{{ }}` rendering may produce (the same bound as HCL2 values): checked before
+/// each piece is appended, so a doubling chain of variables stops after a few MiB of work.
+pub const MAX_RENDERED_BYTES: usize = super::hcl_funcs::MAX_VALUE_BYTES;
 
 /// Everything a template action may read. Built by the caller per template section.
 #[derive(Debug, Clone, Copy)]
@@ -235,10 +241,16 @@ fn unescape(s: &str) -> Result<String, String> {
 pub fn render(input: &str, ctx: &FuncContext<'_>) -> Result<String, FuncError> {
     let mut out = String::with_capacity(input.len());
     for segment in parse(input)? {
-        match segment {
-            Segment::Literal(text) => out.push_str(&text),
-            Segment::Action(action) => out.push_str(&eval(&action, ctx)?),
+        let piece = match segment {
+            Segment::Literal(text) => text,
+            Segment::Action(action) => eval(&action, ctx)?,
+        };
+        if out.len() + piece.len() > MAX_RENDERED_BYTES {
+            return Err(FuncError::TooLarge {
+                limit: MAX_RENDERED_BYTES,
+            });
         }
+        out.push_str(&piece);
     }
     Ok(out)
 }

@@ -21,6 +21,10 @@ pub mod convert;
 pub mod draft;
 pub mod error;
 pub mod funcs;
+pub mod hcl2;
+pub mod hcl_date;
+pub mod hcl_funcs;
+pub mod hcl_vars;
 pub mod options;
 pub mod provisioners;
 pub mod seed;
@@ -29,7 +33,7 @@ pub mod to_spec;
 
 pub use convert::{parse_var_arg, to_draft, Options};
 pub use error::PackerError;
-pub use template::is_packer_template;
+pub use template::{is_packer_template, looks_like_json_template};
 
 use crate::spec::Spec;
 
@@ -50,6 +54,20 @@ pub struct Converted {
 /// Pure apart from reading the `-var-file`s and checking that scripts and uploads exist.
 pub fn convert(text: &str, options: &Options) -> Result<Converted, PackerError> {
     let (draft, mut warnings) = to_draft(text, options)?;
+    let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
+    Ok(Converted { spec, warnings })
+}
+
+/// Converts an HCL2 template: its `*.pkr.hcl` files and the `*.auto.pkrvars.hcl` files that go
+/// with them (a directory's; none for a single file, as in Packer). Same core and guarantees as
+/// [`convert`]: equivalent JSON and HCL2 templates give the same spec.
+pub fn convert_hcl(
+    files: &[hcl2::HclFile],
+    auto_var_files: &[hcl_vars::VarFile],
+    options: &Options,
+) -> Result<Converted, PackerError> {
+    let (template, variables) = hcl2::to_template(files, auto_var_files, options)?;
+    let (draft, mut warnings) = convert::draft_from(&template, variables, options)?;
     let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
     Ok(Converted { spec, warnings })
 }

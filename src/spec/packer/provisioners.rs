@@ -4,17 +4,36 @@
 //! (options for this builder merged in), `pause_before` (warning: timing only). `timeout` and
 //! `max_retries` change whether a build fails, so they are errors until bakerd supports them.
 
+use super::convert::Options;
 use super::draft::{Provisioner, ShellSource};
 use super::error::PackerError;
 use super::funcs::FuncContext;
 use super::options::{check_keys, Reader, WarnOnly};
 use super::template::{render_tree, RawSection};
 use serde_json::{Map, Value};
+use std::path::Path;
 
-const COMMON_WARN_ONLY: &[WarnOnly] = &[WarnOnly {
-    option: "pause_before",
-    why: "a pause before provisioning cannot change the image",
-}];
+const COMMON_WARN_ONLY: &[WarnOnly] = &[
+    WarnOnly {
+        option: "pause_before",
+        why: "a pause before provisioning cannot change the image",
+    },
+    TIMEOUT,
+    MAX_RETRIES,
+];
+
+const TIMEOUT: WarnOnly = WarnOnly {
+    option: "timeout",
+    why:
+        "bakerd has no per-provisioner time limit; a provisioner that hangs holds the build until \
+          `bakerd cancel`",
+};
+
+const MAX_RETRIES: WarnOnly = WarnOnly {
+    option: "max_retries",
+    why: "bakerd runs each provisioner once; a failed build is retried with `bakerd resume`, \
+          which re-runs the failed step",
+};
 
 const SHELL: &[&str] = &[
     "only",
@@ -27,6 +46,7 @@ const SHELL: &[&str] = &[
     "env",
     "execute_command",
     "expect_disconnect",
+    "valid_exit_codes",
 ];
 
 const SHELL_WARN_ONLY: &[WarnOnly] = &[
@@ -38,6 +58,8 @@ const SHELL_WARN_ONLY: &[WarnOnly] = &[
         option: "start_retry_timeout",
         why: "bakerd retries starting the command with its own timeout",
     },
+    TIMEOUT,
+    MAX_RETRIES,
 ];
 
 const FILE: &[&str] = &[
@@ -54,6 +76,7 @@ pub fn convert(
     sections: &[RawSection],
     builder_name: &str,
     ctx: &FuncContext<'_>,
+    options: &Options,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Provisioner>, PackerError> {
     let mut out = Vec::new();
@@ -66,7 +89,7 @@ pub fn convert(
         }
         let provisioner = match section.kind.as_str() {
             "shell" => shell(&owner, &config, ctx, index, warnings)?,
-            "file" => file(&owner, &config, ctx, index, warnings)?,
+            "file" => file(&owner, &config, ctx, index, warnings, options)?,
             kind => {
                 return Err(PackerError::UnsupportedProvisioner {
                     index,
@@ -143,6 +166,7 @@ fn shell(
     check_keys(owner, config, SHELL, SHELL_WARN_ONLY, warnings)?;
     let config = render(config, ctx, index)?;
     let reader = Reader::new(owner, &config);
+    check_exit_codes(&reader)?;
     let mut environment = reader.string_map("env")?;
     for entry in reader.string_list("environment_vars")? {
         let (name, value) = entry.split_once('=').ok_or_else(|| {
@@ -162,6 +186,20 @@ fn shell(
             .map(|command| normalise_execute_command(&reader, &command))
             .transpose()?,
     })
+}
+
+/// `valid_exit_codes`: bakerd treats exit code 0 as success and anything else as failure, so only
+/// `[0]` (Packer's default) can be honoured; other codes would turn a failure into a success.
+fn check_exit_codes(reader: &Reader<'_>) -> Result<(), PackerError> {
+    let codes = reader.list("valid_exit_codes")?;
+    if codes.is_empty() || codes == [Value::from(0)] {
+        return Ok(());
+    }
+    Err(reader.unsupported(
+        "valid_exit_codes",
+        " other than [0]: bakerd fails the build on any non-zero exit; end the script with \
+         `exit 0` for codes that mean success",
+    ))
 }
 
 /// Exactly one of `inline`, `script`, `scripts`, as Packer requires.
@@ -219,6 +257,7 @@ fn file(
     ctx: &FuncContext<'_>,
     index: usize,
     warnings: &mut Vec<String>,
+    options: &Options,
 ) -> Result<Provisioner, PackerError> {
     check_keys(owner, config, FILE, COMMON_WARN_ONLY, warnings)?;
     let config = render(config, ctx, index)?;
@@ -231,8 +270,34 @@ fn file(
             ));
         }
     }
+    let source = reader.required_string("source", " (the local file or directory to upload)")?;
+    // `~/` is the user's home directory, as Packer expands it.
+    let source = match (source.strip_prefix("~/"), options.env.get("HOME")) {
+        (Some(rest), Some(home)) => format!("{}/{rest}", home.trim_end_matches('/')),
+        _ => source,
+    };
+    let destination = reader.required_string("destination", " (the path on the instance)")?;
+    let destination = directory_destination(&source, destination, &options.base_dir);
     Ok(Provisioner::File {
-        source: reader.required_string("source", " (the local file or directory to upload)")?,
-        destination: reader.required_string("destination", " (the path on the instance)")?,
+        source,
+        destination,
     })
+}
+
+/// Packer's rule for a directory source: with a trailing `/` its contents go into `destination`;
+/// without, the directory itself is created inside `destination` (`dest/<name>`). bakerd's upload
+/// always puts a directory's contents into `destination`, so the second case names the inner
+/// directory explicitly.
+fn directory_destination(source: &str, destination: String, base_dir: &Path) -> String {
+    if source.ends_with('/') || !base_dir.join(source).is_dir() {
+        return destination;
+    }
+    let Some(name) = Path::new(source).file_name() else {
+        return destination;
+    };
+    format!(
+        "{}/{}",
+        destination.trim_end_matches('/'),
+        name.to_string_lossy()
+    )
 }

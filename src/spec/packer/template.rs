@@ -39,6 +39,12 @@ pub fn is_packer_template(text: &str) -> bool {
     matches!(serde_json::from_str::<Value>(trimmed), Ok(Value::Object(map)) if map.contains_key("builders"))
 }
 
+/// True if `text` is meant as a Packer JSON template: an object that mentions `"builders"`, even if
+/// it is not valid JSON, so a syntax error is reported as JSON with line and column (not as YAML).
+pub fn looks_like_json_template(text: &str) -> bool {
+    text.trim_start().starts_with('{') && text.contains("\"builders\"")
+}
+
 /// Parses the template's JSON and checks its top-level shape.
 pub fn parse(text: &str) -> Result<Template, PackerError> {
     let value: Value = serde_json::from_str(text).map_err(|source| PackerError::Syntax {
@@ -209,6 +215,7 @@ pub fn resolve_variables(
         now,
         out: Variables::default(),
         in_progress: BTreeSet::new(),
+        total_bytes: 0,
     };
     for name in template.variables.keys() {
         resolver.resolve(name)?;
@@ -223,7 +230,13 @@ struct Resolver<'a> {
     now: OffsetDateTime,
     out: Variables,
     in_progress: BTreeSet<String>,
+    /// Bytes of all values so far, against [`MAX_VARIABLES_BYTES`].
+    total_bytes: usize,
 }
+
+/// Bound on all variable values together: each is at most [`funcs::MAX_RENDERED_BYTES`], and many
+/// variables copying one large value must not add up to gigabytes either.
+pub const MAX_VARIABLES_BYTES: usize = 4 * funcs::MAX_RENDERED_BYTES;
 
 impl Resolver<'_> {
     fn resolve(&mut self, name: &str) -> Result<(), PackerError> {
@@ -263,6 +276,13 @@ impl Resolver<'_> {
         })?;
         if let Some(source) = self.env_source_of(raw) {
             self.out.env_sources.insert(name.to_string(), source);
+        }
+        self.total_bytes += value.len();
+        if self.total_bytes > MAX_VARIABLES_BYTES {
+            return Err(PackerError::ValueTooLarge {
+                location: format!("variables.{name}"),
+                limit: MAX_VARIABLES_BYTES,
+            });
         }
         self.out.values.insert(name.to_string(), value);
         Ok(())

@@ -91,8 +91,11 @@ fn instance(instance: draft::Instance) -> Result<InstanceSpec, PackerError> {
             size_gb,
         },
         internet_max_bandwidth_out: bandwidth,
+        internet_charge_type: instance.internet_charge_type,
+        security_enhancement_strategy: instance.security_enhancement_strategy,
         user_data: instance.user_data,
         tags: instance.tags,
+        data_disks: instance.data_disks,
     })
 }
 
