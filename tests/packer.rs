@@ -85,7 +85,7 @@ fn seed_fixture_is_the_readme_code_block_byte_for_byte() {
 #[test]
 fn seed_template_converts_to_the_expected_spec() {
     assert!(is_packer_template(SEED));
-    let Converted { spec, warnings } = converted(SEED, &seed_env());
+    let Converted { spec, warnings, .. } = converted(SEED, &seed_env());
     let expected = Spec {
         region: "cn-shanghai".into(),
         endpoint: None,
@@ -170,7 +170,9 @@ fn shell(inline: &[&str], scripts: &[&str]) -> ShellProvisioner {
 
 #[test]
 fn alicloud_template_using_most_options_converts_field_by_field() {
-    let Converted { spec: s, warnings } = converted(ALICLOUD_FULL, &alicloud_env());
+    let Converted {
+        spec: s, warnings, ..
+    } = converted(ALICLOUD_FULL, &alicloud_env());
     assert_eq!(s.region, "cn-hangzhou");
     assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:8086"));
     assert_eq!(
@@ -302,7 +304,7 @@ fn script_paths_resolve_against_the_template_directory() {
 
 #[test]
 fn neither_public_nor_private_ip_warns_and_uses_the_private_address() {
-    let Converted { spec, warnings } = converted(&minimal_alicloud(""), &options(&[]));
+    let Converted { spec, warnings, .. } = converted(&minimal_alicloud(""), &options(&[]));
     assert_eq!(spec.ssh.address, SshAddress::Private);
     assert!(
         warnings.iter().any(|w| w.contains("ssh_private_ip")),

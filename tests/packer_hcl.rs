@@ -614,8 +614,7 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
         "{}\n{stderr}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("post-processor manifest"), "{stdout}");
+
     let images: Vec<_> = sim
         .inventory()
         .await
@@ -632,6 +631,15 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
         "{name}"
     );
     let image = images[0]["id"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(template.join("packer-manifest.json")).expect("manifest written"),
+    )
+    .unwrap();
+    let build = &manifest["builds"][0];
+    assert_eq!(build["name"], "web");
+    assert_eq!(build["builder_type"], "alicloud-ecs");
+    assert_eq!(build["artifact_id"], format!("{REGION}:{image}"));
+    assert_eq!(manifest["last_run_uuid"], build["packer_run_uuid"]);
     let data_disks: Vec<_> = sim
         .inventory()
         .await

@@ -29,6 +29,8 @@ pub struct SpecSource {
     /// Conversion notes (Packer options ignored on purpose) and [`Spec::warnings`], ready to print.
     pub warnings: Vec<String>,
     pub kind: SourceKind,
+    /// A Packer `post-processor "manifest"`: `apply` writes it after a successful build.
+    pub manifest: Option<packer::manifest::ManifestRequest>,
 }
 
 /// Why a spec file could not be loaded. `Display` is the message for the user.
@@ -98,6 +100,7 @@ impl SpecSource {
                 spec: converted.spec,
                 warnings,
                 kind: SourceKind::PackerTemplate,
+                manifest: converted.manifest,
             });
         }
         let text = read_limited(path)?;
@@ -128,6 +131,7 @@ impl SpecSource {
             spec,
             warnings,
             kind,
+            manifest: None,
         })
     }
 }

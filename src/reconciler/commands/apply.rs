@@ -5,7 +5,7 @@
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
-use crate::reconciler::cloud::Cloud;
+use crate::reconciler::cloud::{Cloud, Freshness};
 use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
@@ -24,6 +24,8 @@ pub(super) struct Job {
     pub(super) path: PathBuf,
     pub(super) spec: Spec,
     pub(super) hash: String,
+    /// A Packer template's `post-processor "manifest"`, written after a successful build.
+    pub(super) manifest: Option<crate::spec::packer::manifest::ManifestRequest>,
 }
 
 /// What every job of one `apply` shares.
@@ -87,6 +89,7 @@ pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, Comm
             path,
             spec: source.spec,
             hash,
+            manifest: source.manifest,
         });
     }
     Ok(jobs)
@@ -158,7 +161,33 @@ async fn run_job(job: Job, shared: Arc<Shared>) -> Finished {
     if let Some(id) = &finished.build {
         finished.record = shared.store.load(id).ok();
     }
+    write_packer_manifest(&job, &finished, &shared.out);
     finished
+}
+
+/// Writes the template's Packer manifest for a build that produced (or found) its image; a
+/// failure to write is reported, and the build's own outcome stands.
+fn write_packer_manifest(job: &Job, finished: &Finished, out: &Output) {
+    let Some(request) = &job.manifest else {
+        return;
+    };
+    let images = finished.images();
+    if images.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match request.write(&images, now) {
+        Ok(()) => out.note(&format!(
+            "Packer manifest written to {}",
+            request.output.display()
+        )),
+        Err(e) => out.note(&format!(
+            "cannot write the Packer manifest {}: {e}",
+            request.output.display()
+        )),
+    }
 }
 
 /// Continues an interrupted build of the same spec, or says it is up to date, or starts one.
@@ -176,16 +205,26 @@ async fn plan_and_run(
         }
     }
     // Also with --force: the lookup checks credentials and endpoint before a build is recorded.
-    let existing = cloud
-        .image_for_spec_hash(&job.hash)
+    let freshness = cloud
+        .freshness(&job.spec, &job.hash)
         .await
         .or_exit(exit::CLOUD)?;
-    if let (false, Some(image)) = (args.force, existing) {
+    if let (false, Freshness::UpToDate(image)) = (args.force, &freshness) {
         out.result(
             &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.path.display()),
             json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.path.display().to_string()}),
         );
-        return Ok(Outcome::UpToDate { image_id: image.id });
+        return Ok(Outcome::UpToDate {
+            image_id: image.id.clone(),
+        });
+    }
+    if let (Freshness::BaseChanged { base, .. }, Some(why)) =
+        (&freshness, freshness.why_out_of_date())
+    {
+        out.note(&format!(
+            "{} is out of date: {why}; building a new image on {base}",
+            job.path.display()
+        ));
     }
     preflight(&cloud, job).await?;
     if shared.ctx.stops.signalled().is_some() {
@@ -196,6 +235,7 @@ async fn plan_and_run(
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
         .or_exit(exit::STATE)?;
+    let rec = pin_base(&shared.store, rec, &freshness)?;
     finished.build = Some(rec.id.clone());
     out.result(
         &format!("build {} started for {} in {}", rec.id, job.path.display(), job.spec.region),
@@ -211,6 +251,27 @@ async fn plan_and_run(
         &shared.ctx,
     )
     .await
+}
+
+/// Pins the family's image the freshness check resolved, so the build uses exactly the base it
+/// was judged against; a rebuild also names the image and base it replaces (`bakerd show`).
+fn pin_base(store: &Store, mut rec: Build, freshness: &Freshness) -> Result<Build, CommandError> {
+    let Some(base) = freshness.resolved_base() else {
+        return Ok(rec);
+    };
+    rec.resources
+        .insert("source_image".into(), base.to_string());
+    if let Freshness::BaseChanged { previous, .. } = freshness {
+        rec.resources
+            .insert("replaces_image".into(), previous.id.clone());
+        let old_base = previous
+            .source_image
+            .clone()
+            .unwrap_or_else(|| "unrecorded".into());
+        rec.resources
+            .insert("replaces_source_image".into(), old_base);
+    }
+    store.put(&rec).or_exit(exit::STATE)
 }
 
 /// The newest build of this spec that `apply` should continue rather than start over: one left

@@ -50,7 +50,7 @@ impl Finished {
     }
 
     /// The image of each region: the build's own region and its copies.
-    fn images(&self) -> BTreeMap<String, String> {
+    pub fn images(&self) -> BTreeMap<String, String> {
         let mut images = BTreeMap::new();
         match (&self.outcome, &self.record) {
             (Outcome::UpToDate { image_id }, _) => {

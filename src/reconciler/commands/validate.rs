@@ -63,6 +63,7 @@ async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), Com
         path: path.to_path_buf(),
         spec: source.spec,
         hash,
+        manifest: None,
     };
     preflight(&cloud, &job).await
 }

@@ -353,7 +353,10 @@ fn build_template(
     source_var.insert("name".to_string(), Value::from(source.name.clone()));
     source_var.insert("type".to_string(), Value::from("alicloud-ecs"));
     source_ctx.declare_var("source", Value::Object(source_var));
-    let provisioners = build_blocks(selected.build, &source_ctx, resolved, &mut warnings)?;
+    let (provisioners, post) = build_blocks(selected.build, &source_ctx, resolved, &mut warnings)?;
+    let manifest = post.map(|config| {
+        super::manifest::ManifestRequest::from_config(&config, &source.name, &options.base_dir)
+    });
     let template = Template {
         variables: parsed
             .variables
@@ -368,6 +371,7 @@ fn build_template(
         },
         provisioners,
         warnings,
+        manifest,
     };
     Ok((template, variables(resolved)))
 }
@@ -393,15 +397,19 @@ fn variables(resolved: &Resolved) -> Variables {
     }
 }
 
-/// Provisioners in order (with `only`/`except` in Packer's `TYPE.NAME` form); post-processors
-/// only warn: bakerd's result is the image.
+/// A block evaluated to the JSON object the mapping reads.
+type JsonObject = Map<String, serde_json::Value>;
+
+/// Provisioners in order (with `only`/`except` in Packer's `TYPE.NAME` form) and the options of
+/// a `post-processor "manifest"`; other post-processors only warn: bakerd's result is the image.
 fn build_blocks(
     build: &Body,
     ctx: &Context,
     resolved: &Resolved,
     warnings: &mut Vec<String>,
-) -> Result<Vec<RawSection>, PackerError> {
+) -> Result<(Vec<RawSection>, Option<JsonObject>), PackerError> {
     let mut out = Vec::new();
+    let mut manifest = None;
     for block in build.blocks() {
         let kind = labels(block).concat();
         match block.identifier() {
@@ -422,13 +430,17 @@ fn build_blocks(
                 }
                 out.push(RawSection { kind, config });
             }
+            "post-processor" if kind == "manifest" => {
+                let location = "post-processor \"manifest\"";
+                manifest = Some(body_json(block.body(), ctx, location, resolved)?);
+            }
             "post-processor" | "post-processors" => warnings.push(post_processor_warning(block)),
             other => warnings.push(format!(
                 "build block `{other}` ignored: bakerd does not run it"
             )),
         }
     }
-    Ok(out)
+    Ok((out, manifest))
 }
 
 fn post_processor_warning(block: &Block) -> String {

@@ -25,6 +25,7 @@ pub mod hcl2;
 pub mod hcl_date;
 pub mod hcl_funcs;
 pub mod hcl_vars;
+pub mod manifest;
 pub mod options;
 pub mod provisioners;
 pub mod seed;
@@ -45,6 +46,8 @@ pub struct Converted {
     /// Options or sections ignored on purpose because they cannot change the image, and skipped
     /// provisioners; print them so nothing is silently dropped.
     pub warnings: Vec<String>,
+    /// The template's `post-processor "manifest"`, written by `apply` after the build.
+    pub manifest: Option<manifest::ManifestRequest>,
 }
 
 /// Converts a Packer JSON template (builder `aliyun` or `alicloud-ecs`).
@@ -55,7 +58,11 @@ pub struct Converted {
 pub fn convert(text: &str, options: &Options) -> Result<Converted, PackerError> {
     let (draft, mut warnings) = to_draft(text, options)?;
     let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
-    Ok(Converted { spec, warnings })
+    Ok(Converted {
+        spec,
+        warnings,
+        manifest: None,
+    })
 }
 
 /// Converts an HCL2 template: its `*.pkr.hcl` files and the `*.auto.pkrvars.hcl` files that go
@@ -67,9 +74,14 @@ pub fn convert_hcl(
     options: &Options,
 ) -> Result<Converted, PackerError> {
     let (template, variables) = hcl2::to_template(files, auto_var_files, options)?;
+    let manifest = template.manifest.clone();
     let (draft, mut warnings) = convert::draft_from(&template, variables, options)?;
     let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
-    Ok(Converted { spec, warnings })
+    Ok(Converted {
+        spec,
+        warnings,
+        manifest,
+    })
 }
 
 impl Converted {

@@ -21,6 +21,8 @@ pub struct Template {
     pub provisioners: Vec<RawSection>,
     /// Things ignored on purpose, for the user to see.
     pub warnings: Vec<String>,
+    /// A `post-processor "manifest"` (HCL2 builds).
+    pub manifest: Option<super::manifest::ManifestRequest>,
 }
 
 /// A builder or provisioner: its `type` and every other key, still unrendered.
@@ -65,6 +67,7 @@ pub fn parse(text: &str) -> Result<Template, PackerError> {
         builder: single_builder(builders)?,
         provisioners: parse_provisioners(root.remove("provisioners"))?,
         warnings,
+        manifest: None,
     })
 }
 
