@@ -365,7 +365,8 @@ async fn forwarding_over_an_instance_ssh_is_refused_and_a_forward_enabled_by_roo
     let greeting = "inside-listener";
     let check = format!(
         "setsid nc -ll -p 8080 -e echo {greeting} > /dev/null 2>&1 < /dev/null & \
-         sleep 0.3; nc 127.0.0.1 8080 < /dev/null"
+         for i in $(seq 100); do a=$(nc 127.0.0.1 8080 < /dev/null) && [ -n \"$a\" ] && break; \
+         sleep 0.1; done; echo \"$a\""
     );
     assert_eq!(ssh_ok(&ip, &key, &check).await.trim(), greeting);
     let to_sim = format!(
@@ -469,6 +470,8 @@ async fn a_reboot_provisioner_reboots_only_the_instance_and_the_build_goes_on_an
       inline:
         - setsid {marker} > /dev/null 2>&1 < /dev/null &
         - echo before > /root/before
+        - for i in $(seq 50); do ps -o args | grep -qx '{marker}' && break; sleep 0.1; done
+        - ps -o args | grep -qx '{marker}'
   - shell:
       inline:
         - reboot
