@@ -13,6 +13,7 @@ const TEMPORARY_ROLES: &[&str] = &[
     "instance",
     "key_pair",
     "security_group",
+    super::verify::VSWITCH_ROLE,
     "vswitch",
     "vpc",
 ];
@@ -71,7 +72,9 @@ impl Reconciler {
                 "instance" | super::verify::ROLE => cloud.delete_instance_and_wait(&id).await?,
                 "key_pair" => cloud.delete_key_pair(&id).await?,
                 "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
-                "vswitch" => cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?,
+                "vswitch" | super::verify::VSWITCH_ROLE => {
+                    cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?
+                }
                 "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,
                 "image" => cloud.delete_image_and_snapshots(&id).await?,
                 "snapshot" => cloud.delete_snapshot(&id).await?,
