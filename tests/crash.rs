@@ -55,6 +55,8 @@ impl Kill {
 struct Case {
     apply: Kill,
     first_resume: Kill,
+    /// The build reaches its instance through an EIP (`ssh.address: eip`).
+    eip: bool,
 }
 
 /// What one case did and found.
@@ -74,7 +76,12 @@ struct Outcome {
 async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outcome {
     let mut out = Outcome::default();
     let state = ws.state_dir();
-    let spec = &ws.spec_file(&harness::small_spec(&format!("crash-{}", ws.unique())));
+    let name = format!("crash-{}", ws.unique());
+    let spec = match case.eip {
+        true => harness::eip_spec(&name),
+        false => harness::small_spec(&name),
+    };
+    let spec = &ws.spec_file(&spec);
     let applied = case.apply.run(ws.apply(&state, spec)).await;
     assert!(
         !applied.stderr.contains("panicked"),
@@ -289,11 +296,13 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
         cases.push(Case {
             apply: Kill::At(point.clone()),
             first_resume: Kill::Never,
+            eip: false,
         });
         if counts[point] >= 2 {
             cases.push(Case {
                 apply: Kill::At(format!("{point}#2")),
                 first_resume: Kill::Never,
+                eip: false,
             });
         }
     }
@@ -309,6 +318,7 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
         cases.push(Case {
             apply: Kill::At(point.clone()),
             first_resume: Kill::At(point.clone()),
+            eip: false,
         });
     }
     let figures = run_all(&sim, &ws, cases).await;
@@ -352,11 +362,13 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
         .map(|_| Case {
             apply: Kill::After(delay()),
             first_resume: Kill::Never,
+            eip: false,
         })
         .collect();
     cases.extend((0..double).map(|_| Case {
         apply: Kill::After(delay()),
         first_resume: Kill::After(delay()),
+        eip: false,
     }));
     let figures = run_all(&sim, &ws, cases).await;
     println!("crash figures [random]: seed {seed}, {random} random kills + {double} double kills over 0..{span} ms");
@@ -371,4 +383,141 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
         "most random kills should land mid-build: {figures:?}"
     );
     figures.assert_clean();
+}
+
+/// Failpoints of the EIP steps (`ssh.address: eip`): before/after the intent, the call and the
+/// result of the allocation, the tag, the association and the release.
+const EIP_STEPS: &[&str] = &["allocate-eip", "tag-eip", "associate-eip", "delete-eip"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_or_after_each_eip_call_is_finished_by_resume_with_one_eip_and_nothing_leaked(
+) {
+    let started = Instant::now();
+    let (sim, ws) = start_sim("crash-eip");
+    let spec = ws.spec_file(&harness::eip_spec("crash-eip-record"));
+    let (counts, order, took) = record_points(&ws, &spec).await;
+    let points: Vec<String> = order
+        .iter()
+        .filter(|p| EIP_STEPS.iter().any(|s| p.starts_with(&format!("{s}:"))))
+        .cloned()
+        .collect();
+    println!(
+        "recorded EIP build: {} EIP failpoints of {} in {:.1} s",
+        points.len(),
+        counts.len(),
+        took.as_secs_f64()
+    );
+    assert_eq!(points.len(), EIP_STEPS.len() * 4, "EIP points: {points:?}");
+    let mut cases: Vec<Case> = points
+        .iter()
+        .map(|point| Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::Never,
+            eip: true,
+        })
+        .collect();
+    // The re-issued allocation (same ClientToken) dies again before its result is recorded.
+    cases.push(Case {
+        apply: Kill::At("allocate-eip:after-call".into()),
+        first_resume: Kill::At("allocate-eip:after-call".into()),
+        eip: true,
+    });
+    let tried = cases.len();
+    let figures = run_all(&sim, &ws, cases).await;
+    figures.print(
+        "every EIP failpoint + a double kill at the allocation",
+        started,
+    );
+    let calls = sim.calls().await;
+    assert!(harness::tokenless_creates(&calls).is_empty());
+    assert!(
+        figures.kills >= tried,
+        "some EIP points were not reached: {figures:?}"
+    );
+    figures.assert_clean();
+}
+
+/// Runs an EIP build killed at `point` in a fresh state dir; returns (state dir, build id, the
+/// build's EIP as the simulator lists it).
+async fn eip_build_killed_at(
+    sim: &common::SimProcess,
+    ws: &Workspace,
+    point: &str,
+) -> (std::path::PathBuf, String, serde_json::Value) {
+    let state = ws.state_dir();
+    let spec = ws.spec_file(&harness::eip_spec(&format!("gc-eip-{}", ws.unique())));
+    let run = Kill::At(point.into()).run(ws.apply(&state, &spec)).await;
+    assert!(
+        run.killed(),
+        "not killed at {point}: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    let id = run.build_id().expect("build id printed before the kill");
+    let inventory = sim.inventory().await;
+    let eips: Vec<serde_json::Value> = harness::resources_of(&inventory, &id)
+        .into_iter()
+        .filter(|r| r["kind"] == "eip")
+        .cloned()
+        .collect();
+    assert_eq!(eips.len(), 1, "one EIP after a kill at {point}: {eips:#?}");
+    assert!(eips[0]["deleted"].is_null(), "{:#}", eips[0]);
+    (state, id, eips[0].clone())
+}
+
+/// The resources of build `id` the simulator still holds.
+async fn live_of(sim: &common::SimProcess, id: &str) -> Vec<String> {
+    let inventory = sim.inventory().await;
+    harness::resources_of(&inventory, id)
+        .into_iter()
+        .filter(|r| r["deleted"].is_null())
+        .map(|r| format!("{} {}", r["kind"], r["id"]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_releases_the_tagged_eip_of_an_abandoned_build_and_cancel_releases_an_untagged_one() {
+    let (sim, ws) = start_sim("crash-eip-gc");
+    // Abandoned after the association: the EIP is tagged and in use by the build instance.
+    let (state, id, eip) = eip_build_killed_at(&sim, &ws, "associate-eip:after-result").await;
+    assert_eq!(eip["tags"]["bakerd:build-id"], id.as_str(), "{eip:#}");
+    assert_eq!(eip["status"], "InUse", "{eip:#}");
+    let gc = harness::run(ws.command(&state, &["gc", "--older-than", "0s", "--yes"])).await;
+    println!("{}{}", gc.stdout, gc.stderr);
+    assert_eq!(gc.code(), Some(0), "gc failed: {}{}", gc.stdout, gc.stderr);
+    assert!(
+        gc.stdout
+            .lines()
+            .any(|l| l.contains("eip") && l.contains(&id)),
+        "{}",
+        gc.stdout
+    );
+    assert_eq!(
+        live_of(&sim, &id).await,
+        Vec::<String>::new(),
+        "gc left some of {id}"
+    );
+
+    // Killed before the tag (and before the allocation's result was recorded): untagged, so
+    // invisible to gc; `cancel` knows it from the record and releases it.
+    for point in ["tag-eip:before-intent", "allocate-eip:after-call"] {
+        let (state, id, eip) = eip_build_killed_at(&sim, &ws, point).await;
+        assert!(
+            eip["tags"].as_object().is_none_or(|t| t.is_empty()),
+            "{eip:#}"
+        );
+        let cancel = harness::run(ws.command(&state, &["cancel", &id])).await;
+        assert_eq!(
+            cancel.code(),
+            Some(0),
+            "cancel: {}{}",
+            cancel.stdout,
+            cancel.stderr
+        );
+        assert_eq!(
+            live_of(&sim, &id).await,
+            Vec::<String>::new(),
+            "cancel after a kill at {point}"
+        );
+    }
 }
