@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod cloud;
 pub mod commands;
 pub mod crash;
+pub mod disk_snapshots;
 pub mod gc;
 pub mod interrupt;
 pub mod keys;
