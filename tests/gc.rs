@@ -175,14 +175,23 @@ async fn a_killed_build_is_listed_by_the_dry_run_and_deleted_by_yes_leaving_only
         "the killed build left its temporary resources: {before:#?}"
     );
 
-    // Default threshold: the interrupted build counts as running and is kept.
+    // Default threshold: the interrupted build is kept and its resume command named.
     let out = bakerd(&sim, &state, &["gc"]);
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(!listing.contains("would-delete"), "{listing}");
     assert!(
-        listing.contains("build running (instance-running"),
+        listing.contains("build interrupted at instance-running")
+            && listing.contains(&format!("`bakerd resume {killed}`")),
         "{listing}"
+    );
+    let out = bakerd(&sim, &state, &["gc", "--include-interrupted"]);
+    let listing = text(&out);
+    assert!(
+        listing.lines().any(|l| l.starts_with("would-delete")
+            && l.contains("instance")
+            && l.contains(&killed)),
+        "--include-interrupted lists the interrupted build's instance:\n{listing}"
     );
 
     // Abandoned after 0s: every temporary resource of the killed build, with its reason.
@@ -352,7 +361,16 @@ async fn untagged_resources_are_never_touched() {
     )
     .await;
 
+    // Young: a build unknown here may be running from another state dir.
     let out = bakerd(&sim, &state, &["gc", "--yes"]);
+    let listing = text(&out);
+    assert!(out.status.success(), "{listing}");
+    assert!(ids(&live(&sim).await).contains(&abandoned), "{listing}");
+    assert!(
+        listing.contains("may be running from another state dir"),
+        "{listing}"
+    );
+    let out = bakerd(&sim, &state, &["gc", "--yes", "--older-than", "0s"]);
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     let left = ids(&live(&sim).await);
@@ -395,7 +413,7 @@ async fn a_corrupted_state_dir_still_lets_gc_remove_an_abandoned_build_from_tags
     let status = bakerd(&sim, &state, &["status"]);
     assert_eq!(status.status.code(), Some(3), "{}", text(&status));
 
-    let out = bakerd(&sim, &state, &["gc", "--yes"]);
+    let out = bakerd(&sim, &state, &["gc", "--yes", "--older-than", "0s"]);
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(listing.contains("damaged"), "{listing}");
@@ -443,6 +461,67 @@ async fn prune_state_forgets_old_finished_records_and_keeps_unfinished_ones() {
     assert!(status.contains(&unfinished), "{status}");
     let show = bakerd(&sim, &state, &["show", &done]);
     assert!(!show.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_yes_on_one_state_dir_leaves_a_build_running_from_another_intact() {
+    let sim = SimProcess::start("gc-two-dirs");
+    let (dir, state_a) = temp_state();
+    let state_b = dir.path().join("state-b");
+    let spec = write_spec(dir.path(), "gc-two", "other-dir", 4);
+    let mut child = Command::new(BIN)
+        .args(["apply", spec.to_str().unwrap(), "--state-dir"])
+        .arg(&state_b)
+        .env("BAKERD_ECS_ENDPOINT", &sim.endpoint)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn apply on state dir B");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut build = None;
+    let mut seen = String::new();
+    for line in (&mut stdout).lines() {
+        let line = line.expect("read apply output");
+        seen.push_str(&line);
+        seen.push('\n');
+        build = build.or_else(|| build_id_in(&line));
+        if line.contains("other-dir-provisioning") {
+            break;
+        }
+    }
+    let build = build.unwrap_or_else(|| panic!("no build id in:\n{seen}"));
+    let before = live(&sim).await;
+    assert!(
+        !of_build(&before, &build).is_empty(),
+        "B's build has resources"
+    );
+
+    let out = bakerd(&sim, &state_a, &["gc", "--yes"]);
+    let listing = text(&out);
+    assert!(out.status.success(), "{listing}");
+    assert!(
+        !listing.lines().any(|l| l.starts_with("deleted")),
+        "gc on A deleted something:\n{listing}"
+    );
+    assert!(
+        listing.contains("may be running from another state dir"),
+        "{listing}"
+    );
+
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read the rest of apply");
+    let status = child.wait().expect("apply on B ends");
+    assert!(
+        status.success(),
+        "B's build failed after gc on A:\n{seen}{rest}"
+    );
+    assert!(rest.contains("succeeded"), "{rest}");
+    let after = live_bakerd(&sim).await;
+    assert_eq!(
+        kinds(&of_build(&after, &build)),
+        ["image", "snapshot"],
+        "{after:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -504,7 +583,7 @@ async fn gc_waits_for_several_deleted_instances_with_one_describe_per_poll() {
         .as_u64()
         .unwrap_or(0);
 
-    let out = bakerd(&sim, &state, &["gc", "--yes"]);
+    let out = bakerd(&sim, &state, &["gc", "--yes", "--older-than", "0s"]);
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     let left = ids(&live(&sim).await);

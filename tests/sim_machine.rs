@@ -1,8 +1,12 @@
 //! The simulator's real instances: busybox root filesystems copied between images, disks and
-//! snapshots, served by chrooted OpenSSH sshd's, exercised with OpenSSH's own `ssh` client.
+//! snapshots, served by each instance's own OpenSSH sshd in its namespaces, exercised with
+//! OpenSSH's own `ssh` client.
 //! Needs root, openssh-server, openssh-client and busybox-static.
 
+mod common;
+
 use bakerd::sim::machine::{MachineError, Machines, SshTarget};
+use common::instances::host_pids_running;
 use rand::Rng;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -399,23 +403,6 @@ fn stop_all_and_drop_leave_no_instance_process_running() {
     let pid = machines.instance_pid("i-1").unwrap();
     drop(machines);
     assert!(!pid_runs(pid), "instance {pid} survived dropping Machines");
-}
-
-/// Host pids of processes whose command line is exactly `command` (args joined by spaces).
-fn host_pids_running(command: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .expect("list /proc")
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
-                String::from_utf8_lossy(&raw)
-                    .trim_end_matches('\0')
-                    .replace('\0', " ")
-                    == command
-            })
-        })
-        .collect()
 }
 
 #[test]

@@ -61,3 +61,30 @@ async fn classic_python_sdk_with_v1_signatures_runs_a_full_lifecycle() {
 async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
     run_lifecycle("py-tea", "lifecycle_tea.py", "v3").await;
 }
+
+#[tokio::test]
+async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
+    let sim = SimProcess::start("py-assistant");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/assistant_tea.py");
+    let host = sim.host.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(&script)
+            .arg(host)
+            .arg("cn-hangzhou")
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
+    assert_eq!(summary["status"], "Failed", "{summary}");
+    assert_eq!(summary["exit_code"], 4, "{summary}");
+    assert_eq!(summary["output"], "sdk-hello\nroot\n", "{summary}");
+}

@@ -98,6 +98,17 @@ pub enum ClientError {
     /// The client could not be built (bad endpoint, TLS setup).
     #[error("cannot set up the ECS client: {0}")]
     Config(String),
+    /// Nothing answers at the endpoint (connection refused, unknown host): not retried.
+    #[error(
+        "ECS {action} failed: cannot reach the endpoint {endpoint} ({cause}). Hint: check the \
+         spec's `endpoint` or BAKERD_ECS_ENDPOINT (for the simulator, start `bakerd sim` and use \
+         the address it prints)"
+    )]
+    Unreachable {
+        action: String,
+        endpoint: String,
+        cause: String,
+    },
     /// An endpoint given without `http://` or `https://`.
     #[error(
         "endpoint `{endpoint}` (from {from}) has no scheme; write http://{endpoint} (e.g. `bakerd \

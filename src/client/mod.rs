@@ -132,6 +132,7 @@ impl ClientConfig {
             None => self
                 .env
                 .get(ENDPOINT_ENV)
+                .filter(|e| !e.trim().is_empty())
                 .map(|e| (e.to_string(), ENDPOINT_ENV)),
         };
         let Some((raw, from)) = given else {
@@ -321,6 +322,13 @@ impl EcsClient {
         inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
         match transport::send(&inner.http, &inner.base_url, &request).await {
             Ok(raw) => self.interpret(credentials, action, raw, &request.string_to_sign, attempt),
+            Err(SendFailure::NotSent(e)) if is_unreachable(&e) => {
+                Err(AttemptFailure::Fatal(ClientError::Unreachable {
+                    action: action.to_string(),
+                    endpoint: inner.base_url.clone(),
+                    cause: root_cause(&e),
+                }))
+            }
             Err(SendFailure::NotSent(e)) => Err(AttemptFailure::Retryable {
                 class: Retryability::Transient,
                 error: PendingError::Transport(e),
@@ -390,6 +398,34 @@ fn api_error(
             attempts: attempt,
         }
     }
+}
+
+/// Connection refused and name resolution failures: nothing listens there, or the name does not
+/// exist. Retrying for a minute only hides a wrong endpoint, so these fail at once.
+fn is_unreachable(e: &reqwest::Error) -> bool {
+    let cause = root_cause(e).to_ascii_lowercase();
+    e.is_connect()
+        && (cause.contains("connection refused")
+            || cause.contains("dns error")
+            || cause.contains("failed to lookup address")
+            || cause.contains("name or service not known"))
+}
+
+/// The innermost error message of a chain (`Connection refused (os error 111)`), and its
+/// wrappers' texts when they add something (reqwest's own says "error sending request").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut texts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(inner) = current {
+        texts.push(inner.to_string());
+        current = inner.source();
+    }
+    texts
+        .into_iter()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// A create that supports `ClientToken` but was sent without one is as unprotected as any other.

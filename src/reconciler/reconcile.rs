@@ -77,7 +77,9 @@ impl BuildError {
                 api.http_status >= 500 || api.code.contains("Throttling")
             }
             BuildError::Cloud(CloudError::Api(
-                ClientError::Transport { .. } | ClientError::OutcomeUnknown { .. },
+                ClientError::Transport { .. }
+                | ClientError::OutcomeUnknown { .. }
+                | ClientError::Unreachable { .. },
             )) => true,
             BuildError::Cloud(CloudError::Wait(_)) | BuildError::Ssh(_) => true,
             _ => false,

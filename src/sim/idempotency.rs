@@ -29,6 +29,10 @@ pub const TOKEN_ACTIONS: &[&str] = &[
     "CreateVpc",
     "CreateVSwitch",
     "DeleteVpc",
+    "RunCommand",
+    "CreateCommand",
+    "InvokeCommand",
+    "SendFile",
 ];
 
 /// What a first call with a token asked for and what it answered.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::Sim;
-use super::machine::{DataDisk, InstanceBoot, MachineError, SshTarget};
+use super::machine::{DataDisk, GuestEventKind, InstanceBoot, MachineError, SshTarget};
 use super::store::{self, Eip, Instance, Rule, State};
 use super::timeline::Transition;
 
@@ -385,7 +385,7 @@ fn advance_and_flush(sim: &Sim, flush: bool) {
 /// simulator restart `applied` starts empty, so every running instance boots again; an instance
 /// that died is restarted.
 fn reconcile_sshds(sim: &Sim, applied: &mut Applied) {
-    record_power_offs(sim);
+    record_guest_events(sim);
     let now = store::now_ms();
     let desired: Vec<Desired> = {
         let state = sim.lock_state();
@@ -460,21 +460,39 @@ fn apply(sim: &Sim, wish: &Desired, applied: &mut Applied) -> Result<(), Machine
     Ok(())
 }
 
-/// Instances that powered themselves off (`poweroff`, `halt` inside) become Stopped, as on ECS.
-fn record_power_offs(sim: &Sim) {
-    let off = sim.machines.take_powered_off();
-    if off.is_empty() {
+/// Records what instances did by themselves in the timeline (`guest running → rebooted` or
+/// `→ powered-off`); an instance that powered itself off (`poweroff`, `halt` inside) becomes
+/// Stopped, as on ECS. A reboot leaves it Running.
+fn record_guest_events(sim: &Sim) {
+    let events = sim.machines.take_guest_events();
+    if events.is_empty() {
         return;
     }
     let mut state = sim.lock_state();
-    for id in off {
-        if let Some(inst) = state.instances.get_mut(&id) {
-            if inst.meta.live() && inst.status == "Running" {
-                tracing::info!(instance = %id, "instance powered itself off: Stopped");
-                inst.status = "Stopped".into();
-                inst.target = None;
-                inst.running_since_ms = None;
-            }
+    for event in events {
+        let id = event.instance_id.as_str();
+        let at = event.at_ms;
+        let to = match event.kind {
+            GuestEventKind::Rebooted => "rebooted",
+            GuestEventKind::PoweredOff => "powered-off",
+        };
+        tracing::info!(instance = %id, event = to, "instance acted by itself");
+        let guest = Change::new("guest", id, "running", to).timed(at, at, at);
+        state.timeline.record(guest);
+        if event.kind != GuestEventKind::PoweredOff {
+            continue;
+        }
+        let Some(inst) = state.instances.get_mut(id) else {
+            continue;
+        };
+        if inst.meta.live() && inst.status == "Running" {
+            let entered = inst.running_since_ms.unwrap_or(at);
+            let change = Change::new("instance", id, "Running", "Stopped");
+            let change = change.timed(entered, at, store::now_ms());
+            inst.status = "Stopped".into();
+            inst.target = None;
+            inst.running_since_ms = None;
+            state.timeline.record(change);
         }
     }
     sim.mark_dirty();

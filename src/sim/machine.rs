@@ -127,6 +127,24 @@ pub struct InstanceBoot {
     pub data_disks: Vec<DataDisk>,
 }
 
+/// Something an instance did by itself (from inside), for the simulator's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestEvent {
+    pub instance_id: String,
+    pub kind: GuestEventKind,
+    /// When the simulator learned of it (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// What an instance did by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestEventKind {
+    /// `reboot` (or `reboot(2)`) inside: its processes ended and it booted again.
+    Rebooted,
+    /// `poweroff`/`halt` inside: it is off until started again.
+    PoweredOff,
+}
+
 /// A command to run inside an instance as its root ([`Machines::exec_in_instance`]).
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
@@ -412,7 +430,7 @@ impl Machines {
     }
 
     /// Boots the instance unless it runs (or is rebooting). Idempotent. An instance that powered
-    /// itself off stays off until [`Machines::take_powered_off`] collected it.
+    /// itself off stays off until [`Machines::take_guest_events`] collected it.
     ///
     /// Caveats: blocks until the instance is up (up to ~10 s).
     pub fn ensure_running(&self, boot: &InstanceBoot) -> Result<(), MachineError> {
@@ -489,26 +507,34 @@ impl Machines {
         Ok(())
     }
 
-    /// Instances that powered themselves off since the last call; they are stopped and
-    /// forgotten here, so the API layer can record them as Stopped.
-    pub fn take_powered_off(&self) -> Vec<String> {
-        let off: Vec<(String, Slot)> = {
-            let mut instances = lock(&self.inner.instances);
-            let ids: Vec<String> = instances
-                .iter()
-                .filter(|(_, slot)| slot.running.shared.ended() == Some(Ended::PoweredOff))
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| instances.remove(&id).map(|slot| (id, slot)))
-                .collect()
+    /// What instances did by themselves since the last call, oldest first: reboots, and
+    /// power-offs (those instances are stopped and forgotten here, so the API layer can record
+    /// them as Stopped).
+    pub fn take_guest_events(&self) -> Vec<GuestEvent> {
+        let event = |id: &str, kind, at_ms| GuestEvent {
+            instance_id: id.to_string(),
+            kind,
+            at_ms,
         };
-        off.into_iter()
-            .map(|(id, slot)| {
-                slot.shut();
-                id
-            })
-            .collect()
+        let mut events = Vec::new();
+        let off: Vec<Slot> = {
+            let mut instances = lock(&self.inner.instances);
+            let mut off = Vec::new();
+            for (id, slot) in instances.iter() {
+                let shared = &slot.running.shared;
+                let reboots = shared.take_reboots().into_iter();
+                events.extend(reboots.map(|at| event(id, GuestEventKind::Rebooted, at)));
+                if shared.ended() == Some(Ended::PoweredOff) {
+                    let at = shared.ended_ms().unwrap_or_default();
+                    events.push(event(id, GuestEventKind::PoweredOff, at));
+                    off.push(id.clone());
+                }
+            }
+            off.iter().filter_map(|id| instances.remove(id)).collect()
+        };
+        off.into_iter().for_each(Slot::shut);
+        events.sort_by_key(|e| e.at_ms);
+        events
     }
 
     /// Makes the instance reachable as `target` says: boots it if needed (host name = instance

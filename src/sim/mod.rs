@@ -9,6 +9,7 @@
 //! fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
+pub mod assistant;
 pub mod auth;
 mod catalog;
 pub mod core;
@@ -262,7 +263,8 @@ fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, Sim
             path: args.data_dir.clone(),
             source,
         })?;
-    let state = store::load(&data_dir)?;
+    let mut state = store::load(&data_dir)?;
+    assistant::interrupt_running(&mut state, store::now_ms());
     let machines = Machines::new(&data_dir)?;
     for image in catalog::SYSTEM_IMAGES {
         machines.ensure_base_image(image.id, image.os_release)?;
@@ -303,6 +305,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
     let _ = std::io::stdout().flush();
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = lifecycle::spawn_ticker(sim.clone(), stop.clone());
+    let runner = assistant::spawn_runner(sim.clone(), Arc::new(sim.machines.clone()), stop.clone());
     let limits = serve::Limits {
         read_timeout: std::time::Duration::from_secs(args.read_timeout.max(1)),
         max_connections: args.max_connections,
@@ -316,6 +319,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
     .await;
     stop.store(true, Ordering::SeqCst);
     ticker.join();
+    runner.join();
     sim.machines.stop_all();
     let state = sim.lock_state();
     if let Err(e) = store::save(&sim.data_dir, &state) {

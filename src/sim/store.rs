@@ -354,6 +354,9 @@ pub struct State {
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
     pub calls: Calls,
+    /// Cloud Assistant: agents, commands, invocations, file sends.
+    #[serde(default)]
+    pub assistant: super::assistant::AssistantState,
     /// Status changes with their timings (`/_sim/timeline`).
     #[serde(default)]
     pub timeline: Timeline,
@@ -374,6 +377,7 @@ impl State {
             eips: BTreeMap::new(),
             tokens: BTreeMap::new(),
             calls: Calls::default(),
+            assistant: Default::default(),
             timeline: Timeline::default(),
         }
     }

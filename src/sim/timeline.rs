@@ -31,7 +31,8 @@ const TRANSITIONAL: &[&str] = &[
 /// One status change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Transition {
-    /// `instance`, `snapshot`, `image`, `vpc`, `vswitch`; `ssh` for an instance's sshd.
+    /// `instance`, `snapshot`, `image`, `vpc`, `vswitch`, `eip`; `ssh` for an instance's sshd;
+    /// `guest` for what an instance did by itself (`running` → `rebooted` or `powered-off`).
     pub kind: String,
     pub id: String,
     pub from: String,
@@ -102,7 +103,13 @@ impl Timeline {
             .filter(|t| t.is_ready())
             .map(|t| json!({"kind": t.kind, "id": t.id, "status": t.to, "at_ms": t.at_ms}))
             .collect();
-        let transitional_ms: u64 = selected.iter().map(|t| t.spent_ms()).sum();
+        // Only waits count: the time an instance ran before it powered itself off (and the
+        // instant guest events) is not latency of the cloud.
+        let transitional_ms: u64 = selected
+            .iter()
+            .filter(|t| t.kind != "guest" && t.from != "Running")
+            .map(|t| t.spent_ms())
+            .sum();
         json!({
             "transitions": selected,
             "states": states,
@@ -153,6 +160,19 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn guest_events_and_running_time_before_a_power_off_are_not_counted_as_waits() {
+        let mut timeline = Timeline::default();
+        timeline.record(t("instance", "Starting", "Running", 0, 300));
+        timeline.record(t("guest", "running", "rebooted", 5_000, 5_000));
+        timeline.record(t("guest", "running", "powered-off", 9_000, 9_000));
+        timeline.record(t("instance", "Running", "Stopped", 300, 9_000));
+        let report = timeline.report(0);
+        assert_eq!(report["transitional_ms"], 300);
+        assert_eq!(report["ready"].as_array().unwrap().len(), 1);
+        assert_eq!(report["transitions"].as_array().unwrap().len(), 4);
     }
 
     #[test]

@@ -60,20 +60,7 @@ pub(crate) fn check(spec: &Spec) -> Check {
     }
     check_image(&spec.image, &spec.region)?;
     check_image_data_disks(spec)?;
-    check_communicator(spec)?;
     check_verify(spec)
-}
-
-/// `cloud_assistant` is refused until the simulator can run Cloud Assistant commands inside its
-/// instances (the isolation work), so that no untested path is offered.
-fn check_communicator(spec: &Spec) -> Check {
-    if spec.communicator == super::verify::Communicator::CloudAssistant {
-        return Err(invalid(
-            "communicator",
-            "`cloud_assistant` is not available in this bakerd build yet; use `ssh`",
-        ));
-    }
-    Ok(())
 }
 
 fn check_verify(spec: &Spec) -> Check {

@@ -261,6 +261,20 @@ pub fn sshd_processes_of(data_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Host pids of live processes whose command line is exactly `command` (args joined by spaces).
+pub fn host_pids_running(command: &str) -> Vec<u32> {
+    live_pids()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+                String::from_utf8_lossy(&raw)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+                    == command
+            })
+        })
+        .collect()
+}
+
 pub fn live_pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
         .expect("list /proc")

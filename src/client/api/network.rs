@@ -135,6 +135,9 @@ pub struct SecurityGroup {
     pub security_group_name: String,
     #[serde(default)]
     pub vpc_id: String,
+    /// When it was created (gc ages resources of builds it does not know by this).
+    #[serde(default)]
+    pub creation_time: String,
     #[serde(default, deserialize_with = "inner_list")]
     pub tags: Vec<Tag>,
 }
@@ -277,6 +280,8 @@ pub struct Vpc {
     pub cidr_block: String,
     #[serde(default, rename = "VSwitchIds", deserialize_with = "inner_list")]
     pub vswitch_ids: Vec<String>,
+    #[serde(default)]
+    pub creation_time: String,
     #[serde(default, deserialize_with = "inner_list")]
     pub tags: Vec<Tag>,
 }
@@ -334,6 +339,8 @@ pub struct VSwitch {
     #[serde(default)]
     pub cidr_block: String,
     pub status: NetworkStatus,
+    #[serde(default)]
+    pub creation_time: String,
     #[serde(default, deserialize_with = "inner_list")]
     pub tags: Vec<Tag>,
 }

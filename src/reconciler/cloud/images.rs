@@ -1,28 +1,115 @@
 //! Snapshots and images: create, wait, find, delete, copy, share.
 
 use super::*;
+use crate::reconciler::provenance::{SOURCE_IMAGE_TAG, SPEC_HASH_TAG, VERIFIED_TAG};
+use crate::spec::SourceImage;
+
+/// Whether the image a spec describes exists.
+#[derive(Debug, Clone)]
+pub enum Freshness {
+    /// An image of this spec (and, for a family, on the family's newest image) exists.
+    UpToDate(FoundImage),
+    /// No image of this spec; `base` is the family's newest image when the spec names a family.
+    Missing { base: Option<String> },
+    /// Images of this spec exist, but none on the family's newest image `base`.
+    BaseChanged {
+        family: String,
+        previous: FoundImage,
+        base: String,
+    },
+}
+
+impl Freshness {
+    /// Why the spec is out of date, in words (`status`, `validate`, `apply`); `None` when up to date.
+    pub fn why_out_of_date(&self) -> Option<String> {
+        match self {
+            Freshness::UpToDate(_) => None,
+            Freshness::Missing { .. } => Some("no image built from this spec exists".into()),
+            Freshness::BaseChanged {
+                family,
+                previous,
+                base,
+            } => {
+                Some(format!(
+                "source family {family} now resolves to {base}; the newest image of this spec, {} \
+                 ({}), was built on {}",
+                previous.id,
+                previous.name,
+                previous.source_image.as_deref().unwrap_or("an unrecorded base image")
+            ))
+            }
+        }
+    }
+
+    /// The source image id the check resolved (family specs), to pin in the new build.
+    pub fn resolved_base(&self) -> Option<&str> {
+        match self {
+            Freshness::Missing { base } => base.as_deref(),
+            Freshness::BaseChanged { base, .. } => Some(base),
+            Freshness::UpToDate(_) => None,
+        }
+    }
+}
 
 impl Cloud {
     /// The newest Available image carrying `bakerd:spec-hash=<hash>`, if any; an image that
     /// failed its `verify` checks (`bakerd:verified=false`) does not count.
     pub async fn image_for_spec_hash(&self, hash: &str) -> Result<Option<FoundImage>> {
+        Ok(self.images_for_spec_hash(hash).await?.into_iter().next())
+    }
+
+    /// Every Available image carrying `bakerd:spec-hash=<hash>`, newest first.
+    async fn images_for_spec_hash(&self, hash: &str) -> Result<Vec<FoundImage>> {
         let request = DescribeImages {
             region_id: self.region.clone(),
             image_owner_alias: Some("self".into()),
-            tags: vec![Tag::new("bakerd:spec-hash", hash)],
+            tags: vec![Tag::new(SPEC_HASH_TAG, hash)],
             ..Default::default()
         };
         let mut images: Vec<Image> = self.client.list_all(request).await?;
         images.retain(|i| {
             !i.tags
                 .iter()
-                .any(|t| t.key == "bakerd:verified" && t.value == "false")
+                .any(|t| t.key == VERIFIED_TAG && t.value == "false")
         });
         images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
-        Ok(images.into_iter().next().map(|i| FoundImage {
-            id: i.image_id,
-            name: i.image_name,
-        }))
+        Ok(images
+            .into_iter()
+            .map(|i| FoundImage {
+                source_image: i
+                    .tags
+                    .iter()
+                    .find(|t| t.key == SOURCE_IMAGE_TAG)
+                    .map(|t| t.value.clone()),
+                id: i.image_id,
+                name: i.image_name,
+            })
+            .collect())
+    }
+
+    /// Whether an image for this exact spec exists — for a family-sourced spec, one built on the
+    /// family's newest image *now*: a newer base image makes the spec out of date.
+    pub async fn freshness(&self, spec: &Spec, hash: &str) -> Result<Freshness> {
+        let images = self.images_for_spec_hash(hash).await?;
+        let SourceImage::Family(family) = &spec.source_image else {
+            return Ok(match images.into_iter().next() {
+                Some(image) => Freshness::UpToDate(image),
+                None => Freshness::Missing { base: None },
+            });
+        };
+        let newest = self.image_from_family(family).await?;
+        let on_newest = images
+            .iter()
+            .find(|i| i.source_image.as_deref() == Some(newest.as_str()));
+        Ok(match (on_newest, images.first()) {
+            (Some(image), _) => Freshness::UpToDate(image.clone()),
+            (None, Some(previous)) => Freshness::BaseChanged {
+                family: family.clone(),
+                previous: previous.clone(),
+                base: newest,
+            },
+            (None, None) => Freshness::Missing { base: Some(newest) },
+        })
     }
 
     /// Resolves a source image family to its newest Available image id.

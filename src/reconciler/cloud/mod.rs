@@ -57,6 +57,8 @@ pub struct InstanceState {
 pub struct FoundImage {
     pub id: String,
     pub name: String,
+    /// The source image it was built on (its `bakerd:source-image` tag; older images lack it).
+    pub source_image: Option<String>,
 }
 
 /// RunInstances inputs, from the spec and the build's prepared resources.
@@ -165,7 +167,8 @@ impl Cloud {
     /// A client for the spec's region, endpoint, signature style and credentials.
     pub fn connect(spec: &Spec) -> Result<Cloud> {
         let mut config = ClientConfig::new(spec.region.clone());
-        config.endpoint = spec.effective_endpoint(config.env.get(crate::client::ENDPOINT_ENV));
+        // The environment's endpoint is left to the client, so its errors name where it came from.
+        config.endpoint = spec.endpoint.clone();
         config.credentials = explicit_credentials(spec, &config.env);
         if let Some(sig) = &spec.signature {
             config.signature_style = match sig {
@@ -284,5 +287,7 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
 
 pub mod assistant;
 mod images;
+
+pub use images::Freshness;
 mod instances;
 mod network;

@@ -5,7 +5,7 @@
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
-use crate::reconciler::cloud::Cloud;
+use crate::reconciler::cloud::{Cloud, Freshness};
 use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
@@ -205,16 +205,26 @@ async fn plan_and_run(
         }
     }
     // Also with --force: the lookup checks credentials and endpoint before a build is recorded.
-    let existing = cloud
-        .image_for_spec_hash(&job.hash)
+    let freshness = cloud
+        .freshness(&job.spec, &job.hash)
         .await
         .or_exit(exit::CLOUD)?;
-    if let (false, Some(image)) = (args.force, existing) {
+    if let (false, Freshness::UpToDate(image)) = (args.force, &freshness) {
         out.result(
             &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.path.display()),
             json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.path.display().to_string()}),
         );
-        return Ok(Outcome::UpToDate { image_id: image.id });
+        return Ok(Outcome::UpToDate {
+            image_id: image.id.clone(),
+        });
+    }
+    if let (Freshness::BaseChanged { base, .. }, Some(why)) =
+        (&freshness, freshness.why_out_of_date())
+    {
+        out.note(&format!(
+            "{} is out of date: {why}; building a new image on {base}",
+            job.path.display()
+        ));
     }
     preflight(&cloud, job).await?;
     if shared.ctx.stops.signalled().is_some() {
@@ -225,6 +235,7 @@ async fn plan_and_run(
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
         .or_exit(exit::STATE)?;
+    let rec = pin_base(&shared.store, rec, &freshness)?;
     finished.build = Some(rec.id.clone());
     out.result(
         &format!("build {} started for {} in {}", rec.id, job.path.display(), job.spec.region),
@@ -240,6 +251,27 @@ async fn plan_and_run(
         &shared.ctx,
     )
     .await
+}
+
+/// Pins the family's image the freshness check resolved, so the build uses exactly the base it
+/// was judged against; a rebuild also names the image and base it replaces (`bakerd show`).
+fn pin_base(store: &Store, mut rec: Build, freshness: &Freshness) -> Result<Build, CommandError> {
+    let Some(base) = freshness.resolved_base() else {
+        return Ok(rec);
+    };
+    rec.resources
+        .insert("source_image".into(), base.to_string());
+    if let Freshness::BaseChanged { previous, .. } = freshness {
+        rec.resources
+            .insert("replaces_image".into(), previous.id.clone());
+        let old_base = previous
+            .source_image
+            .clone()
+            .unwrap_or_else(|| "unrecorded".into());
+        rec.resources
+            .insert("replaces_source_image".into(), old_base);
+    }
+    store.put(&rec).or_exit(exit::STATE)
 }
 
 /// The newest build of this spec that `apply` should continue rather than start over: one left

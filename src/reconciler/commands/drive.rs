@@ -30,7 +30,13 @@ pub enum Outcome {
     /// The build made its image.
     Succeeded { image_id: String },
     /// A step failed; the state is kept for `resume`.
-    Failed { step: String, error: String },
+    Failed {
+        step: String,
+        error: String,
+        /// Whether trying the step again may help (throttling, 5xx, lost answers, waits, SSH);
+        /// only then does the message recommend `bakerd resume`.
+        retryable: bool,
+    },
     /// Stopped by a signal and kept for `resume`.
     Interrupted { step: String },
     /// Stopped and cleaned up (signal with `--on-interrupt cleanup`, or `bakerd cancel`).
@@ -138,6 +144,7 @@ fn ended(rec: &Build, phase: &Phase) -> Outcome {
         Phase::Failed { at, error } => Outcome::Failed {
             step: at.step_description().to_string(),
             error: error.clone(),
+            retryable: rec.failure_retryable,
         },
         _ => Outcome::Cancelled {
             reason: "cancelled".into(),
@@ -184,6 +191,19 @@ async fn after_interrupt(
     }
 }
 
+/// What to do after a failure: `resume` only when trying again may help; otherwise the spec
+/// (or the cloud's state) must change first.
+fn next_steps(id: &BuildId, retryable: bool) -> String {
+    if retryable {
+        format!("state kept: `bakerd resume {id}` retries it")
+    } else {
+        format!(
+            "retrying the same spec fails the same way: fix the cause the error names, then \
+             `bakerd apply` the spec (and `bakerd cancel {id}` to delete what this build made)"
+        )
+    }
+}
+
 /// Prints how a build ended.
 /// `took` ("52.3s in cn-hangzhou") ends the final line, so the last thing a user reads says how
 /// long the build ran and where.
@@ -194,9 +214,17 @@ pub fn report(id: &BuildId, outcome: &Outcome, out: &Output, took: &str) {
             format!("build {id} succeeded: image {image_id} ({took})"),
             json!({"event": "succeeded", "build": build, "image_id": image_id, "took": took}),
         ),
-        Outcome::Failed { step, error } => (
-            format!("build {id} failed at step '{step}' ({took}): {error}\nstate kept: `bakerd resume {id}` retries it"),
-            json!({"event": "build_failed", "build": build, "step": step, "error": error}),
+        Outcome::Failed {
+            step,
+            error,
+            retryable,
+        } => (
+            format!(
+                "build {id} failed at step '{step}' ({took}): {error}
+{}",
+                next_steps(id, *retryable)
+            ),
+            json!({"event": "build_failed", "build": build, "step": step, "error": error, "retryable": retryable}),
         ),
         Outcome::Interrupted { step } => (
             format!(

@@ -4,7 +4,7 @@ use super::GcError;
 use crate::client::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
 use crate::client::api::instances::DescribeInstances;
 use crate::client::api::keypairs::DescribeKeyPairs;
-use crate::client::api::network::DescribeSecurityGroups;
+use crate::client::api::network::{DescribeSecurityGroups, DescribeVSwitches, DescribeVpcs};
 use crate::client::api::storage::DescribeSnapshots;
 use crate::client::api::tags::ListTagResources;
 use crate::client::{ClientError, Tag};
@@ -58,6 +58,8 @@ pub(super) struct Found {
     pub(super) id: String,
     pub(super) region: String,
     pub(super) build: String,
+    /// The resource's own `CreationTime` as the cloud reports it (empty when it has none).
+    pub(super) created: String,
     pub(super) image: Option<ImageFacts>,
 }
 
@@ -83,13 +85,14 @@ pub(super) fn managed_filter() -> Vec<Tag> {
 }
 
 impl RegionInventory {
-    fn push(&mut self, kind: Kind, id: String, region: &str, tags: &[Tag]) {
+    fn push(&mut self, kind: Kind, id: String, created: String, region: &str, tags: &[Tag]) {
         if let Some(build) = bakerd_build(tags) {
             self.found.push(Found {
                 kind,
                 id,
                 region: region.to_string(),
                 build,
+                created,
                 image: None,
             });
         }
@@ -112,7 +115,13 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     let mut req = DescribeInstances::in_region(&region);
     req.tags = managed_filter();
     for i in client.list_all(req).await.map_err(fail("instance"))? {
-        inv.push(Kind::Instance, i.instance_id, &region, &i.tags);
+        inv.push(
+            Kind::Instance,
+            i.instance_id,
+            i.creation_time,
+            &region,
+            &i.tags,
+        );
     }
     let req = DescribeKeyPairs {
         region_id: region.clone(),
@@ -120,7 +129,13 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
         ..Default::default()
     };
     for k in client.list_all(req).await.map_err(fail("key pair"))? {
-        inv.push(Kind::KeyPair, k.key_pair_name, &region, &k.tags);
+        inv.push(
+            Kind::KeyPair,
+            k.key_pair_name,
+            k.creation_time,
+            &region,
+            &k.tags,
+        );
     }
     let req = DescribeSecurityGroups {
         region_id: region.clone(),
@@ -128,11 +143,14 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
         ..Default::default()
     };
     for g in client.list_all(req).await.map_err(fail("security group"))? {
-        inv.push(Kind::SecurityGroup, g.security_group_id, &region, &g.tags);
+        let (id, created) = (g.security_group_id, g.creation_time);
+        inv.push(Kind::SecurityGroup, id, created, &region, &g.tags);
     }
+    let created = network_creation_times(cloud).await.map_err(fail("vpc"))?;
     for (kind, rtype) in [(Kind::VSwitch, "vswitch"), (Kind::Vpc, "vpc")] {
         for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
-            inv.push(kind, id, &region, &tags);
+            let when = created.get(&id).cloned().unwrap_or_default();
+            inv.push(kind, id, when, &region, &tags);
         }
     }
     let req = DescribeSnapshots {
@@ -141,7 +159,13 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
         ..Default::default()
     };
     for s in client.list_all(req).await.map_err(fail("snapshot"))? {
-        inv.push(Kind::Snapshot, s.snapshot_id, &region, &s.tags);
+        inv.push(
+            Kind::Snapshot,
+            s.snapshot_id,
+            s.creation_time,
+            &region,
+            &s.tags,
+        );
     }
     list_images(cloud, &mut inv).await.map_err(fail("image"))?;
     Ok(inv)
@@ -167,6 +191,27 @@ pub(super) async fn list_tagged(
             .push(Tag::new(row.tag_key, row.tag_value));
     }
     Ok(by_id)
+}
+
+/// VPC and vSwitch id → CreationTime (ListTagResources, which finds them, reports no times).
+async fn network_creation_times(cloud: &Cloud) -> Result<HashMap<String, String>, ClientError> {
+    let region = cloud.region().to_string();
+    let vpcs = DescribeVpcs {
+        region_id: region.clone(),
+        ..Default::default()
+    };
+    let mut times: HashMap<String, String> = HashMap::new();
+    for v in cloud.client().list_all(vpcs).await? {
+        times.insert(v.vpc_id, v.creation_time);
+    }
+    let vswitches = DescribeVSwitches {
+        region_id: region,
+        ..Default::default()
+    };
+    for v in cloud.client().list_all(vswitches).await? {
+        times.insert(v.vswitch_id, v.creation_time);
+    }
+    Ok(times)
 }
 
 /// Every own image in any status: bakerd's go into `found`, all into `image_snapshots`.
@@ -196,6 +241,7 @@ pub(super) async fn list_images(
                 id: image.image_id.clone(),
                 region: cloud.region().to_string(),
                 build,
+                created: image.creation_time.clone(),
                 image: Some(ImageFacts {
                     family: image.image_family.clone(),
                     created: image.creation_time.clone(),

@@ -7,18 +7,21 @@
 //! `bakerd:managed=true` and a `bakerd:build-id`. Untagged resources are never listed, so never
 //! touched. Each tagged resource's build is classified against the state directory:
 //!
-//! - **running**: the state records a non-terminal phase AND the record was updated less than
-//!   `--older-than` ago. Nothing of a running build is touched (an interrupted build may still be
-//!   resumed; the threshold is how long bakerd waits for that).
+//! - **interrupted**: the state records a non-terminal phase updated less than `--older-than`
+//!   ago. gc holds the state dir's lock, so no bakerd runs it: it was interrupted. Its resources
+//!   are kept and listed with the `bakerd resume <id>` that continues it; `--include-interrupted`
+//!   deletes them (and marks the build cancelled).
 //! - **stale**: non-terminal phase, last update `--older-than` ago or more (abandoned).
 //! - **failed**, **cancelled**, **succeeded**: the recorded terminal phase.
 //! - **unknown**: no record in this state dir (or the state dir is damaged: then every build is
-//!   unknown). Caveat: a build run from *another* state dir against the same account is unknown
-//!   here too; gc cannot tell whether it is running, so run gc from the state dir your builds use.
+//!   unknown). Such a build may be running right now from another state dir (CI jobs with their
+//!   own state dirs), so the absence of a record never condemns anything: a resource of an
+//!   unknown build is deleted only when the resource itself, by its cloud `CreationTime`, is
+//!   older than `--older-than`. A resource without a CreationTime is kept.
 //!
-//! Then, per resource of a build that is not running:
+//! Then, per resource of a build that nothing above protects:
 //!
-//! - instances, key pairs, security groups, vSwitches, VPCs are temporary: always deleted (a
+//! - instances, key pairs, security groups, vSwitches, VPCs are temporary: deleted (a
 //!   succeeded build left them behind only if its cleanup was interrupted);
 //! - an image is a **finished output** when it is `Available` and its build is not failed or
 //!   cancelled (an unknown build's Available image is kept: losing the state must never cost the
@@ -45,7 +48,7 @@ use super::state::{StateDir, StateError, Timestamp};
 use super::store::{Build, Store};
 use crate::client::{ClientConfig, ClientError};
 use inventory::{list_region, Found, Kind};
-use plan::{human, plan_region, Action, BuildView, Entry, Views};
+use plan::{human, plan_region, Action, BuildView, Entry, Policy, Views};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -81,6 +84,10 @@ pub struct GcArgs {
     /// long, with their key files.
     #[arg(long, value_parser = parse_age)]
     pub prune_state: Option<Duration>,
+    /// Also delete builds of this state dir that were interrupted less than --older-than ago
+    /// (without it they are listed with their `bakerd resume` command and kept).
+    #[arg(long)]
+    pub include_interrupted: bool,
     /// Delete (without it, gc only prints what it would delete and why).
     #[arg(long)]
     pub yes: bool,
@@ -167,6 +174,9 @@ impl Printer {
 struct GcState {
     store: Option<Store>,
     builds: Vec<Build>,
+    /// Another bakerd holds the lock (dry run from published builds): its non-terminal builds
+    /// may be running, not interrupted.
+    locked_elsewhere: bool,
 }
 
 /// Opens the state dir; a damaged one is reported and treated as empty, a locked one refused.
@@ -177,6 +187,7 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
         Ok(GcState {
             store: Some(store),
             builds,
+            locked_elsewhere: false,
         })
     });
     match opened {
@@ -189,6 +200,7 @@ fn open_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError> {
             Ok(GcState {
                 store: None,
                 builds: Vec::new(),
+                locked_elsewhere: false,
             })
         }
         Err(StateError::Locked { .. }) if !args.yes => published_state(args, out),
@@ -216,6 +228,7 @@ fn published_state(args: &GcArgs, out: &Printer) -> Result<GcState, CommandError
     Ok(GcState {
         store: None,
         builds,
+        locked_elsewhere: true,
     })
 }
 
@@ -321,7 +334,7 @@ fn retire_builds(state: &GcState, plan: &[Entry], failed: &BTreeSet<String>, vie
         .filter(|e| {
             matches!(
                 views.get(&e.found.build),
-                Some(BuildView::Failed | BuildView::Stale { .. })
+                Some(BuildView::Failed | BuildView::Stale { .. } | BuildView::Interrupted { .. })
             )
         })
         .map(|e| e.found.build.as_str())
@@ -398,13 +411,14 @@ async fn plan_all(
     args: &GcArgs,
     regions: &[String],
     views: &Views,
+    policy: &Policy,
 ) -> Result<(Vec<Entry>, HashMap<String, Cloud>), GcError> {
     let mut plan = Vec::new();
     let mut clouds = HashMap::new();
     for region in regions {
         let cloud = connect(args, region)?;
         let inv = list_region(&cloud).await?;
-        plan.extend(plan_region(inv, views, args.keep));
+        plan.extend(plan_region(inv, views, args.keep, policy));
         clouds.insert(region.clone(), cloud);
     }
     // Dependency order across regions too: every instance before any key pair, and so on.
@@ -429,7 +443,13 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
         .map(|b| (b.id.to_string(), BuildView::of(b, args.older_than, now)))
         .collect();
     let regions = regions(&args, &state.builds);
-    let (plan, clouds) = plan_all(&args, &regions, &views)
+    let policy = Policy {
+        older_than: args.older_than,
+        include_interrupted: args.include_interrupted,
+        locked_elsewhere: state.locked_elsewhere,
+        now_secs: now.0 / 1000,
+    };
+    let (plan, clouds) = plan_all(&args, &regions, &views, &policy)
         .await
         .map_err(|e| CommandError {
             code: exit::CLOUD,

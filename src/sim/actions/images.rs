@@ -340,7 +340,9 @@ pub fn create_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         shared_with: Vec::new(),
         is_public: false,
     };
+    let from = image.snapshot_id.clone().unwrap_or_default();
     ctx.state.images.insert(id.clone(), image);
+    crate::sim::assistant::inherit_agent(ctx.state, &from, &id);
     Ok(json!({ "ImageId": id }))
 }
 
@@ -473,6 +475,7 @@ pub fn copy_image(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         is_public: false,
     };
     ctx.state.images.insert(id.clone(), image);
+    crate::sim::assistant::inherit_agent(ctx.state, &source.meta.id, &id);
     Ok(json!({ "ImageId": id }))
 }
 

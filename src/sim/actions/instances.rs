@@ -234,6 +234,7 @@ fn create_one(
             data: None,
         },
     );
+    crate::sim::assistant::inherit_agent(ctx.state, &l.image_id, &disk_id);
     super::data_disks::create(ctx, &id, &l.zone, &l.region, &l.data_disks)?;
     let private_ip = ctx.state.net.next_private_ip();
     let public_ip = public_ip.then(|| ctx.state.net.next_public_ip());

@@ -1,6 +1,7 @@
 //! The ECS actions. Each takes the request context and returns the success body (without
 //! `RequestId`, which the server adds) or a [`SimError`].
 
+mod assistant;
 mod data_disks;
 mod defaults;
 mod eip;
@@ -10,6 +11,7 @@ mod keypairs;
 mod network;
 mod regions;
 mod rules;
+mod send_file;
 mod snapshots;
 mod tags;
 
@@ -127,6 +129,18 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "CopyImage" => images::copy_image(ctx),
         "ModifyImageSharePermission" => images::modify_image_share_permission(ctx),
         "DescribeImageSharePermission" => images::describe_image_share_permission(ctx),
+        "DescribeCloudAssistantStatus" => assistant::describe_cloud_assistant_status(ctx),
+        "InstallCloudAssistant" => assistant::install_cloud_assistant(ctx),
+        "RunCommand" => assistant::run_command(ctx),
+        "CreateCommand" => assistant::create_command(ctx),
+        "InvokeCommand" => assistant::invoke_command(ctx),
+        "DescribeCommands" => assistant::describe_commands(ctx),
+        "DeleteCommand" => assistant::delete_command(ctx),
+        "DescribeInvocations" => assistant::describe_invocations(ctx),
+        "DescribeInvocationResults" => assistant::describe_invocation_results(ctx),
+        "StopInvocation" => assistant::stop_invocation(ctx),
+        "SendFile" => send_file::send_file(ctx),
+        "DescribeSendFileResults" => send_file::describe_send_file_results(ctx),
         "TagResources" => tags::tag_resources(ctx),
         "UntagResources" => tags::untag_resources(ctx),
         "ListTagResources" => tags::list_tag_resources(ctx),

@@ -74,6 +74,7 @@ pub fn new_snapshot(
         description: description.to_string(),
     };
     ctx.state.snapshots.insert(id.clone(), snapshot);
+    crate::sim::assistant::inherit_agent(ctx.state, disk_id, &id);
     Ok(id)
 }
 

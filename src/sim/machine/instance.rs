@@ -38,7 +38,12 @@ pub(crate) struct Power {
     pub init: Option<Pid>,
     /// Completed boots (1 after the first start, +1 per reboot).
     pub boots: u64,
+    /// When (ms since the epoch) the instance rebooted itself, not yet collected by
+    /// [`Shared::take_reboots`].
+    pub reboots: Vec<u64>,
     pub ended: Option<Ended>,
+    /// When the launcher ended (ms since the epoch), for the simulator's timeline.
+    pub ended_ms: Option<u64>,
 }
 
 /// Shared between the simulator's handle, the reader thread and the SSH listeners.
@@ -66,6 +71,23 @@ impl Shared {
     pub(crate) fn ended(&self) -> Option<Ended> {
         super::lock(&self.power).ended.clone()
     }
+
+    /// The moments the instance rebooted itself since the last call.
+    pub(crate) fn take_reboots(&self) -> Vec<u64> {
+        std::mem::take(&mut super::lock(&self.power).reboots)
+    }
+
+    /// When the launcher ended, if it did.
+    pub(crate) fn ended_ms(&self) -> Option<u64> {
+        super::lock(&self.power).ended_ms
+    }
+}
+
+/// Milliseconds since the Unix epoch (the simulator's timeline clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A launched instance.
@@ -122,7 +144,10 @@ impl RunningInstance {
                     });
                 } else if line == "rebooted" {
                     tracing::info!(instance = %id, "instance rebooted itself");
-                    shared.update(|p| p.init = None);
+                    shared.update(|p| {
+                        p.init = None;
+                        p.reboots.push(now_ms());
+                    });
                 }
             }
             let status = super::lock(&launcher).take().map(|mut child| child.wait());
@@ -139,6 +164,7 @@ impl RunningInstance {
             shared.update(|p| {
                 p.init = None;
                 p.ended.get_or_insert(ended);
+                p.ended_ms.get_or_insert_with(now_ms);
             });
         });
     }
@@ -216,6 +242,7 @@ impl RunningInstance {
         self.shared.update(|p| {
             p.init = None;
             p.ended.get_or_insert(Ended::Stopped);
+            p.ended_ms.get_or_insert_with(now_ms);
         });
     }
 }

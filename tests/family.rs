@@ -1,0 +1,122 @@
+//! Desired state that follows the world: a spec whose source is an image family is up to date
+//! only while its image was built on the family's newest image.
+
+mod common;
+
+use common::SimProcess;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bakerd");
+
+fn write(dir: &Path, name: &str, source: &str, image: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "region: cn-hangzhou\nsource_image: {source}\ninstance: {{ type: ecs.s2.large }}\n\
+         ssh: {{ username: root, timeout: 2m }}\n\
+         provisioners:\n  - shell: {{ inline: [\"echo {name} > /root/{name}\"] }}\n\
+         image:\n{image}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn bakerd(sim: &SimProcess, state: &Path, args: &[&str]) -> (Output, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env("BAKERD_ECS_ENDPOINT", &sim.endpoint)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", common::ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", common::ACCESS_KEY_SECRET)
+        .output()
+        .expect("run bakerd");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// Applies and returns (output, image id of the build's result).
+fn apply(sim: &SimProcess, state: &Path, spec: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["apply", spec.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (out, text) = bakerd(sim, state, &args);
+    assert!(out.status.success(), "apply failed:\n{text}");
+    let image = ["succeeded: image ", "image "]
+        .iter()
+        .find_map(|marker| {
+            let line = text.lines().find(|l| {
+                l.contains(marker) && (marker.starts_with("succeeded") || l.contains("up to date"))
+            })?;
+            let rest = &line[line.find(marker)? + marker.len()..];
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no image id in:\n{text}"));
+    (text, image)
+}
+
+#[test]
+fn a_newer_image_in_the_source_family_makes_apply_rebuild_on_it_and_show_names_both_bases() {
+    let sim = SimProcess::start("family-follow");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let base_image = "  name: \"base-{{timestamp}}\"\n  family: fam-base\n";
+    let base = write(
+        dir.path(),
+        "base",
+        "{ id: ubuntu1404_64_40G_cloudinit_20160427.raw }",
+        base_image,
+    );
+    let app = write(
+        dir.path(),
+        "app",
+        "{ family: fam-base }",
+        "  name: \"app-{{timestamp}}\"\n",
+    );
+    let (_, first_base) = apply(&sim, &state, &base, &[]);
+    let (_, first_app) = apply(&sim, &state, &app, &[]);
+    let (text, same) = apply(&sim, &state, &app, &[]);
+    assert!(text.contains("up to date"), "{text}");
+    assert_eq!(same, first_app);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, second_base) = apply(&sim, &state, &base, &["--force"]);
+    assert_ne!(second_base, first_base);
+    let (text, second_app) = apply(&sim, &state, &app, &[]);
+    assert!(
+        text.contains("out of date") && text.contains(&format!("now resolves to {second_base}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("was built on {first_base}")),
+        "{text}"
+    );
+    assert_ne!(second_app, first_app, "{text}");
+
+    let start = text.find("build b-").expect("build id") + "build ".len();
+    let id = &text[start..start + 12];
+    let (out, shown) = bakerd(&sim, &state, &["show", id, "--json"]);
+    assert!(out.status.success(), "{shown}");
+    let show: Value = serde_json::from_str(shown.trim()).expect("show --json");
+    assert_eq!(
+        show["resources"]["source_image"],
+        second_base.as_str(),
+        "{show}"
+    );
+    assert_eq!(
+        show["resources"]["replaces_source_image"],
+        first_base.as_str(),
+        "{show}"
+    );
+    assert_eq!(
+        show["resources"]["replaces_image"],
+        first_app.as_str(),
+        "{show}"
+    );
+    let (text, _) = apply(&sim, &state, &app, &[]);
+    assert!(text.contains("up to date"), "{text}");
+}
