@@ -10,7 +10,11 @@
 //!   due (the machine work the profile's boot delay did not hide), and the first SSH command alone.
 //! - **Machine**: the simulator's machine layer in-process (`Machines`, the same launcher binary):
 //!   boot an instance's namespaces until its init is up, open its SSH (host key, authorized keys,
-//!   port 22), the first `ssh true`, and stop it.
+//!   port 22), the first `ssh true`, `true` run inside without SSH (what entering an instance
+//!   costs every connection and command), and stop it.
+//!
+//! - **Baseline**: a plain `sshd -D` of the host (host root, no namespaces, the round-1 kind of
+//!   instance SSH): its start until port 22 accepts, and the first `ssh true`.
 //!
 //! The fast profile itself spends 300 ms in Pending/Starting and waits 400 ms of "boot" before
 //! port 22 opens; those are the simulated cloud's latency, not the isolation's cost.
@@ -18,7 +22,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use bakerd::sim::machine::{InstanceBoot, Machines, SshTarget};
+use bakerd::sim::machine::{ExecRequest, InstanceBoot, Machines, SshTarget};
 use common::instances::{self, Booted, REGION};
 use common::{fresh_data_dir, SimProcess};
 use std::net::Ipv4Addr;
@@ -44,7 +48,7 @@ fn median_p90(mut values: Vec<f64>) -> (f64, f64) {
 
 fn print_figure(what: &str, values: Vec<f64>) {
     let (median, p90) = median_p90(values);
-    println!("  {what:<52} median {median:>7.0} ms   p90 {p90:>7.0} ms");
+    println!("  {what:<58} median {median:>7.0} ms   p90 {p90:>7.0} ms");
 }
 
 fn ms_since(start: Instant) -> f64 {
@@ -135,6 +139,7 @@ fn machine_measure(n: usize) {
     let keys = tempfile::tempdir().expect("key dir");
     let (key, public) = common::ssh_keygen(keys.path(), "key");
     let (mut boot, mut open, mut ssh, mut stop) = (vec![], vec![], vec![], vec![]);
+    let mut enter = Vec::new();
     for run in 0..n {
         let id = format!("i-bench{run}");
         let started = Instant::now();
@@ -158,6 +163,16 @@ fn machine_measure(n: usize) {
         open.push(ms_since(started));
         ssh.push(first_ssh(&ip.to_string(), &key));
         let started = Instant::now();
+        let request = ExecRequest {
+            argv: vec!["true".into()],
+            stdin: Vec::new(),
+            env: Vec::new(),
+            timeout: instances::WAIT,
+        };
+        let done = machines.exec_in_instance(&id, &request).expect("exec");
+        assert_eq!(done.exit_code, Some(0), "{done:?}");
+        enter.push(ms_since(started));
+        let started = Instant::now();
         machines.forget_instance(&id).expect("stop");
         stop.push(ms_since(started));
     }
@@ -168,9 +183,61 @@ fn machine_measure(n: usize) {
         "first `ssh true` (sshd -i started inside per connection)",
         ssh,
     );
+    print_figure("`true` run inside without SSH (entering costs)", enter);
     print_figure("stop (whole PID namespace killed and reaped)", stop);
     drop(machines);
     instances::remove_data_dir(&data);
+}
+
+/// A host `sshd -D` (no namespaces, host root: the round-1 kind of instance SSH) on `ip:22`,
+/// accepting `public`; returns the child once port 22 accepts.
+fn host_sshd(dir: &Path, ip: Ipv4Addr, public: &str) -> std::process::Child {
+    let (host_key, _) = common::ssh_keygen(dir, "host_key");
+    std::fs::write(dir.join("authorized_keys"), format!("{public}\n")).expect("keys");
+    let config = format!(
+        "ListenAddress {ip}:22\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nUsePAM no\n\
+         PasswordAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n",
+        host_key.display(),
+        dir.join("authorized_keys").display(),
+    );
+    std::fs::write(dir.join("sshd_config"), config).expect("config");
+    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+    let child = std::process::Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .arg("-E")
+        .arg(dir.join("sshd.log"))
+        .spawn()
+        .expect("start the host's sshd");
+    let deadline = Instant::now() + instances::WAIT;
+    while std::net::TcpStream::connect((ip, 22)).is_err() {
+        assert!(Instant::now() < deadline, "host sshd never listened");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child
+}
+
+/// The same first `ssh true` against a plain host sshd, N times: what a connection costs
+/// without the instance's namespaces (the round-1 design ran such an sshd per instance).
+fn baseline_measure(n: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (key, public) = common::ssh_keygen(dir.path(), "key");
+    let (mut start, mut ssh) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let ip = random_ip();
+        let started = Instant::now();
+        let mut sshd = host_sshd(dir.path(), ip, &public);
+        start.push(ms_since(started));
+        ssh.push(first_ssh(&ip.to_string(), &key));
+        let _ = sshd.kill();
+        let _ = sshd.wait();
+        let _ = std::fs::remove_file(dir.path().join("host_key"));
+        let _ = std::fs::remove_file(dir.path().join("host_key.pub"));
+    }
+    println!("Baseline: a plain host sshd (no isolation), {n} starts:");
+    print_figure("start sshd until port 22 accepts", start);
+    print_figure("first `ssh true`", ssh);
 }
 
 fn main() {
@@ -178,4 +245,5 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     api_measure(&rt, n);
     machine_measure(n);
+    baseline_measure(n);
 }

@@ -55,17 +55,10 @@ impl Kill {
 struct Case {
     apply: Kill,
     first_resume: Kill,
-    /// Build [`harness::small_spec_with_data_disk`] instead of [`harness::small_spec`].
+    /// The build reaches its instance through an EIP (`ssh.address: eip`).
+    eip: bool,
+    /// Build [`harness::small_spec_with_data_disk`] (the image carries a data disk).
     data_disk: bool,
-}
-
-impl Case {
-    fn spec(&self, name: &str) -> String {
-        match self.data_disk {
-            true => harness::small_spec_with_data_disk(name),
-            false => harness::small_spec(name),
-        }
-    }
 }
 
 /// What one case did and found.
@@ -85,7 +78,13 @@ struct Outcome {
 async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outcome {
     let mut out = Outcome::default();
     let state = ws.state_dir();
-    let spec = &ws.spec_file(&case.spec(&format!("crash-{}", ws.unique())));
+    let name = format!("crash-{}", ws.unique());
+    let spec = match (case.eip, case.data_disk) {
+        (true, _) => harness::eip_spec(&name),
+        (false, true) => harness::small_spec_with_data_disk(&name),
+        (false, false) => harness::small_spec(&name),
+    };
+    let spec = &ws.spec_file(&spec);
     let applied = case.apply.run(ws.apply(&state, spec)).await;
     assert!(
         !applied.stderr.contains("panicked"),
@@ -300,12 +299,14 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
         cases.push(Case {
             apply: Kill::At(point.clone()),
             first_resume: Kill::Never,
+            eip: false,
             data_disk: false,
         });
         if counts[point] >= 2 {
             cases.push(Case {
                 apply: Kill::At(format!("{point}#2")),
                 first_resume: Kill::Never,
+                eip: false,
                 data_disk: false,
             });
         }
@@ -322,6 +323,7 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
         cases.push(Case {
             apply: Kill::At(point.clone()),
             first_resume: Kill::At(point.clone()),
+            eip: false,
             data_disk: false,
         });
     }
@@ -366,12 +368,14 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
         .map(|_| Case {
             apply: Kill::After(delay()),
             first_resume: Kill::Never,
+            eip: false,
             data_disk: false,
         })
         .collect();
     cases.extend((0..double).map(|_| Case {
         apply: Kill::After(delay()),
         first_resume: Kill::After(delay()),
+        eip: false,
         data_disk: false,
     }));
     let figures = run_all(&sim, &ws, cases).await;
@@ -387,6 +391,145 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
         "most random kills should land mid-build: {figures:?}"
     );
     figures.assert_clean();
+}
+
+/// Failpoints of the EIP steps (`ssh.address: eip`): before/after the intent, the call and the
+/// result of the allocation, the tag, the association and the release.
+const EIP_STEPS: &[&str] = &["allocate-eip", "tag-eip", "associate-eip", "delete-eip"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_or_after_each_eip_call_is_finished_by_resume_with_one_eip_and_nothing_leaked(
+) {
+    let started = Instant::now();
+    let (sim, ws) = start_sim("crash-eip");
+    let spec = ws.spec_file(&harness::eip_spec("crash-eip-record"));
+    let (counts, order, took) = record_points(&ws, &spec).await;
+    let points: Vec<String> = order
+        .iter()
+        .filter(|p| EIP_STEPS.iter().any(|s| p.starts_with(&format!("{s}:"))))
+        .cloned()
+        .collect();
+    println!(
+        "recorded EIP build: {} EIP failpoints of {} in {:.1} s",
+        points.len(),
+        counts.len(),
+        took.as_secs_f64()
+    );
+    assert_eq!(points.len(), EIP_STEPS.len() * 4, "EIP points: {points:?}");
+    let mut cases: Vec<Case> = points
+        .iter()
+        .map(|point| Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::Never,
+            eip: true,
+            data_disk: false,
+        })
+        .collect();
+    // The re-issued allocation (same ClientToken) dies again before its result is recorded.
+    cases.push(Case {
+        apply: Kill::At("allocate-eip:after-call".into()),
+        first_resume: Kill::At("allocate-eip:after-call".into()),
+        eip: true,
+        data_disk: false,
+    });
+    let tried = cases.len();
+    let figures = run_all(&sim, &ws, cases).await;
+    figures.print(
+        "every EIP failpoint + a double kill at the allocation",
+        started,
+    );
+    let calls = sim.calls().await;
+    assert!(harness::tokenless_creates(&calls).is_empty());
+    assert!(
+        figures.kills >= tried,
+        "some EIP points were not reached: {figures:?}"
+    );
+    figures.assert_clean();
+}
+
+/// Runs an EIP build killed at `point` in a fresh state dir; returns (state dir, build id, the
+/// build's EIP as the simulator lists it).
+async fn eip_build_killed_at(
+    sim: &common::SimProcess,
+    ws: &Workspace,
+    point: &str,
+) -> (std::path::PathBuf, String, serde_json::Value) {
+    let state = ws.state_dir();
+    let spec = ws.spec_file(&harness::eip_spec(&format!("gc-eip-{}", ws.unique())));
+    let run = Kill::At(point.into()).run(ws.apply(&state, &spec)).await;
+    assert!(
+        run.killed(),
+        "not killed at {point}: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    let id = run.build_id().expect("build id printed before the kill");
+    let inventory = sim.inventory().await;
+    let eips: Vec<serde_json::Value> = harness::resources_of(&inventory, &id)
+        .into_iter()
+        .filter(|r| r["kind"] == "eip")
+        .cloned()
+        .collect();
+    assert_eq!(eips.len(), 1, "one EIP after a kill at {point}: {eips:#?}");
+    assert!(eips[0]["deleted"].is_null(), "{:#}", eips[0]);
+    (state, id, eips[0].clone())
+}
+
+/// The resources of build `id` the simulator still holds.
+async fn live_of(sim: &common::SimProcess, id: &str) -> Vec<String> {
+    let inventory = sim.inventory().await;
+    harness::resources_of(&inventory, id)
+        .into_iter()
+        .filter(|r| r["deleted"].is_null())
+        .map(|r| format!("{} {}", r["kind"], r["id"]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_releases_the_tagged_eip_of_an_abandoned_build_and_cancel_releases_an_untagged_one() {
+    let (sim, ws) = start_sim("crash-eip-gc");
+    // Abandoned after the association: the EIP is tagged and in use by the build instance.
+    let (state, id, eip) = eip_build_killed_at(&sim, &ws, "associate-eip:after-result").await;
+    assert_eq!(eip["tags"]["bakerd:build-id"], id.as_str(), "{eip:#}");
+    assert_eq!(eip["status"], "InUse", "{eip:#}");
+    let gc = harness::run(ws.command(&state, &["gc", "--older-than", "0s", "--yes"])).await;
+    println!("{}{}", gc.stdout, gc.stderr);
+    assert_eq!(gc.code(), Some(0), "gc failed: {}{}", gc.stdout, gc.stderr);
+    assert!(
+        gc.stdout
+            .lines()
+            .any(|l| l.contains("eip") && l.contains(&id)),
+        "{}",
+        gc.stdout
+    );
+    assert_eq!(
+        live_of(&sim, &id).await,
+        Vec::<String>::new(),
+        "gc left some of {id}"
+    );
+
+    // Killed before the tag (and before the allocation's result was recorded): untagged, so
+    // invisible to gc; `cancel` knows it from the record and releases it.
+    for point in ["tag-eip:before-intent", "allocate-eip:after-call"] {
+        let (state, id, eip) = eip_build_killed_at(&sim, &ws, point).await;
+        assert!(
+            eip["tags"].as_object().is_none_or(|t| t.is_empty()),
+            "{eip:#}"
+        );
+        let cancel = harness::run(ws.command(&state, &["cancel", &id])).await;
+        assert_eq!(
+            cancel.code(),
+            Some(0),
+            "cancel: {}{}",
+            cancel.stdout,
+            cancel.stderr
+        );
+        assert_eq!(
+            live_of(&sim, &id).await,
+            Vec::<String>::new(),
+            "cancel after a kill at {point}"
+        );
+    }
 }
 
 /// The steps a build with a data disk in its image adds: the disk lookup, the data disk's
@@ -436,6 +579,7 @@ async fn a_kill_at_each_data_disk_snapshot_step_is_finished_by_resume_with_one_i
         .map(|point| Case {
             apply: Kill::At(point.clone()),
             first_resume: Kill::Never,
+            eip: false,
             data_disk: true,
         })
         .collect();
@@ -444,6 +588,7 @@ async fn a_kill_at_each_data_disk_snapshot_step_is_finished_by_resume_with_one_i
     cases.push(Case {
         apply: Kill::At(point.clone()),
         first_resume: Kill::At(point),
+        eip: false,
         data_disk: true,
     });
     let figures = run_all(&sim, &ws, cases).await;

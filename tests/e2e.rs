@@ -693,3 +693,47 @@ async fn resume_refuses_a_build_whose_script_changed_since_it_started() {
     );
     assert_eq!(sim.calls().await["counts"]["RunInstances"], 1);
 }
+
+#[tokio::test]
+async fn a_build_with_ssh_address_eip_provisions_through_its_eip_and_releases_it_in_cleanup() {
+    let sim = SimProcess::start("e2e-eip");
+    let ws = Workspace::new();
+    let spec = ws.spec(
+        "  address: eip",
+        "  - shell:\n      inline:\n        - echo via-eip > /root/eip\n",
+    );
+    let run = ws.bakerd(&sim.endpoint, &["apply", spec.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "apply failed: {}", run.all());
+    let id = run.build_id();
+    let shown = ws.show_json(&sim.endpoint, &id);
+    let inventory = sim.inventory().await;
+    assert_only_image_and_snapshot_alive(&inventory, &id);
+    let eips = of_kind(&inventory, &id, "eip");
+    assert_eq!(eips.len(), 1, "one EIP, tagged with the build: {eips:#?}");
+    let eip = &eips[0];
+    assert!(!eip["deleted"].is_null(), "EIP released: {eip:#}");
+    assert_eq!(eip["client_token"], format!("bakerd-{id}-a0-allocate-eip"));
+    // bakerd connected to the EIP, not to a public IP of the instance (it had none).
+    assert_eq!(shown["resources"]["ssh_address"], eip["ip"], "{shown:#}");
+    let instance = &of_kind(&inventory, &id, "instance")[0];
+    assert!(
+        instance["public_ip"].is_null() || instance["public_ip"] == "",
+        "{instance:#}"
+    );
+    let calls = sim.calls().await;
+    for action in [
+        "AllocateEipAddress",
+        "TagResources",
+        "AssociateEipAddress",
+        "ReleaseEipAddress",
+    ] {
+        assert!(
+            calls["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["action"] == action),
+            "no {action} call"
+        );
+    }
+}

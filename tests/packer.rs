@@ -211,7 +211,7 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
     let expected_ssh = SshSpec {
         username: "ubuntu".into(),
         port: 2222,
-        address: SshAddress::Public,
+        address: SshAddress::Eip,
         timeout: Duration::from_secs(600),
     };
     assert_eq!(s.ssh, expected_ssh);

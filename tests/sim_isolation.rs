@@ -300,18 +300,16 @@ fn ssh_client(key: &Path, ip: &str) -> Command {
     command
 }
 
-/// Sends an HTTP request for `/_sim/inventory` (with the token) into `stream`; returns the bytes
-/// that came back before the stream closed or went quiet.
-fn ask_for_inventory(stream: &mut std::net::TcpStream, token: &str) -> Vec<u8> {
+/// What comes back from `stream` after sending `request`, until it closes or goes quiet.
+fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> String {
     use std::io::{Read, Write};
-    let request = format!("GET /_sim/inventory HTTP/1.0\r\nX-Bakerd-Sim-Token: {token}\r\n\r\n");
-    let _ = stream.write_all(request.as_bytes());
+    let _ = stream.write_all(request);
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    answer
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 fn free_local_port() -> u16 {
@@ -319,39 +317,25 @@ fn free_local_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn local_remote_and_stdio_forwarding_over_an_instance_ssh_are_refused() {
-    let sim = SimProcess::start("iso-forward");
-    let booted = boot_reachable_instance(&sim).await;
-    let target = sim.host.clone();
-    let key = booted.key.path.clone();
-
-    // -W: the stdio forward to the simulator's port gets no answer.
-    let mut stdio = ssh_client(&key, &booted.ip)
-        .args(["-W", &target])
+/// What `ssh -W target` delivers back for `request` on its stdin.
+fn stdio_forward(key: &Path, ip: &str, target: &str, request: &[u8]) -> String {
+    use std::io::Write;
+    let mut ssh = ssh_client(key, ip)
+        .args(["-W", target])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("ssh -W");
-    {
-        use std::io::Write;
-        let request = format!(
-            "GET /_sim/inventory HTTP/1.0\r\nX-Bakerd-Sim-Token: {}\r\n\r\n",
-            sim.sim_token
-        );
-        let mut input = stdio.stdin.take().expect("stdin");
-        let _ = input.write_all(request.as_bytes());
-    }
-    let stdio = stdio.wait_with_output().expect("ssh -W output");
-    assert!(
-        stdio.stdout.is_empty(),
-        "-W reached the simulator: {stdio:?}"
-    );
+    let _ = ssh.stdin.take().expect("stdin").write_all(request);
+    let out = ssh.wait_with_output().expect("ssh -W output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
-    // -L: the client listens locally, but the server refuses the channel.
+/// What a connection through `ssh -L <port>:target` gets back for `request`.
+fn local_forward(key: &Path, ip: &str, target: &str, request: &[u8]) -> String {
     let port = free_local_port();
-    let mut local = ssh_client(&key, &booted.ip)
+    let mut ssh = ssh_client(key, ip)
         .args(["-N", "-L", &format!("127.0.0.1:{port}:{target}")])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -365,24 +349,54 @@ async fn local_remote_and_stdio_forwarding_over_an_instance_ssh_are_refused() {
         assert!(Instant::now() < deadline, "ssh -L never listened");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let answer = ask_for_inventory(&mut stream, &sim.sim_token);
-    let _ = local.kill();
-    let _ = local.wait();
-    assert!(
-        answer.is_empty(),
-        "-L reached the simulator: {:?}",
-        String::from_utf8_lossy(&answer)
-    );
+    let answer = exchange(&mut stream, request);
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    answer
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_over_an_instance_ssh_is_refused_and_a_forward_enabled_by_root_inside_reaches_only_the_instance(
+) {
+    let sim = SimProcess::start("iso-forward");
+    let booted = boot_reachable_instance(&sim).await;
+    let (key, ip) = (booted.key.path.clone(), booted.ip.clone());
+    // A listener inside the instance, and the simulator's own port on the host's loopback.
+    let greeting = "inside-listener";
+    let check = format!(
+        "setsid nc -ll -p 8080 -e echo {greeting} > /dev/null 2>&1 < /dev/null & \
+         for i in $(seq 100); do a=$(nc 127.0.0.1 8080 < /dev/null) && [ -n \"$a\" ] && break; \
+         sleep 0.1; done; echo \"$a\""
+    );
+    assert_eq!(ssh_ok(&ip, &key, &check).await.trim(), greeting);
+    let to_sim = format!(
+        "GET /_sim/inventory HTTP/1.0\r\nX-Bakerd-Sim-Token: {}\r\n\r\n",
+        sim.sim_token
+    );
+    for (target, request) in [("127.0.0.1:8080", "hi\n"), (sim.host.as_str(), &*to_sim)] {
+        let got = stdio_forward(&key, &ip, target, request.as_bytes());
+        assert!(got.is_empty(), "ssh -W {target} got {got:?}");
+        let got = local_forward(&key, &ip, target, request.as_bytes());
+        assert!(got.is_empty(), "ssh -L to {target} got {got:?}");
+    }
     // -R: the server refuses to listen for us (and the client gives up on that).
-    let remote = ssh_client(&key, &booted.ip)
-        .args(["-R", &format!("0:{target}")])
-        .arg("sleep 5; echo listened")
+    let remote = ssh_client(&key, &ip)
+        .args(["-R", "0:127.0.0.1:22"])
+        .arg("sleep 1; echo listened")
         .stdin(Stdio::null())
         .output()
         .expect("ssh -R");
     assert!(!remote.status.success(), "-R was allowed: {remote:?}");
     assert!(!String::from_utf8_lossy(&remote.stdout).contains("listened"));
+
+    // Root inside owns its sshd_config and may turn forwarding on: it then reaches the
+    // instance's own loopback, still never the host's (the instance has its own network).
+    let enable = "sed -i 's/Forwarding no/Forwarding yes/' /etc/ssh/sshd_config";
+    ssh_ok(&ip, &key, enable).await;
+    let inside = stdio_forward(&key, &ip, "127.0.0.1:8080", b"hi\n");
+    assert_eq!(inside.trim(), greeting, "forwarding did not turn on");
+    let got = stdio_forward(&key, &ip, &sim.host, to_sim.as_bytes());
+    assert!(got.is_empty(), "a forward reached the simulator: {got:?}");
     finish(sim);
 }
 
@@ -456,6 +470,8 @@ async fn a_reboot_provisioner_reboots_only_the_instance_and_the_build_goes_on_an
       inline:
         - setsid {marker} > /dev/null 2>&1 < /dev/null &
         - echo before > /root/before
+        - for i in $(seq 50); do ps -o args | grep -qx '{marker}' && break; sleep 0.1; done
+        - ps -o args | grep -qx '{marker}'
   - shell:
       inline:
         - reboot

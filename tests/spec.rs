@@ -259,6 +259,45 @@ fn public_ssh_without_bandwidth_gets_enough_for_a_public_ip() {
 }
 
 #[test]
+fn eip_ssh_gives_the_bandwidth_to_the_eip_and_none_to_the_instance() {
+    let dir = workspace();
+    let text = format!("{MINIMAL}ssh:\n  address: eip\n");
+    let spec = parse_in(dir.path(), &text).unwrap();
+    assert_eq!(spec.ssh.address, SshAddress::Eip);
+    assert_eq!(spec.internet_max_bandwidth_out(), 0);
+    assert_eq!(spec.eip_bandwidth(), DEFAULT_PUBLIC_BANDWIDTH_MBPS);
+    let text = text.replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  internet_max_bandwidth_out: 20\n",
+    );
+    let spec = parse_in(dir.path(), &text).unwrap();
+    assert_eq!(
+        (spec.internet_max_bandwidth_out(), spec.eip_bandwidth()),
+        (0, 20)
+    );
+}
+
+#[test]
+fn eip_ssh_with_verify_or_zero_bandwidth_is_refused_naming_the_field() {
+    let verify =
+        format!("{MINIMAL}ssh:\n  address: eip\nverify:\n  checks:\n    - file_exists: /etc/x\n");
+    let message = error_of(&verify).to_string();
+    assert!(
+        message.contains("ssh.address") && message.contains("verify"),
+        "{message}"
+    );
+    let zero = format!("{MINIMAL}ssh:\n  address: eip\n").replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  internet_max_bandwidth_out: 0\n",
+    );
+    let message = error_of(&zero).to_string();
+    assert!(
+        message.contains("instance.internet_max_bandwidth_out"),
+        "{message}"
+    );
+}
+
+#[test]
 fn credential_sources_parse_and_an_inline_secret_warns_without_leaking() {
     let dir = workspace();
     let profile = parse_in(

@@ -12,6 +12,7 @@ use super::steps::DEPENDENCY_RETRY;
 const TEMPORARY_ROLES: &[&str] = &[
     super::verify::ROLE,
     "instance",
+    super::eip::ROLE,
     "key_pair",
     "security_group",
     "vswitch",
@@ -40,6 +41,7 @@ impl Reconciler {
             let name = self.temp_name();
             self.set_resource("key_pair", &name)?;
         }
+        self.recover_unrecorded_eip().await?;
         for role in roles {
             self.delete_role(&role).await?;
         }
@@ -82,6 +84,7 @@ impl Reconciler {
             match role_owned.as_str() {
                 "instance" | super::verify::ROLE => cloud.delete_instance_and_wait(&id).await?,
                 "key_pair" => cloud.delete_key_pair(&id).await?,
+                super::eip::ROLE => cloud.release_eip(&id).await?,
                 "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
                 "vswitch" => cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?,
                 "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,

@@ -4,6 +4,7 @@
 //! - [`keys`]: per-build ed25519 key pairs stored as 0600 files in the state directory.
 //! - [`ssh`]: SSH sessions to build instances: connect with retry and host-key pinning, exec with
 //!   live output, streamed uploads.
+//! - [`eip`]: the build's elastic IP with `ssh.address: eip` (allocate, tag, associate, release).
 
 pub mod assistant;
 pub mod cleanup;
@@ -11,6 +12,7 @@ pub mod cloud;
 pub mod commands;
 pub mod crash;
 pub mod disk_snapshots;
+pub mod eip;
 pub mod gc;
 pub mod interrupt;
 pub mod keys;

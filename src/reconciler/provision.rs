@@ -46,10 +46,10 @@ impl Reconciler {
                  `ssh.address: {}` is reachable from here",
                 self.resource("ssh_security_group").unwrap_or("?"),
                 self.spec.ssh.port,
-                if self.spec.ssh.address == SshAddress::Public {
-                    "public"
-                } else {
-                    "private"
+                match self.spec.ssh.address {
+                    SshAddress::Public => "public",
+                    SshAddress::Eip => "eip",
+                    SshAddress::Private => "private",
                 },
             ),
             other => other.to_string(),

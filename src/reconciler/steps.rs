@@ -226,7 +226,8 @@ impl Reconciler {
         Ok(())
     }
 
-    /// The address bakerd connects to: the private IP, or a public one (allocated on demand).
+    /// The address bakerd connects to: the private IP, a public one (allocated on demand), or
+    /// the build's EIP.
     pub(super) async fn ssh_address(
         &mut self,
         instance: &str,
@@ -236,10 +237,14 @@ impl Reconciler {
             Some(build_instance) if build_instance != instance => "verify-allocate-public-ip",
             _ => "allocate-public-ip",
         };
-        if self.spec.ssh.address != SshAddress::Public {
-            return state.private_ip.ok_or_else(|| {
-                BuildError::Other(format!("instance {instance} has no private IP address"))
-            });
+        match self.spec.ssh.address {
+            SshAddress::Public => {}
+            SshAddress::Eip => return self.eip_address(instance).await,
+            SshAddress::Private => {
+                return state.private_ip.ok_or_else(|| {
+                    BuildError::Other(format!("instance {instance} has no private IP address"))
+                })
+            }
         }
         if let Some(ip) = state.public_ip {
             return Ok(ip);

@@ -232,12 +232,22 @@ impl Spec {
     }
 
     /// Outbound bandwidth for the instance: as given, else enough for a public IP when SSH uses one.
+    /// None with `ssh.address: eip`: the bandwidth is the EIP's ([`Spec::eip_bandwidth`]).
     pub fn internet_max_bandwidth_out(&self) -> u32 {
         match (self.instance.internet_max_bandwidth_out, self.ssh.address) {
+            (_, SshAddress::Eip) => 0,
             (Some(mbps), _) => mbps,
             (None, SshAddress::Public) => DEFAULT_PUBLIC_BANDWIDTH_MBPS,
             (None, SshAddress::Private) => 0,
         }
+    }
+
+    /// The EIP's bandwidth with `ssh.address: eip`: `instance.internet_max_bandwidth_out`, else
+    /// the default for a public address.
+    pub fn eip_bandwidth(&self) -> u32 {
+        self.instance
+            .internet_max_bandwidth_out
+            .unwrap_or(DEFAULT_PUBLIC_BANDWIDTH_MBPS)
     }
 
     /// The image name for a build started at `unix_seconds` (`{{timestamp}}` rendered).

@@ -225,6 +225,8 @@ pub struct InstanceSpec {
     #[serde(default, skip_serializing_if = "SystemDisk::is_default")]
     pub system_disk: SystemDisk,
     /// Outbound bandwidth in Mbit/s. Unset: 0, or [`DEFAULT_PUBLIC_BANDWIDTH_MBPS`] with `ssh.address: public`.
+    /// With `ssh.address: eip` it is the EIP's bandwidth (the instance itself gets none: an
+    /// instance with a public IP of its own cannot take an EIP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_max_bandwidth_out: Option<u32>,
     /// How the instance's public traffic is billed (RunInstances `InternetChargeType`):
@@ -314,7 +316,8 @@ pub struct SshSpec {
     /// sshd port on the instance.
     #[serde(default = "default_ssh_port")]
     pub port: u16,
-    /// Which address to connect to: `private` (bakerd runs inside the VPC) or `public` (allocates one).
+    /// Which address to connect to: `private` (bakerd runs inside the VPC), `public` (allocates
+    /// one) or `eip` (allocates an elastic IP for the build and releases it in cleanup).
     #[serde(default)]
     pub address: SshAddress,
     /// How long to keep trying to connect (with backoff) before failing with the likely cause.
@@ -352,6 +355,10 @@ pub enum SshAddress {
     Private,
     /// A public address, allocated for the build (`AllocatePublicIpAddress`) and gone with the instance.
     Public,
+    /// An elastic IP allocated for the build, associated with the instance and released in
+    /// cleanup: for accounts or networks where instances get no public IP of their own (what
+    /// Packer's `associate_public_ip_address` does).
+    Eip,
 }
 
 /// The image to create.

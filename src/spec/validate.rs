@@ -184,6 +184,10 @@ fn check_instance(instance: &InstanceSpec, address: SshAddress) -> Check {
             "instance.internet_max_bandwidth_out",
             "must be above 0 with `ssh.address: public` (a public IP needs outbound bandwidth)",
         )),
+        (Some(0), SshAddress::Eip) => Err(invalid(
+            "instance.internet_max_bandwidth_out",
+            "must be above 0 with `ssh.address: eip` (it is the EIP's bandwidth)",
+        )),
         (Some(mbps), _) if mbps > 100 => Err(invalid(
             "instance.internet_max_bandwidth_out",
             "at most 100 Mbit/s",
@@ -292,6 +296,13 @@ fn check_ssh(spec: &Spec) -> Check {
     check_no_spaces("ssh.username", &spec.ssh.username, "a user name")?;
     if spec.ssh.port == 0 {
         return Err(invalid("ssh.port", "0 is not a port"));
+    }
+    if spec.ssh.address == SshAddress::Eip && spec.verify.is_some() {
+        return Err(invalid(
+            "ssh.address",
+            "`eip` does not work with `verify` yet (the test instance gets no EIP); use \
+             `ssh.address: public` or `private` in a spec with `verify`",
+        ));
     }
     Ok(())
 }

@@ -18,6 +18,14 @@ pub fn small_spec(name: &str) -> String {
     SMALL_SPEC.replace("crash-{{timestamp}}", &format!("{name}-{{{{timestamp}}}}"))
 }
 
+/// [`small_spec`] reaching the instance through an EIP of its own (`ssh.address: eip`).
+pub fn eip_spec(name: &str) -> String {
+    small_spec(name).replace(
+        "ssh:\n  username: root",
+        "ssh:\n  address: eip\n  username: root",
+    )
+}
+
 /// [`small_spec`] plus a `verify` section, so the crash tests also kill the test instance's steps.
 pub fn small_spec_verified(name: &str) -> String {
     format!("{}{VERIFY_SECTION}", small_spec(name))
@@ -304,15 +312,22 @@ pub const TOKEN_ACTIONS: &[&str] = &[
     "CreateSnapshot",
     "CreateImage",
     "CopyImage",
+    "AllocateEipAddress",
 ];
 
-/// Resources of `id` in an inventory: tagged with its build id or named after it.
+/// Resources of `id` in an inventory: tagged with its build id, named after it, or created with
+/// one of its ClientTokens (an EIP is tagged only after its creation).
 pub fn resources_of<'a>(inventory: &'a [Value], id: &str) -> Vec<&'a Value> {
     let name = format!("bakerd-{id}");
+    let token_prefix = format!("bakerd-{id}-a");
     inventory
         .iter()
         .filter(|r| {
-            r["tags"]["bakerd:build-id"].as_str() == Some(id) || r["name"].as_str() == Some(&name)
+            r["tags"]["bakerd:build-id"].as_str() == Some(id)
+                || r["name"].as_str() == Some(&name)
+                || r["client_token"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&token_prefix))
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 //! its response type, and paging for list actions ([`Paged`], used by `EcsClient::list_all`).
 
 pub mod assistant;
+pub mod eip;
 pub mod images;
 pub mod instances;
 pub mod keypairs;

@@ -286,8 +286,10 @@ fn gone_ok(r: std::result::Result<impl Sized, ClientError>) -> Result<()> {
 }
 
 pub mod assistant;
+mod eip;
 mod images;
 
 pub use images::Freshness;
 mod instances;
 mod network;
+pub use eip::{EipParams, EIP_RESOURCE_TYPE};

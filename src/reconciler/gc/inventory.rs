@@ -1,6 +1,7 @@
 //! Listing bakerd's resources in one region, from their tags.
 
 use super::GcError;
+use crate::client::api::eip::DescribeEipAddresses;
 use crate::client::api::images::{DescribeImages, Image, ALL_IMAGE_STATUSES};
 use crate::client::api::instances::DescribeInstances;
 use crate::client::api::keypairs::DescribeKeyPairs;
@@ -20,6 +21,7 @@ const BUILD_TAG: &str = "bakerd:build-id";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Kind {
     Instance,
+    Eip,
     KeyPair,
     SecurityGroup,
     VSwitch,
@@ -32,6 +34,7 @@ impl Kind {
     pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Instance => "instance",
+            Kind::Eip => "eip",
             Kind::KeyPair => "key-pair",
             Kind::SecurityGroup => "security-group",
             Kind::VSwitch => "vswitch",
@@ -147,7 +150,12 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
         inv.push(Kind::SecurityGroup, id, created, &region, &g.tags);
     }
     let created = network_creation_times(cloud).await.map_err(fail("vpc"))?;
-    for (kind, rtype) in [(Kind::VSwitch, "vswitch"), (Kind::Vpc, "vpc")] {
+    let tagged = [
+        (Kind::Eip, crate::reconciler::cloud::EIP_RESOURCE_TYPE),
+        (Kind::VSwitch, "vswitch"),
+        (Kind::Vpc, "vpc"),
+    ];
+    for (kind, rtype) in tagged {
         for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
             let when = created.get(&id).cloned().unwrap_or_default();
             inv.push(kind, id, when, &region, &tags);
@@ -171,8 +179,8 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     Ok(inv)
 }
 
-/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: VPCs
-/// and vSwitches have no tag filter on their Describe actions).
+/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: EIPs,
+/// VPCs and vSwitches have no tag filter on their Describe actions).
 pub(super) async fn list_tagged(
     cloud: &Cloud,
     rtype: &str,
@@ -210,6 +218,13 @@ async fn network_creation_times(cloud: &Cloud) -> Result<HashMap<String, String>
     };
     for v in cloud.client().list_all(vswitches).await? {
         times.insert(v.vswitch_id, v.creation_time);
+    }
+    let eips = DescribeEipAddresses {
+        region_id: cloud.region().to_string(),
+        ..Default::default()
+    };
+    for e in cloud.client().list_all(eips).await? {
+        times.insert(e.allocation_id, e.allocation_time);
     }
     Ok(times)
 }

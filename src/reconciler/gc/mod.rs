@@ -21,7 +21,7 @@
 //!
 //! Then, per resource of a build that nothing above protects:
 //!
-//! - instances, key pairs, security groups, vSwitches, VPCs are temporary: deleted (a
+//! - instances, EIPs, key pairs, security groups, vSwitches, VPCs are temporary: deleted (a
 //!   succeeded build left them behind only if its cleanup was interrupted);
 //! - an image is a **finished output** when it is `Available` and its build is not failed or
 //!   cancelled (an unknown build's Available image is kept: losing the state must never cost the
@@ -31,7 +31,8 @@
 //! - a snapshot is kept while any image that is kept (bakerd's or not) is made from it; otherwise
 //!   deleted (with its image, when its image is deleted).
 //!
-//! Deletion order (`--yes`): instances (forced, waited until gone), key pairs, security groups
+//! Deletion order (`--yes`): instances (forced, waited until gone), EIPs (unassociated if still
+//! in use, then released), key pairs, security groups
 //! (DependencyViolation retried briefly), vSwitches, VPCs, images (each followed by its
 //! snapshots), then the remaining snapshots. Without `--yes` nothing is deleted: one line per
 //! resource says what would happen and why.
@@ -266,6 +267,7 @@ fn connect(args: &GcArgs, region: &str) -> Result<Cloud, GcError> {
 async fn delete(cloud: &Cloud, f: &Found) -> Result<(), CloudError> {
     match f.kind {
         Kind::Instance => cloud.delete_instance_and_wait(&f.id).await,
+        Kind::Eip => cloud.release_eip(&f.id).await,
         Kind::KeyPair => cloud.delete_key_pair(&f.id).await,
         Kind::SecurityGroup => cloud.delete_security_group(&f.id, DEPENDENCY_PAUSE).await,
         Kind::VSwitch => cloud.delete_vswitch(&f.id, DEPENDENCY_PAUSE).await,

@@ -18,6 +18,7 @@ const RESOURCE_TYPES: &[&str] = &[
     "keypair",
     "vpc",
     "vswitch",
+    "eip",
 ];
 
 /// Every live resource's metadata of `rtype` in `region`; key pairs are also known by name.
@@ -35,6 +36,7 @@ fn metas_mut<'s>(state: &'s mut State, rtype: &str) -> Vec<(Option<String>, &'s 
             .collect(),
         "vpc" => unnamed(&mut state.vpcs),
         "vswitch" => unnamed(&mut state.vswitches),
+        "eip" => unnamed(&mut state.eips),
         _ => Vec::new(),
     }
 }

@@ -371,7 +371,7 @@ fn ssh(reader: &Reader<'_>) -> Result<Ssh, PackerError> {
     let address = if reader.bool("ssh_private_ip")?.unwrap_or(false) {
         Some(SshAddress::Private)
     } else if reader.bool("associate_public_ip_address")?.unwrap_or(false) {
-        Some(SshAddress::Public)
+        Some(SshAddress::Eip)
     } else {
         None
     };

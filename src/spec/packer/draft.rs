@@ -41,7 +41,8 @@ pub enum SourceImage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SshAddress {
     Private,
-    Public,
+    /// Packer's `associate_public_ip_address: true`: Packer allocates an EIP for the build.
+    Eip,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

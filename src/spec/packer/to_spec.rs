@@ -127,7 +127,7 @@ fn ssh(ssh: draft::Ssh, warnings: &mut Vec<String>) -> SshSpec {
         username: ssh.username.unwrap_or(defaults.username),
         port: ssh.port.unwrap_or(defaults.port),
         address: match ssh.address {
-            Some(draft::SshAddress::Public) => SshAddress::Public,
+            Some(draft::SshAddress::Eip) => SshAddress::Eip,
             Some(draft::SshAddress::Private) => SshAddress::Private,
             None => defaults.address,
         },
