@@ -687,7 +687,11 @@ async fn resume_refuses_a_build_whose_script_changed_since_it_started() {
     let resumed = ws.bakerd(&sim.endpoint, &["resume", &id]);
     assert_eq!(resumed.code(), 2, "{}", resumed.all());
     assert!(
-        resumed.all().contains("changed since it started"),
+        resumed.all().contains("changed since build")
+            && resumed
+                .all()
+                .contains("a file the provisioners run or upload")
+            && resumed.all().contains("--apply-changes"),
         "{}",
         resumed.all()
     );

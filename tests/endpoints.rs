@@ -32,11 +32,7 @@ fn apply_with_endpoint(endpoint: &str) -> (Output, String) {
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", common::ACCESS_KEY_SECRET),
         ],
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::output_text(&out);
     (out, text)
 }
 

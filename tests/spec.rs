@@ -425,6 +425,42 @@ fn wrong_type_names_the_path_and_line() {
 }
 
 #[test]
+fn unquoted_nulls_booleans_and_numbers_in_string_fields_are_errors_not_coerced_text() {
+    for (written, found) in [
+        ("null", "an empty value (null)"),
+        ("", "an empty value (null)"),
+        ("42", "a number `42`"),
+        ("true", "a boolean `true`"),
+    ] {
+        let text = MINIMAL.replace("type: ecs.s2.large", &format!("type: {written}"));
+        let message = assert_located(&error_of(&text), "instance.type", 5);
+        assert!(
+            message.contains(&format!("expected a string, found {found}")),
+            "{message}"
+        );
+    }
+    let text = format!("{MINIMAL}  tags:\n    version: 1.0\n");
+    let message = assert_located(&error_of(&text), "image.tags.version", 9);
+    assert!(message.contains("quote it (\"1.0\")"), "{message}");
+    let quoted = MINIMAL.replace("type: ecs.s2.large", "type: \"42\"");
+    assert!(
+        Spec::from_yaml_str(&quoted, ".").is_ok(),
+        "a quoted number is text"
+    );
+}
+
+#[test]
+fn number_fields_say_what_they_take_in_words_not_rust_type_names() {
+    let text = format!("{MINIMAL}ssh:\n  port: \"22\"\n");
+    let message = assert_located(&error_of(&text), "ssh.port", 9);
+    assert!(
+        message.contains("expected a whole number from 0 to 65535"),
+        "{message}"
+    );
+    assert!(!message.contains("u16"), "{message}");
+}
+
+#[test]
 fn missing_required_field_names_the_section() {
     let text = MINIMAL.replace("  type: ecs.s2.large\n", "  zone: z\n");
     let message = assert_located(&error_of(&text), "instance", 4);

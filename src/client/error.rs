@@ -191,7 +191,16 @@ pub fn hint_for(code: &str, message: &str, ctx: &HintContext<'_>) -> Option<Stri
              if it happens on resume"
                 .into()
         }
-        "InvalidRegionId.NotFound" => "check the spec's region (bakerd regions lists them)".into(),
+        "InvalidRegionId.NotFound" => {
+            "check the spec's `region`; `bakerd validate --remote <spec>` lists the regions of \
+             this account and endpoint"
+                .into()
+        }
+        "InvalidImageName.Duplicated" => {
+            "an image of this name exists in the region; set `image.force: true` in the spec to \
+             replace it, or make `image.name` unique (e.g. with {{timestamp}})"
+                .into()
+        }
         c if c.ends_with(".NotFound") => not_found_hint(c),
         c if c.starts_with("IncorrectInstanceStatus") => {
             "the instance is not in the state this action needs; wait for it and retry".into()
@@ -200,14 +209,23 @@ pub fn hint_for(code: &str, message: &str, ctx: &HintContext<'_>) -> Option<Stri
     })
 }
 
-/// `InvalidImageId.NotFound` → "the ImageId …".
+/// `InvalidImageId.NotFound` → "the ImageId … check `source_image.id`".
 fn not_found_hint(code: &str) -> String {
     let what = code
         .trim_end_matches(".NotFound")
         .trim_start_matches("Invalid");
+    let field = match what {
+        "ImageId" => "`source_image.id` (or `source_image.family`)",
+        "InstanceType" => "`instance.type`",
+        "SecurityGroupId" => "`instance.security_group_id`",
+        "VSwitchId" => "`instance.vswitch_id`",
+        "ZoneId" => "`instance.zone`",
+        "SnapshotId" => "`instance.data_disks[].snapshot_id`",
+        _ => "spec field that names it",
+    };
     format!(
         "the {what} does not exist in this region or is not visible to this account; check the \
-         {what} (and the region) in the spec"
+         {field} and the `region` in the spec"
     )
 }
 

@@ -13,7 +13,7 @@
 use super::error::Location;
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Where one node sits: the key that names it (for mapping values) and the node itself.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +26,10 @@ struct NodeLocation {
 #[derive(Debug, Default)]
 pub(crate) struct LocationIndex {
     nodes: HashMap<String, NodeLocation>,
+    /// Plain (unquoted, untagged) scalars by path, with their text: serde_yaml hands any scalar
+    /// to a string field as text, so `type: null` would become the string "null"; the typed
+    /// check ([`super::scalars`]) needs to know what was written unquoted.
+    plain: HashMap<String, String>,
 }
 
 impl LocationIndex {
@@ -37,6 +41,11 @@ impl LocationIndex {
     /// The location of the node at `path` (its value, not its key).
     pub(crate) fn node(&self, path: &str) -> Option<Location> {
         self.nodes.get(path).map(|n| n.value)
+    }
+
+    /// The text of the unquoted, untagged scalar at `path`, if that is what the spec wrote there.
+    pub(crate) fn plain_scalar(&self, path: &str) -> Option<&str> {
+        self.plain.get(path).map(String::as_str)
     }
 
     /// The location of `path`, or of its nearest ancestor that has one.
@@ -117,10 +126,13 @@ pub(crate) fn scan(
             .map_err(|e| ScanRefusal::Syntax(location_of(e.marker()), e.info().to_string()))?;
         match event {
             Event::StreamEnd => return Ok(walk.index),
-            Event::Scalar(value, _, anchor, _) => walk.leaf(Some(value), anchor, 1, marker)?,
+            Event::Scalar(value, style, anchor, tag) => {
+                let plain = style == TScalarStyle::Plain && tag.is_none();
+                walk.leaf(Some(value), plain, anchor, 1, marker)?
+            }
             Event::Alias(id) => {
                 let size = walk.anchor_sizes.get(&id).copied().unwrap_or(1);
-                walk.leaf(None, 0, size, marker)?
+                walk.leaf(None, false, 0, size, marker)?
             }
             Event::MappingStart(anchor, _) => walk.open(anchor, marker, true)?,
             Event::SequenceStart(anchor, _) => walk.open(anchor, marker, false)?,
@@ -144,6 +156,7 @@ impl Walk {
     fn leaf(
         &mut self,
         scalar: Option<String>,
+        plain: bool,
         anchor: usize,
         size: u64,
         marker: Marker,
@@ -154,7 +167,11 @@ impl Walk {
         }
         match self.place(marker) {
             Placement::Key => self.set_key(scalar.unwrap_or_else(|| "?".into()), marker),
-            Placement::Value(_) => {}
+            Placement::Value(path) => {
+                if let (true, Some(text)) = (plain, scalar) {
+                    self.index.plain.insert(path, text);
+                }
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod locate;
 mod model;
 pub mod packer;
 mod provisioner;
+mod scalars;
 pub mod source;
 mod template;
 mod validate;
@@ -331,8 +332,31 @@ fn parse(text: &str, base_dir: &Path, label: &str) -> Result<Spec, SpecError> {
     let mut spec: Spec = serde_path_to_error::deserialize(deserializer)
         .map_err(|error| deserialize_error(error, &index, label))?;
     spec.base_dir = base_dir.to_path_buf();
+    check_scalar_types(&spec, &index, label)?;
     validate::check(&spec).map_err(|problem| problem_error(problem, &index, label))?;
     Ok(spec)
+}
+
+/// A string field written as an unquoted null, boolean or number is an error (see [`scalars`]).
+fn check_scalar_types(
+    spec: &Spec,
+    index: &locate::LocationIndex,
+    label: &str,
+) -> Result<(), SpecError> {
+    let Ok(value) = serde_json::to_value(spec) else {
+        return Ok(());
+    };
+    let Some(coerced) = scalars::first_coerced(&value, &|path| index.plain_scalar(path)) else {
+        return Ok(());
+    };
+    Err(SpecError::Invalid {
+        at: SourcePos {
+            file: label.to_string(),
+            location: index.key_or_node(&coerced.path),
+        },
+        message: coerced.message(),
+        path: coerced.path,
+    })
 }
 
 /// Turns a serde error into a [`SpecError`] with the field path and the best location known.
@@ -347,7 +371,7 @@ fn deserialize_error(
         line: l.line(),
         column: l.column(),
     });
-    let message = bare_message(&inner.to_string(), &path);
+    let message = scalars::in_words(&bare_message(&inner.to_string(), &path));
     let pos = |location: Option<Location>| SourcePos {
         file: label.to_string(),
         location,

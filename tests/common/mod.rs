@@ -423,6 +423,36 @@ pub fn run_bakerd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .expect("run bakerd")
 }
 
+/// stdout then stderr of a finished command, as text (what a user sees in a terminal).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs the real `bakerd` against `sim` with the test credentials and `--state-dir state`;
+/// returns the output and its text.
+pub fn bakerd_on_sim(
+    sim: &SimProcess,
+    state: &Path,
+    args: &[&str],
+) -> (std::process::Output, String) {
+    let mut all = args.to_vec();
+    all.extend(["--state-dir", state.to_str().expect("utf-8 state path")]);
+    let out = run_bakerd(
+        &all,
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET),
+        ],
+    );
+    let text = output_text(&out);
+    (out, text)
+}
+
 /// Starts the real `bakerd` binary with `args` and `env`, stdout piped (stderr inherited).
 pub fn spawn_bakerd(args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_bakerd"))

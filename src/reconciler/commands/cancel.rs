@@ -6,8 +6,9 @@ use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
 use crate::reconciler::reconcile::Reconciler;
 use crate::reconciler::snapshot::{self, StateView, PUBLISH_EVERY};
-use crate::reconciler::state::{BuildId, StateDir, StateError};
+use crate::reconciler::state::{BuildId, BuildRecord, StateDir, StateError};
 use crate::reconciler::store::Store;
+use crate::spec::Spec;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,20 @@ pub async fn cancel(args: BuildArgs) -> CmdResult {
         });
     }
     let spec = thaw_spec(&rec)?;
+    cancel_build(rec, spec, store, &Output::new(args.common.json)).await?;
+    Ok(exit::OK)
+}
+
+/// Deletes what the build created, marks it cancelled and says so. Consumes the store, so the
+/// state dir is released on return (`resume --apply-changes` then runs `apply`).
+pub(super) async fn cancel_build(
+    rec: BuildRecord<Phase>,
+    spec: Spec,
+    store: Store,
+    out: &Output,
+) -> Result<(), CommandError> {
+    let id = rec.id.clone();
     let cloud = Cloud::connect(&spec).or_exit(exit::CLOUD)?;
-    let out = Output::new(args.common.json);
     let keys_dir = store.keys_dir();
     let mut reconciler = Reconciler::new(rec, spec, store, cloud, out.clone(), keys_dir);
     reconciler.cancel().await.or_exit(exit::CLOUD)?;
@@ -37,7 +50,7 @@ pub async fn cancel(args: BuildArgs) -> CmdResult {
         &format!("build {id} cancelled; its resources are deleted"),
         json!({"event": "cancelled", "build": id.as_str()}),
     );
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// How long `cancel` waits for the running process to stop and clean up a build.

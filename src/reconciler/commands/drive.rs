@@ -191,15 +191,16 @@ async fn after_interrupt(
     }
 }
 
-/// What to do after a failure: `resume` only when trying again may help; otherwise the spec
-/// (or the cloud's state) must change first.
+/// What to do after a failure: `resume` only when trying again may help; otherwise something
+/// must change first — usually the spec, which `resume --apply-changes` then builds.
 fn next_steps(id: &BuildId, retryable: bool) -> String {
     if retryable {
         format!("state kept: `bakerd resume {id}` retries it")
     } else {
         format!(
-            "retrying the same spec fails the same way: fix the cause the error names, then \
-             `bakerd apply` the spec (and `bakerd cancel {id}` to delete what this build made)"
+            "retrying the same spec fails the same way: fix what the error names (in the spec, \
+             or in the account), then `bakerd resume {id} --apply-changes` builds the changed spec \
+             as a new build and deletes what this build made (`bakerd cancel {id}` only deletes)"
         )
     }
 }

@@ -15,6 +15,7 @@ mod cancel;
 mod drive;
 mod resume;
 mod show;
+mod spec_change;
 mod status;
 mod summary;
 mod validate;
@@ -130,6 +131,14 @@ impl InterruptArgs {
 pub struct ResumeArgs {
     /// The build id (`b-…`), as printed by `apply` and `status`.
     pub id: String,
+    /// When the spec file changed since the build started: cancel the build (deleting what it
+    /// made) and build the changed spec as a new build.
+    #[arg(long, conflicts_with = "as_started")]
+    pub apply_changes: bool,
+    /// When the spec file changed since the build started: resume with the spec as it was then
+    /// (the edits wait for the next `apply`).
+    #[arg(long)]
+    pub as_started: bool,
     #[command(flatten)]
     pub interrupt: InterruptArgs,
     #[command(flatten)]
