@@ -249,3 +249,90 @@ async fn an_instance_without_the_agent_reports_it_missing_and_commands_to_it_are
     let invoke = run(&sim, &id, "echo now", "60").await;
     assert_eq!(decode(&result(&sim, &invoke).await["Output"]), "now\n");
 }
+
+/// Answers `(HTTP status, error code or "")` of one call.
+async fn outcome(sim: &SimProcess, action: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let (status, body) = sim.call(action, params).await;
+    (status, body["Code"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn size_limits_hold_to_the_byte_and_the_command_timeout_defaults_to_60_seconds() {
+    let sim = SimProcess::start("assist-limits");
+    let net = network(&sim).await;
+    import_key(&sim, "kp", &client_key()).await;
+    // Accepted calls only record invocations: the instance need not be Running.
+    let id = run_instance(&sim, AGENT_IMAGE, &net, "kp").await;
+    let accepted = (200, String::new());
+    let refused = (400, "InvalidParameter".to_string());
+
+    // RunCommand: 24 KB after base64 (18,432 plain bytes encode to exactly 24,576).
+    let command = |len: usize, keep: &'static str| {
+        let (sim, id) = (&sim, id.clone());
+        async move {
+            let content = b64(&vec![b'#'; len]);
+            let params = [
+                ("RegionId", REGION),
+                ("Type", "RunShellScript"),
+                ("CommandContent", content.as_str()),
+                ("ContentEncoding", "Base64"),
+                ("KeepCommand", keep),
+                ("InstanceId.1", id.as_str()),
+            ];
+            outcome(sim, "RunCommand", &params).await
+        }
+    };
+    assert_eq!(command(18_432, "false").await, accepted);
+    assert_eq!(command(18_433, "false").await, refused);
+    // A kept command: 18 KB after base64 (13,824 plain bytes).
+    assert_eq!(command(13_824, "true").await, accepted);
+    assert_eq!(command(13_825, "true").await, refused);
+
+    // SendFile: 32 KB after base64 (24,576 plain bytes); Timeout at least 10 s.
+    let send = |len: usize, timeout: &'static str| {
+        let (sim, id) = (&sim, id.clone());
+        async move {
+            let content = "f".repeat(len);
+            let mut params = vec![
+                ("RegionId", REGION),
+                ("Name", "limit"),
+                ("TargetDir", "/opt"),
+                ("Content", content.as_str()),
+                ("Overwrite", "true"),
+                ("InstanceId.1", id.as_str()),
+            ];
+            if !timeout.is_empty() {
+                params.push(("Timeout", timeout));
+            }
+            outcome(sim, "SendFile", &params).await
+        }
+    };
+    assert_eq!(send(24_576, "").await, accepted);
+    assert_eq!(send(24_577, "").await, refused);
+    assert_eq!(send(10, "9").await, refused);
+    assert_eq!(send(10, "10").await, accepted);
+
+    // A RunCommand without Timeout gets 60 s, as documented.
+    let body = ok(
+        &sim,
+        "RunCommand",
+        &[
+            ("RegionId", REGION),
+            ("Type", "RunShellScript"),
+            ("CommandContent", "true"),
+            ("InstanceId.1", &id),
+        ],
+    )
+    .await;
+    let invoke = text(&body["InvokeId"]);
+    let listed = ok(
+        &sim,
+        "DescribeInvocations",
+        &[("RegionId", REGION), ("InvokeId", &invoke)],
+    )
+    .await;
+    assert_eq!(
+        listed["Invocations"]["Invocation"][0]["Timeout"], 60,
+        "{listed}"
+    );
+}

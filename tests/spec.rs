@@ -938,3 +938,23 @@ fn the_reference_documents_every_field() {
         }
     }
 }
+
+#[test]
+fn communicator_accepts_ssh_and_cloud_assistant_and_names_the_field_for_anything_else() {
+    let dir = workspace();
+    for value in ["ssh", "cloud_assistant"] {
+        let text = format!("{MINIMAL}communicator: {value}\n");
+        let spec = parse_in(dir.path(), &text).unwrap_or_else(|e| panic!("{value}: {e}"));
+        let expected = match value {
+            "ssh" => bakerd::spec::Communicator::Ssh,
+            _ => bakerd::spec::Communicator::CloudAssistant,
+        };
+        assert_eq!(spec.communicator, expected);
+    }
+    let text = format!("{MINIMAL}communicator: winrm\n");
+    let message = assert_located(&error_of(&text), "communicator", 8);
+    assert!(
+        message.contains("`ssh`") && message.contains("`cloud_assistant`"),
+        "{message}"
+    );
+}

@@ -349,3 +349,92 @@ async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
     let live = live_resources_of_build(&inventory, &id);
     assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
 }
+
+/// `verify.instance.zone` in another zone than the build's: the test instance runs there, on a
+/// temporary vSwitch of its own in the build's VPC. A kill after that vSwitch was asked for
+/// (answer lost) is resumed without a second one, and it is deleted with the rest.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_test_instance_in_another_zone_gets_its_own_vswitch_which_goes_with_the_build() {
+    let sim = SimProcess::start("verify-zone");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let yaml = spec_yaml(
+        "verify:\n  instance: { zone: cn-hangzhou-k }\n  checks:\n    - file_exists: /root/baked\n",
+    )
+    .replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  zone: cn-hangzhou-h\n",
+    );
+    let spec = write_spec(specs.path(), &yaml);
+    let state_dir = state.path().to_str().unwrap();
+    let killed = run_bakerd(
+        &["apply", spec.to_str().unwrap(), "--state-dir", state_dir],
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_CRASH_AT", "verify-create-vswitch:after-call"),
+        ],
+    );
+    assert_eq!(killed.status.code(), None, "not killed: {}", text(&killed));
+    let id = build_id(&killed);
+    let resumed = bakerd(state.path(), &sim.endpoint, &["resume", &id]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+
+    let inventory = sim.inventory().await;
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    assert_eq!(tests[0]["zone_id"], "cn-hangzhou-k", "{}", tests[0]);
+    let vswitches: Vec<Value> = resources_of_build(&inventory, &id)
+        .into_iter()
+        .filter(|r| r["kind"] == "vswitch")
+        .collect();
+    let mut zones: Vec<&str> = vswitches
+        .iter()
+        .filter_map(|v| v["zone_id"].as_str())
+        .collect();
+    zones.sort();
+    assert_eq!(zones, ["cn-hangzhou-h", "cn-hangzhou-k"], "{vswitches:?}");
+    let own = vswitches
+        .iter()
+        .find(|v| v["zone_id"] == "cn-hangzhou-k")
+        .unwrap();
+    assert_eq!(tests[0]["vswitch_id"], own["id"]);
+    let live = live_resources_of_build(&inventory, &id);
+    assert!(
+        live.iter()
+            .all(|r| r.starts_with("image") || r.starts_with("snapshot")),
+        "{live:?}"
+    );
+}
+
+#[test]
+fn a_test_zone_is_refused_where_bakerd_cannot_give_it_a_vswitch() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = "verify:\n  instance: { zone: cn-hangzhou-k }\n  checks:\n    - shell: 'true'\n";
+    let cases = [
+        ("  vswitch_id: vsw-given\n", "instance.vswitch_id"),
+        (
+            "  vpc_cidr: 10.0.0.0/24\n  vswitch_cidr: 10.0.0.0/24\n",
+            "no room",
+        ),
+    ];
+    for (instance, expected) in cases {
+        let yaml = spec_yaml(section).replace(
+            "  type: ecs.s2.large\n",
+            &format!("  type: ecs.s2.large\n{instance}"),
+        );
+        let err = bakerd::spec::Spec::from_yaml_str(&yaml, dir.path())
+            .expect_err(instance)
+            .to_string();
+        assert!(err.contains("verify.instance.zone"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    let ok = spec_yaml(section).replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  vpc_cidr: 10.0.0.0/24\n  vswitch_cidr: 10.0.0.128/25\n",
+    );
+    let spec = bakerd::spec::Spec::from_yaml_str(&ok, dir.path()).expect("room before it");
+    assert_eq!(
+        spec.instance.verify_vswitch_cidr().as_deref(),
+        Some("10.0.0.0/25")
+    );
+}

@@ -253,6 +253,63 @@ mod tests {
         assert!(cmd.contains("'/opt/a b'"), "{cmd}");
     }
 
+    /// Runs the assembly script with `/bin/sh` over chunks of `content` written to a staging
+    /// directory; `corrupt` flips a byte of the second chunk first. Returns (exit code, stderr).
+    fn assemble_locally(dir: &std::path::Path, content: &[u8], corrupt: bool) -> (i32, String) {
+        let staging = dir.join("staging");
+        std::fs::create_dir_all(&staging).unwrap();
+        let parts: Vec<&[u8]> = content.chunks(CHUNK_BYTES).collect();
+        for (n, part) in parts.iter().enumerate() {
+            let mut part = part.to_vec();
+            if corrupt && n == 1 {
+                part[0] ^= 1;
+            }
+            std::fs::write(staging.join(format!("part-{n:05}")), part).unwrap();
+        }
+        let dest = dir.join("out dir/file.bin");
+        let cmd = assemble_command(
+            staging.to_str().unwrap(),
+            parts.len(),
+            dest.to_str().unwrap(),
+            &sha256_hex(content),
+            0o640,
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&cmd)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), stderr)
+    }
+
+    #[test]
+    fn chunks_are_joined_in_order_and_a_corrupted_chunk_is_caught_by_the_checksum() {
+        use std::os::unix::fs::PermissionsExt;
+        let content: Vec<u8> = (0..CHUNK_BYTES * 2 + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let good = tempfile::tempdir().unwrap();
+        let (code, stderr) = assemble_locally(good.path(), &content, false);
+        assert_eq!(code, 0, "{stderr}");
+        let dest = good.path().join("out dir/file.bin");
+        assert_eq!(std::fs::read(&dest).unwrap(), content);
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert!(!good.path().join("staging").exists(), "staging left behind");
+
+        let bad = tempfile::tempdir().unwrap();
+        let (code, stderr) = assemble_locally(bad.path(), &content, true);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("checksum mismatch"), "{stderr}");
+        let out_dir = bad.path().join("out dir");
+        assert_eq!(
+            std::fs::read_dir(&out_dir).unwrap().count(),
+            0,
+            "nothing moved into place"
+        );
+    }
+
     #[test]
     fn a_full_chunk_is_exactly_the_send_file_limit_after_base64() {
         let chunk = vec![0u8; CHUNK_BYTES];

@@ -15,6 +15,7 @@ const TEMPORARY_ROLES: &[&str] = &[
     super::eip::ROLE,
     "key_pair",
     "security_group",
+    super::verify::VSWITCH_ROLE,
     "vswitch",
     "vpc",
 ];
@@ -86,7 +87,9 @@ impl Reconciler {
                 "key_pair" => cloud.delete_key_pair(&id).await?,
                 super::eip::ROLE => cloud.release_eip(&id).await?,
                 "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
-                "vswitch" => cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?,
+                "vswitch" | super::verify::VSWITCH_ROLE => {
+                    cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?
+                }
                 "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,
                 "image" => cloud.delete_image_and_snapshots(&id).await?,
                 "snapshot" => cloud.delete_snapshot(&id).await?,

@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 const RUN_STEP: &str = "verify-run-instances";
 /// Resource role of the test instance.
 pub const ROLE: &str = "verify_instance";
+/// Resource role of the test instance's own vSwitch (`verify.instance.zone` in another zone).
+pub const VSWITCH_ROLE: &str = "verify_vswitch";
 /// Results key marking a verify-only record (`bakerd verify <image>`).
 pub const VERIFY_ONLY_KEY: &str = "verify-only";
 
@@ -204,6 +206,7 @@ impl Reconciler {
         image: &str,
         verify: &VerifySpec,
     ) -> Result<String, BuildError> {
+        let (zone, vswitch) = self.test_placement(verify).await?;
         let mut tags = self.tags();
         tags.push(("bakerd:role".into(), "verify".into()));
         let params = InstanceParams {
@@ -213,12 +216,12 @@ impl Reconciler {
                 .instance_type
                 .clone()
                 .unwrap_or_else(|| self.spec.instance.instance_type.clone()),
-            zone: self.spec.instance.zone.clone(),
+            zone,
             security_group: self
                 .resource("ssh_security_group")
                 .unwrap_or_default()
                 .into(),
-            vswitch: self.resource("ssh_vswitch").unwrap_or_default().into(),
+            vswitch,
             key_pair: self.resource("key_pair").unwrap_or_default().into(),
             name: format!("{}-verify", self.temp_name()),
             system_disk_category: self.spec.instance.system_disk.category.clone(),
@@ -237,6 +240,40 @@ impl Reconciler {
             cloud.run_instance(&token, &params).await
         })
         .await
+    }
+
+    /// The test instance's zone and vSwitch: the build's, unless `verify.instance.zone` names
+    /// another zone; then a temporary vSwitch of its own there, in the build's VPC, created
+    /// under the write-ahead rule and deleted with the build's other temporary resources.
+    async fn test_placement(
+        &mut self,
+        verify: &VerifySpec,
+    ) -> Result<(Option<String>, String), BuildError> {
+        let build_vswitch = self.resource("ssh_vswitch").unwrap_or_default().to_string();
+        let Some(zone) = verify.instance.zone.clone() else {
+            return Ok((self.spec.instance.zone.clone(), build_vswitch));
+        };
+        if let Some(vswitch) = self.resource(VSWITCH_ROLE) {
+            return Ok((Some(zone), vswitch.to_string()));
+        }
+        let build = self.cloud.vswitch(&build_vswitch).await?;
+        let Some(build) = build.filter(|v| v.zone_id != zone) else {
+            return Ok((Some(zone), build_vswitch));
+        };
+        // Validation made sure there is room for it (`verify.instance.zone`).
+        let cidr = self.spec.instance.verify_vswitch_cidr().unwrap_or_default();
+        let (cloud, tags) = (self.cloud.clone(), self.tags());
+        let name = format!("{}-verify", self.temp_name());
+        let z = zone.clone();
+        let vswitch = self
+            .create("verify-create-vswitch", VSWITCH_ROLE, |token| async move {
+                cloud
+                    .create_vswitch(&token, &build.vpc_id, &z, &cidr, &name, &tags)
+                    .await
+            })
+            .await?;
+        self.cloud.wait_vswitch_available(&vswitch).await?;
+        Ok((Some(zone), vswitch))
     }
 
     /// Runs one check; `Ok(None)` when it passed, `Ok(Some(output))` when it failed.

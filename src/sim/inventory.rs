@@ -40,6 +40,8 @@ pub fn inventory(state: &State) -> Value {
                 "security_group_ids": i.security_group_ids,
                 "instance_type": i.instance_type,
                 "name": i.name,
+                "zone_id": i.zone,
+                "vswitch_id": i.vswitch_id,
             }),
         ));
     }

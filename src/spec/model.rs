@@ -285,6 +285,33 @@ impl InstanceSpec {
     pub fn vswitch_cidr(&self) -> &str {
         self.vswitch_cidr.as_deref().unwrap_or(DEFAULT_VSWITCH_CIDR)
     }
+    /// CIDR of the temporary vSwitch a test instance in another zone (`verify.instance.zone`)
+    /// gets: the block of the build vSwitch's size right after it, or else right before it,
+    /// inside the VPC. `None` when neither fits (the vSwitch fills the VPC) or a CIDR is invalid.
+    pub fn verify_vswitch_cidr(&self) -> Option<String> {
+        let (vpc, vpc_prefix) = parse_cidr(self.vpc_cidr())?;
+        let (vsw, prefix) = parse_cidr(self.vswitch_cidr())?;
+        let size = 1u64 << (32 - prefix);
+        let vpc_end = u64::from(vpc) + (1u64 << (32 - vpc_prefix));
+        let after = u64::from(vsw) + size;
+        let start = if after + size <= vpc_end {
+            after
+        } else if u64::from(vsw) >= u64::from(vpc) + size {
+            u64::from(vsw) - size
+        } else {
+            return None;
+        };
+        let address = std::net::Ipv4Addr::from(u32::try_from(start).ok()?);
+        Some(format!("{address}/{prefix}"))
+    }
+}
+
+/// `a.b.c.d/n` as (address, prefix), or `None` (validation reports bad CIDRs by field).
+fn parse_cidr(text: &str) -> Option<(u32, u32)> {
+    let (address, prefix) = text.split_once('/')?;
+    let address: std::net::Ipv4Addr = address.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok().filter(|p| (1..=32).contains(p))?;
+    Some((u32::from(address), prefix))
 }
 
 /// The system disk of the build instance.

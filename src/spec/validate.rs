@@ -63,6 +63,30 @@ pub(crate) fn check(spec: &Spec) -> Check {
     check_verify(spec)
 }
 
+/// A test instance in another zone gets a temporary vSwitch next to the build's, so bakerd must
+/// own the vSwitch (and there must be room for a second one in the VPC).
+fn check_verify_zone(spec: &Spec, zone: &str) -> Check {
+    const PATH: &str = "verify.instance.zone";
+    check_no_spaces(PATH, zone, "a zone id")?;
+    if spec.instance.vswitch_id.is_some() {
+        return Err(invalid(
+            PATH,
+            "needs the temporary vSwitch bakerd creates; with `instance.vswitch_id` the test \
+             instance runs in that vSwitch's zone: remove one of the two",
+        ));
+    }
+    if spec.instance.verify_vswitch_cidr().is_none() {
+        let message = format!(
+            "no room in `instance.vpc_cidr` ({}) for a second vSwitch the size of \
+             `instance.vswitch_cidr` ({}); use a smaller `instance.vswitch_cidr`",
+            spec.instance.vpc_cidr(),
+            spec.instance.vswitch_cidr()
+        );
+        return Err(invalid(PATH, message));
+    }
+    Ok(())
+}
+
 fn check_verify(spec: &Spec) -> Check {
     let Some(verify) = &spec.verify else {
         return Ok(());
@@ -75,6 +99,9 @@ fn check_verify(spec: &Spec) -> Check {
     }
     if let Some(t) = &verify.instance.instance_type {
         check_no_spaces("verify.instance.type", t, "an instance type")?;
+    }
+    if let Some(zone) = &verify.instance.zone {
+        check_verify_zone(spec, zone)?;
     }
     for (i, check) in verify.checks.iter().enumerate() {
         let path = format!("verify.checks[{i}].{}", check.kind());

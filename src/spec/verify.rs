@@ -4,7 +4,7 @@
 //! YAML shape of `verify`:
 //! ```yaml
 //! verify:
-//!   instance: { type: ecs.g7.large }       # default: the build instance's type and zone
+//!   instance: { type: ecs.g7.large, zone: cn-hangzhou-k }  # default: the build instance's
 //!   checks:
 //!     - shell: "nginx -t"                  # one shell line
 //!     - script: checks/smoke.sh            # a local script, uploaded and run

@@ -102,7 +102,13 @@ impl SimProcess {
             host,
             data_dir: data_dir.to_path_buf(),
             sim_token,
-            http: reqwest::Client::new(),
+            // No idle pool: tests block their runtime while the real binary runs (seconds), so a
+            // kept connection the simulator closed meanwhile (its read timeout) would be reused
+            // unnoticed and fail with `IncompleteMessage`.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("HTTP client"),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::client::api::instances::{
 use crate::client::api::keypairs::{DeleteKeyPairs, DescribeKeyPairs, ImportKeyPair};
 use crate::client::api::network::{
     AuthorizeSecurityGroup, CreateSecurityGroup, CreateVSwitch, CreateVpc, DeleteSecurityGroup,
-    DeleteVSwitch, DeleteVpc, DescribeSecurityGroups, DescribeVSwitches, Permission,
+    DeleteVSwitch, DeleteVpc, DescribeSecurityGroups, DescribeVSwitches, Permission, VSwitch,
 };
 use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{

@@ -77,16 +77,18 @@ impl Cloud {
 
     /// The VPC of a vSwitch.
     pub async fn vswitch_vpc(&self, vswitch: &str) -> Result<Option<String>> {
+        Ok(self.vswitch(vswitch).await?.map(|v| v.vpc_id))
+    }
+
+    /// A vSwitch of the region (its VPC, zone, CIDR), if it exists.
+    pub async fn vswitch(&self, vswitch: &str) -> Result<Option<VSwitch>> {
         let request = DescribeVSwitches {
             region_id: self.region.clone(),
             vswitch_id: Some(vswitch.to_string()),
             ..Default::default()
         };
         let found = self.client.list_all(request).await?;
-        Ok(found
-            .into_iter()
-            .find(|v| v.vswitch_id == vswitch)
-            .map(|v| v.vpc_id))
+        Ok(found.into_iter().find(|v| v.vswitch_id == vswitch))
     }
 
     /// A zone of the region that offers `instance_type` (first one when none says).
