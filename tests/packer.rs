@@ -136,6 +136,7 @@ fn seed_template_converts_to_the_expected_spec() {
             force: false,
             copy_regions: vec![],
             share_accounts: vec![],
+            data_disks: Default::default(),
         },
         stop_before_snapshot: true,
         on_failure: OnFailure::Cleanup,
@@ -223,6 +224,7 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
         force: true,
         copy_regions: vec!["cn-beijing".into(), "cn-shanghai".into()],
         share_accounts: vec!["1234567890".into()],
+        data_disks: Default::default(),
     };
     assert_eq!(s.image, expected_image);
     assert!(s.stop_before_snapshot);
@@ -369,8 +371,8 @@ fn unsupported_builder_options_are_errors_naming_option_and_builder() {
     for (extra, option) in [
         (r#","ram_role_name":"x""#, "ram_role_name"),
         (
-            r#","image_disk_mappings":[{"disk_size":20}]"#,
-            "image_disk_mappings",
+            r#","image_disk_mappings":[{"disk_size":20,"disk_encrypted":true}]"#,
+            "disk_encrypted",
         ),
         (r#","vpc_id":"vpc-1""#, "vpc_id"),
         (
