@@ -40,6 +40,20 @@ fn bakerd(sim: &SimProcess, state: &Path, args: &[&str]) -> (Output, String) {
     (out, text)
 }
 
+/// `bakerd validate --remote <spec>` (it has no state dir).
+fn validate_remote(sim: &SimProcess, spec: &Path) -> (Output, String) {
+    let out = common::run_bakerd(
+        &["validate", "--remote", spec.to_str().unwrap()],
+        &[
+            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", common::ACCESS_KEY_ID),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", common::ACCESS_KEY_SECRET),
+        ],
+    );
+    let text = common::output_text(&out);
+    (out, text)
+}
+
 /// Applies and returns (output, image id of the build's result).
 fn apply(sim: &SimProcess, state: &Path, spec: &Path, extra: &[&str]) -> (String, String) {
     let mut args = vec!["apply", spec.to_str().unwrap()];
@@ -86,6 +100,13 @@ fn a_newer_image_in_the_source_family_makes_apply_rebuild_on_it_and_show_names_b
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let (_, second_base) = apply(&sim, &state, &base, &["--force"]);
     assert_ne!(second_base, first_base);
+    let (out, checked) = validate_remote(&sim, &app);
+    assert!(out.status.success(), "{checked}");
+    assert!(
+        checked.contains("out of date: source family fam-base now resolves to")
+            && checked.contains(&second_base),
+        "validate says why: {checked}"
+    );
     let (text, second_app) = apply(&sim, &state, &app, &[]);
     assert!(
         text.contains("out of date") && text.contains(&format!("now resolves to {second_base}")),
@@ -119,4 +140,26 @@ fn a_newer_image_in_the_source_family_makes_apply_rebuild_on_it_and_show_names_b
     );
     let (text, _) = apply(&sim, &state, &app, &[]);
     assert!(text.contains("up to date"), "{text}");
+    let (_, checked) = validate_remote(&sim, &app);
+    assert!(
+        checked.contains(&format!("up to date: image {second_app}")),
+        "{checked}"
+    );
+
+    // An edited spec file makes its newest image out of date, offline, in `status`.
+    let edited = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace("echo app", "echo app2");
+    std::fs::write(&app, edited).unwrap();
+    let (_, listed) = bakerd(&sim, &state, &["status"]);
+    assert!(
+        listed.contains(r#"out of date: "#)
+            && listed.contains(r#"provisioners[0].shell.inline[0]: "echo app > /root/app" → "echo app2 > /root/app""#),
+        "status says why: {listed}"
+    );
+    assert_eq!(
+        listed.matches("out of date").count(),
+        1,
+        "only the newest image of app: {listed}"
+    );
 }

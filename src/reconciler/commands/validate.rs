@@ -3,7 +3,7 @@
 
 use super::apply::{expand, preflight, Job};
 use super::{exit, CmdResult, CommandError, OrExit};
-use crate::reconciler::cloud::Cloud;
+use crate::reconciler::cloud::{Cloud, Freshness};
 use crate::reconciler::output::Output;
 use crate::spec::SpecSource;
 use serde_json::json;
@@ -65,5 +65,30 @@ async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), Com
         hash,
         manifest: None,
     };
-    preflight(&cloud, &job).await
+    preflight(&cloud, &job).await?;
+    report_freshness(&cloud, &job, out).await
+}
+
+/// Whether `apply` would build, and why: the image of this exact spec exists, or not, or was
+/// built on an older image of the source family.
+async fn report_freshness(cloud: &Cloud, job: &Job, out: &Output) -> Result<(), CommandError> {
+    let freshness = cloud
+        .freshness(&job.spec, &job.hash)
+        .await
+        .or_exit(exit::CLOUD)?;
+    let spec = job.path.display().to_string();
+    match (&freshness, freshness.why_out_of_date()) {
+        (Freshness::UpToDate(image), _) => out.result(
+            &format!("{spec}: up to date: image {} ({})", image.id, image.name),
+            json!({"event": "freshness", "spec": spec, "up_to_date": true, "image_id": image.id}),
+        ),
+        (_, why) => {
+            let why = why.unwrap_or_default();
+            out.result(
+                &format!("{spec}: out of date: {why}; `bakerd apply {spec}` builds it"),
+                json!({"event": "freshness", "spec": spec, "up_to_date": false, "why_out_of_date": why}),
+            )
+        }
+    }
+    Ok(())
 }
