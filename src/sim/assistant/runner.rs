@@ -180,33 +180,57 @@ fn run_job(sim: &Sim, exec: &dyn GuestExec, job: Job) {
         Table::Files => send_file(exec, &job, timeout),
     };
     let now = now_ms();
+    update_running(sim, &job, |inv, target| {
+        match ran {
+            Err(e) => {
+                tracing::warn!(error = %e, invoke = %job.invoke_id, "cloud assistant exec failed");
+                target.end(
+                    "Error",
+                    "ExecutionException",
+                    "the command execution got an exception",
+                    now,
+                );
+            }
+            Ok(out) => record_output(target, &out, job.table, now),
+        }
+        // A delivered file's bytes are not needed any more; keeping them would make every
+        // state write carry them.
+        if job.table == Table::Files
+            && target.finished()
+            && inv
+                .targets
+                .iter()
+                .enumerate()
+                .all(|(i, t)| i == job.index || t.finished())
+        {
+            inv.content = Vec::new();
+        }
+    });
+}
+
+/// Applies `change` to the job's invocation and target under the state lock, if the target is
+/// still `Running` (a `StopInvocation` in between wins), and marks the state dirty. Returns
+/// whether it did.
+fn update_running(
+    sim: &Sim,
+    job: &Job,
+    change: impl FnOnce(&mut Invocation, &mut super::Target),
+) -> bool {
     let mut state = sim.lock_state();
     let Some(inv) = table(&mut state.assistant, job.table).get_mut(&job.invoke_id) else {
-        return;
+        return false;
     };
-    let target = &mut inv.targets[job.index];
+    let Some(mut target) = inv.targets.get(job.index).cloned() else {
+        return false;
+    };
     if target.status != "Running" {
-        return;
+        return false;
     }
-    match ran {
-        Err(e) => {
-            tracing::warn!(error = %e, invoke = %job.invoke_id, "cloud assistant exec failed");
-            target.end(
-                "Error",
-                "ExecutionException",
-                "the command execution got an exception",
-                now,
-            );
-        }
-        Ok(out) => record_output(target, &out, job.table, now),
-    }
-    // A delivered file's bytes are not needed any more; keeping them would make every state
-    // write carry them.
-    if job.table == Table::Files && inv.targets.iter().all(|t| t.finished()) {
-        inv.content = Vec::new();
-    }
+    change(inv, &mut target);
+    inv.targets[job.index] = target;
     drop(state);
     sim.mark_dirty();
+    true
 }
 
 fn record_output(target: &mut super::Target, out: &GuestOutput, t: Table, now: u64) {
@@ -315,17 +339,9 @@ fn poll_output(
             continue;
         }
         seen = out.stdout.len();
-        let mut state = sim.lock_state();
-        let Some(inv) = table(&mut state.assistant, job.table).get_mut(&job.invoke_id) else {
-            return;
-        };
-        let target = &mut inv.targets[job.index];
-        if target.status != "Running" {
+        if !update_running(sim, job, |_, target| target.output = out.stdout) {
             return;
         }
-        target.output = out.stdout;
-        drop(state);
-        sim.mark_dirty();
     }
 }
 
