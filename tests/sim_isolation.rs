@@ -725,3 +725,40 @@ async fn a_build_on_a_simulator_whose_data_dir_is_under_tmp_succeeds() {
     assert!(output.contains("succeeded"), "{output}");
     sim.stop();
 }
+
+#[test]
+fn a_simulator_started_by_a_non_root_user_exits_at_once_naming_the_fix_instead_of_listening() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // A copy (or link) of the binary that `nobody` can reach wherever the checkout lives.
+    let data = tempfile::tempdir().expect("data dir");
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = data.path().join("bakerd");
+    let built = Path::new(env!("CARGO_BIN_EXE_bakerd"));
+    if std::fs::hard_link(built, &exe).is_err() {
+        std::fs::copy(built, &exe).expect("copy bakerd");
+    }
+    let out = Command::new(&exe)
+        .args(["sim", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("sim"))
+        .uid(65_534)
+        .gid(65_534)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bakerd sim as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "{out:?}"
+    );
+    assert!(
+        stderr.contains("must run as root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line that says what to do: {stderr}"
+    );
+}

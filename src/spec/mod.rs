@@ -31,8 +31,8 @@ pub use error::{Location, SourcePos, SpecError};
 pub use frozen::FROZEN_FORMAT;
 pub use hash::{FileUse, ReferencedFile};
 pub use model::{
-    Credentials, DataDisk, ImageSpec, InstanceSpec, OnFailure, Secret, SecretSource,
-    SignatureVersion, SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts,
+    Credentials, DataDisk, ImageDataDisks, ImageSpec, InstanceSpec, OnFailure, Secret,
+    SecretSource, SignatureVersion, SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts,
     DEFAULT_PUBLIC_BANDWIDTH_MBPS, DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR,
 };
 pub use provisioner::{

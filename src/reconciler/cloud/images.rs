@@ -160,17 +160,19 @@ impl Cloud {
             })
     }
 
+    /// One CreateSnapshot of `disk`; `what` says which disk it is, for the description.
     pub async fn create_snapshot(
         &self,
         token: &str,
         disk: &str,
+        what: &str,
         name: &str,
         t: &[(String, String)],
     ) -> Result<String> {
         let request = CreateSnapshot {
             disk_id: disk.to_string(),
             snapshot_name: Some(name.to_string()),
-            description: Some("system disk of a bakerd build".into()),
+            description: Some(format!("{what} of a bakerd build")),
             tags: tags(t),
             client_token: Some(token.to_string()),
             ..Default::default()
@@ -178,16 +180,17 @@ impl Cloud {
         Ok(self.client.call(&request).await?.snapshot_id)
     }
 
-    /// Waits for `accomplished` (a `failed` snapshot ends the wait at once), reporting percent.
-    pub async fn wait_snapshot(
+    /// Waits until every snapshot in `ids` is `accomplished` (one `failed` ends the wait at once),
+    /// polling them together and reporting the least advanced one's percent.
+    pub async fn wait_snapshots(
         &self,
-        id: &str,
+        ids: &[String],
         deadline: Duration,
         progress: impl Fn(u32) + Send + Sync,
     ) -> Result<()> {
         self.waiter(Some(deadline))
             .on_progress(move |p| progress(p.percent.unwrap_or(0) as u32))
-            .snapshot(&self.region, id)
+            .snapshots(&self.region, ids)
             .await?;
         Ok(())
     }
@@ -218,9 +221,15 @@ impl Cloud {
     }
 
     pub async fn create_image(&self, token: &str, p: &ImageParams) -> Result<String> {
+        // With data disks, every disk goes in `DiskDeviceMapping.N` (which outranks `SnapshotId`).
+        let (snapshot_id, disk_device_mappings) = match p.data_disks.is_empty() {
+            true => (Some(p.snapshot.clone()), Vec::new()),
+            false => (None, disk_mappings(p)),
+        };
         let request = CreateImage {
             region_id: self.region.clone(),
-            snapshot_id: Some(p.snapshot.clone()),
+            snapshot_id,
+            disk_device_mappings,
             image_name: Some(p.name.clone()),
             image_family: p.family.clone(),
             image_version: p.version.clone(),
@@ -353,4 +362,21 @@ impl Cloud {
         }
         Ok(())
     }
+}
+
+/// The image's disks for CreateImage: the system disk's snapshot first, then each data disk's.
+fn disk_mappings(p: &ImageParams) -> Vec<ImageDiskMapping> {
+    let system = ImageDiskMapping {
+        snapshot_id: p.snapshot.clone(),
+        disk_type: "system".into(),
+        size: None,
+        device: None,
+    };
+    let data = p.data_disks.iter().map(|d| ImageDiskMapping {
+        snapshot_id: d.snapshot.clone(),
+        disk_type: "data".into(),
+        size: Some(d.size_gb),
+        device: Some(d.device.clone()).filter(|d| !d.is_empty()),
+    });
+    std::iter::once(system).chain(data).collect()
 }
