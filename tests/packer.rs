@@ -315,6 +315,20 @@ fn neither_public_nor_private_ip_warns_and_uses_the_private_address() {
 }
 
 #[test]
+fn associate_public_ip_address_becomes_an_eip_and_ssh_password_warns_that_bakerd_uses_its_key() {
+    let extra = r#","associate_public_ip_address":true,"ssh_password":"Pw-canary-123""#;
+    let result = converted(&minimal_alicloud(extra), &options(&[]));
+    assert_eq!(result.spec.ssh.address, SshAddress::Eip);
+    let warning = result
+        .warnings
+        .iter()
+        .find(|w| w.contains("ssh_password"))
+        .unwrap_or_else(|| panic!("no ssh_password warning: {:?}", result.warnings));
+    assert!(warning.contains("key pair"), "{warning}");
+    assert!(!format!("{result:?}").contains("Pw-canary-123"));
+}
+
+#[test]
 fn debug_output_of_a_conversion_never_shows_the_secret() {
     let mut opts = alicloud_env();
     opts.vars.push(("secret_key".into(), "sk-canary".into()));
