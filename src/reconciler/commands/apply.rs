@@ -22,6 +22,8 @@ use tokio::sync::Semaphore;
 /// One spec to build, loaded and validated before anything touches the cloud.
 pub(super) struct Job {
     pub(super) path: PathBuf,
+    /// How messages name the job: the path, and the HCL2 source when a template has several.
+    pub(super) label: String,
     pub(super) spec: Spec,
     pub(super) hash: String,
     /// A Packer template's `post-processor "manifest"`, written after a successful build.
@@ -63,32 +65,53 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
 }
 
 /// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, sorted; a directory with
-/// `*.pkr.hcl` files is one HCL2 template),
-/// loaded; any bad input stops the whole apply before a build starts.
+/// `*.pkr.hcl` files is one HCL2 template), loaded, one job per spec (an HCL2 template gives one
+/// per `alicloud-ecs` source); any bad input stops the whole apply before a build starts.
 pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     let mut jobs: Vec<Job> = Vec::new();
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for path in expand(&args.specs)? {
-        let source = SpecSource::load_selecting(&path, &args.vars, &args.var_files, &args.only)
-            .or_exit(exit::BAD_INPUT)?;
-        for warning in &source.warnings {
+        for job in jobs_of(&path, &args.vars, &args.var_files, &args.only, out)? {
+            if let Some(first) = seen.insert(job.hash.clone(), job.label.clone()) {
+                return Err(CommandError {
+                    code: exit::BAD_INPUT,
+                    message: format!(
+                        "{first} and {} describe the same image (same spec hash); name each spec once",
+                        job.label
+                    ),
+                });
+            }
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
+/// The jobs of one spec file (one per source of an HCL2 template), their warnings printed; the
+/// sources of one template share its variables' warnings, so each is said once.
+pub(super) fn jobs_of(
+    path: &Path,
+    vars: &[String],
+    var_files: &[PathBuf],
+    only: &[String],
+    out: &Output,
+) -> Result<Vec<Job>, CommandError> {
+    let sources = SpecSource::load_all(path, vars, var_files, only).or_exit(exit::BAD_INPUT)?;
+    let mut said = std::collections::BTreeSet::new();
+    let mut jobs = Vec::new();
+    for source in sources {
+        for warning in source
+            .warnings
+            .iter()
+            .filter(|w| said.insert(w.to_string()))
+        {
             out.note(warning);
         }
-        let hash = source.spec.hash().or_exit(exit::BAD_INPUT)?;
-        if let Some(first) = seen.insert(hash.clone(), path.clone()) {
-            return Err(CommandError {
-                code: exit::BAD_INPUT,
-                message: format!(
-                    "{} and {} describe the same image (same spec hash); name each spec once",
-                    first.display(),
-                    path.display()
-                ),
-            });
-        }
         jobs.push(Job {
-            path,
+            path: path.to_path_buf(),
+            label: source.label(path),
+            hash: source.spec.hash().or_exit(exit::BAD_INPUT)?,
             spec: source.spec,
-            hash,
             manifest: source.manifest,
         });
     }
@@ -146,7 +169,7 @@ fn is_spec_file(path: &Path) -> bool {
 async fn run_job(job: Job, shared: Arc<Shared>) -> Finished {
     let _permit = shared.permits.acquire().await;
     let started = Instant::now();
-    let mut finished = Finished::new(&job.path, &job.spec, &job.hash);
+    let mut finished = Finished::new(Path::new(&job.label), &job.spec, &job.hash);
     let outcome = match plan_and_run(&job, &shared, &mut finished).await {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -211,8 +234,8 @@ async fn plan_and_run(
         .or_exit(exit::CLOUD)?;
     if let (false, Freshness::UpToDate(image)) = (args.force, &freshness) {
         out.result(
-            &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.path.display()),
-            json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.path.display().to_string()}),
+            &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.label),
+            json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.label}),
         );
         return Ok(Outcome::UpToDate {
             image_id: image.id.clone(),
@@ -223,7 +246,7 @@ async fn plan_and_run(
     {
         out.note(&format!(
             "{} is out of date: {why}; building a new image on {base}",
-            job.path.display()
+            job.label
         ));
     }
     preflight(&cloud, job).await?;
@@ -238,8 +261,8 @@ async fn plan_and_run(
     let rec = pin_base(&shared.store, rec, &freshness)?;
     finished.build = Some(rec.id.clone());
     out.result(
-        &format!("build {} started for {} in {}", rec.id, job.path.display(), job.spec.region),
-        json!({"event": "build_started", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "region": job.spec.region}),
+        &format!("build {} started for {} in {}", rec.id, job.label, job.spec.region),
+        json!({"event": "build_started", "build": rec.id.as_str(), "spec": job.label, "region": job.spec.region}),
     );
     let out = out.for_build(rec.id.as_str());
     drive(
@@ -298,8 +321,8 @@ async fn continue_build(
         phase => format!("left at '{}'", phase.step_description()),
     };
     shared.out.result(
-        &format!("continuing build {} of {} ({what}); --new starts a fresh build instead", rec.id, job.path.display()),
-        json!({"event": "build_continued", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "phase": rec.phase.name()}),
+        &format!("continuing build {} of {} ({what}); --new starts a fresh build instead", rec.id, job.label),
+        json!({"event": "build_continued", "build": rec.id.as_str(), "spec": job.label, "phase": rec.phase.name()}),
     );
     if let Phase::Failed { .. } = rec.phase {
         rec.phase = super::resume::restart_phase(&rec);
@@ -331,7 +354,7 @@ pub(super) async fn preflight(cloud: &Cloud, job: &Job) -> Result<(), CommandErr
         code: exit::BAD_INPUT,
         message: format!(
             "{}: the cloud would refuse this spec; nothing was created:\n{}",
-            job.path.display(),
+            job.label,
             lines.join("\n")
         ),
     })
