@@ -157,6 +157,7 @@ fn machine_measure(n: usize) {
             disk_id: "d-1".into(),
             addresses: vec![ip],
             authorized_keys: public.clone(),
+            root_password_hash: None,
         };
         let started = Instant::now();
         machines.ensure_sshd(&target).expect("sshd");

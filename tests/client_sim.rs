@@ -430,7 +430,7 @@ async fn a_snapshot_the_simulator_fails_ends_the_wait_with_the_failure() {
         .on_progress(|_| {
             polls.fetch_add(1, Ordering::Relaxed);
         })
-        .snapshot(REGION, &snap)
+        .snapshots(REGION, std::slice::from_ref(&snap))
         .await
         .unwrap_err();
     assert!(
@@ -461,7 +461,7 @@ async fn waits_for_snapshot_and_image_take_few_polls() {
     let waited = client
         .waiter()
         .with_config(fast_waits())
-        .snapshot(REGION, &snap)
+        .snapshots(REGION, std::slice::from_ref(&snap))
         .await
         .unwrap();
     println!(

@@ -57,6 +57,8 @@ struct Case {
     first_resume: Kill,
     /// The build reaches its instance through an EIP (`ssh.address: eip`).
     eip: bool,
+    /// Build [`harness::small_spec_with_data_disk`] (the image carries a data disk).
+    data_disk: bool,
 }
 
 /// What one case did and found.
@@ -77,9 +79,10 @@ async fn run_case(sim: &common::SimProcess, ws: &Workspace, case: &Case) -> Outc
     let mut out = Outcome::default();
     let state = ws.state_dir();
     let name = format!("crash-{}", ws.unique());
-    let spec = match case.eip {
-        true => harness::eip_spec(&name),
-        false => harness::small_spec(&name),
+    let spec = match (case.eip, case.data_disk) {
+        (true, _) => harness::eip_spec(&name),
+        (false, true) => harness::small_spec_with_data_disk(&name),
+        (false, false) => harness::small_spec(&name),
     };
     let spec = &ws.spec_file(&spec);
     let applied = case.apply.run(ws.apply(&state, spec)).await;
@@ -297,12 +300,14 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
             apply: Kill::At(point.clone()),
             first_resume: Kill::Never,
             eip: false,
+            data_disk: false,
         });
         if counts[point] >= 2 {
             cases.push(Case {
                 apply: Kill::At(format!("{point}#2")),
                 first_resume: Kill::Never,
                 eip: false,
+                data_disk: false,
             });
         }
     }
@@ -319,6 +324,7 @@ async fn a_kill_at_every_failpoint_is_finished_by_resume_with_one_image_and_no_l
             apply: Kill::At(point.clone()),
             first_resume: Kill::At(point.clone()),
             eip: false,
+            data_disk: false,
         });
     }
     let figures = run_all(&sim, &ws, cases).await;
@@ -363,12 +369,14 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
             apply: Kill::After(delay()),
             first_resume: Kill::Never,
             eip: false,
+            data_disk: false,
         })
         .collect();
     cases.extend((0..double).map(|_| Case {
         apply: Kill::After(delay()),
         first_resume: Kill::After(delay()),
         eip: false,
+        data_disk: false,
     }));
     let figures = run_all(&sim, &ws, cases).await;
     println!("crash figures [random]: seed {seed}, {random} random kills + {double} double kills over 0..{span} ms");
@@ -414,6 +422,7 @@ async fn a_kill_before_or_after_each_eip_call_is_finished_by_resume_with_one_eip
             apply: Kill::At(point.clone()),
             first_resume: Kill::Never,
             eip: true,
+            data_disk: false,
         })
         .collect();
     // The re-issued allocation (same ClientToken) dies again before its result is recorded.
@@ -421,6 +430,7 @@ async fn a_kill_before_or_after_each_eip_call_is_finished_by_resume_with_one_eip
         apply: Kill::At("allocate-eip:after-call".into()),
         first_resume: Kill::At("allocate-eip:after-call".into()),
         eip: true,
+        data_disk: false,
     });
     let tried = cases.len();
     let figures = run_all(&sim, &ws, cases).await;
@@ -520,4 +530,121 @@ async fn gc_releases_the_tagged_eip_of_an_abandoned_build_and_cancel_releases_an
             "cancel after a kill at {point}"
         );
     }
+}
+
+/// The steps a build with a data disk in its image adds: the disk lookup, the data disk's
+/// snapshot, the batched snapshot wait and the CreateImage with `DiskDeviceMapping`. Only those
+/// points are killed here; the matrix above covers the rest of the build.
+fn data_disk_points(order: &[String]) -> Vec<String> {
+    order
+        .iter()
+        .filter(|p| {
+            p.contains("data-snapshot")
+                || p.starts_with("data-disks:")
+                || p.starts_with("create-snapshot:after-result")
+                || p.as_str() == "wait-snapshot:poll"
+                || p.as_str() == "create-image:after-call"
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_each_data_disk_snapshot_step_is_finished_by_resume_with_one_image_carrying_the_disk(
+) {
+    let started = Instant::now();
+    let (sim, ws) = start_sim("crash-data-disk");
+    let spec = ws.spec_file(&harness::small_spec_with_data_disk("crash-record"));
+    let (_, order, took) = record_points(&ws, &spec).await;
+    let points = data_disk_points(&order);
+    println!(
+        "recorded build with a data disk: {} failpoints, {} of them new, {:.1} s",
+        order.len(),
+        points.len(),
+        took.as_secs_f64()
+    );
+    for required in [
+        "data-disks:recorded",
+        "create-data-snapshot-0:after-intent",
+        "create-data-snapshot-0:after-call",
+        "wait-snapshot:poll",
+    ] {
+        assert!(
+            points.iter().any(|p| p == required),
+            "the recorded build never reached {required}: {order:?}"
+        );
+    }
+    let mut cases: Vec<Case> = points
+        .iter()
+        .map(|point| Case {
+            apply: Kill::At(point.clone()),
+            first_resume: Kill::Never,
+            eip: false,
+            data_disk: true,
+        })
+        .collect();
+    let points_tried = cases.len();
+    let point = "create-data-snapshot-0:after-call".to_string();
+    cases.push(Case {
+        apply: Kill::At(point.clone()),
+        first_resume: Kill::At(point),
+        eip: false,
+        data_disk: true,
+    });
+    let figures = run_all(&sim, &ws, cases).await;
+    figures.print("data disk snapshot steps + a double kill", started);
+    assert!(
+        figures.kills >= points_tried,
+        "some failpoints were never reached on the rerun: {figures:?}"
+    );
+    figures.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_deletes_the_data_disk_snapshots_of_an_abandoned_build_and_keeps_a_finished_images() {
+    let (sim, ws) = start_sim("gc-data-disk");
+    let state = ws.state_dir();
+    let finished = harness::run(ws.apply(
+        &state,
+        &ws.spec_file(&harness::small_spec_with_data_disk("gc-done")),
+    ))
+    .await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let mut abandoned = ws.apply(
+        &state,
+        &ws.spec_file(&harness::small_spec_with_data_disk("gc-abandoned")),
+    );
+    abandoned.env("BAKERD_CRASH_AT", "create-data-snapshot-0:after-result");
+    let killed = harness::run(abandoned).await;
+    assert!(
+        killed.killed(),
+        "{:?}\n{}\n{}",
+        killed.code(),
+        killed.stdout,
+        killed.stderr
+    );
+    let (done_id, killed_id) = (finished.build_id().unwrap(), killed.build_id().unwrap());
+    let live_snapshots = |inventory: &[serde_json::Value], id: &str| -> usize {
+        harness::resources_of(inventory, id)
+            .iter()
+            .filter(|r| r["kind"] == "snapshot" && r["deleted"].is_null())
+            .count()
+    };
+    let before = sim.inventory().await;
+    assert_eq!(live_snapshots(&before, &killed_id), 2, "system + data disk");
+
+    let gc = harness::run(ws.command(&state, &["gc", "--older-than", "0s", "--yes"])).await;
+    assert_eq!(gc.code(), Some(0), "{}\n{}", gc.stdout, gc.stderr);
+    let after = sim.inventory().await;
+    let left: Vec<_> = harness::resources_of(&after, &killed_id)
+        .into_iter()
+        .filter(|r| r["deleted"].is_null())
+        .collect();
+    assert!(left.is_empty(), "the abandoned build left {left:#?}");
+    assert_eq!(
+        live_snapshots(&after, &done_id),
+        2,
+        "the finished image keeps both of its snapshots:\n{}",
+        gc.stdout
+    );
 }

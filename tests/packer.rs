@@ -136,6 +136,7 @@ fn seed_template_converts_to_the_expected_spec() {
             force: false,
             copy_regions: vec![],
             share_accounts: vec![],
+            data_disks: Default::default(),
         },
         stop_before_snapshot: true,
         on_failure: OnFailure::Cleanup,
@@ -223,6 +224,7 @@ fn alicloud_template_using_most_options_converts_field_by_field() {
         force: true,
         copy_regions: vec!["cn-beijing".into(), "cn-shanghai".into()],
         share_accounts: vec!["1234567890".into()],
+        data_disks: Default::default(),
     };
     assert_eq!(s.image, expected_image);
     assert!(s.stop_before_snapshot);
@@ -313,6 +315,20 @@ fn neither_public_nor_private_ip_warns_and_uses_the_private_address() {
 }
 
 #[test]
+fn associate_public_ip_address_becomes_an_eip_and_ssh_password_warns_that_bakerd_uses_its_key() {
+    let extra = r#","associate_public_ip_address":true,"ssh_password":"Pw-canary-123""#;
+    let result = converted(&minimal_alicloud(extra), &options(&[]));
+    assert_eq!(result.spec.ssh.address, SshAddress::Eip);
+    let warning = result
+        .warnings
+        .iter()
+        .find(|w| w.contains("ssh_password"))
+        .unwrap_or_else(|| panic!("no ssh_password warning: {:?}", result.warnings));
+    assert!(warning.contains("key pair"), "{warning}");
+    assert!(!format!("{result:?}").contains("Pw-canary-123"));
+}
+
+#[test]
 fn debug_output_of_a_conversion_never_shows_the_secret() {
     let mut opts = alicloud_env();
     opts.vars.push(("secret_key".into(), "sk-canary".into()));
@@ -355,8 +371,8 @@ fn unsupported_builder_options_are_errors_naming_option_and_builder() {
     for (extra, option) in [
         (r#","ram_role_name":"x""#, "ram_role_name"),
         (
-            r#","image_disk_mappings":[{"disk_size":20}]"#,
-            "image_disk_mappings",
+            r#","image_disk_mappings":[{"disk_size":20,"disk_encrypted":true}]"#,
+            "disk_encrypted",
         ),
         (r#","vpc_id":"vpc-1""#, "vpc_id"),
         (

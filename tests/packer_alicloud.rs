@@ -38,10 +38,10 @@ fn template(dir: &Path, name: &str, extra: Value) -> Value {
         "ssh_username": "root",
         "ssh_file_transfer_method": "sftp",
     });
-    builder
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().cloned().unwrap_or_default());
+    let options = builder.as_object_mut().unwrap();
+    options.extend(extra.as_object().cloned().unwrap_or_default());
+    // `null` in `extra` removes an option: Packer's own default applies.
+    options.retain(|_, value| !value.is_null());
     json!({
         "builders": [builder],
         "provisioners": [
@@ -154,12 +154,15 @@ async fn packer_builds_with_its_default_temporary_network_and_key_pair() {
     }
 }
 
+/// In a given network, with Packer's default file transfer (`scp -vt` on the instance: the
+/// images carry OpenSSH's `scp`); the other paths use sftp.
 #[tokio::test]
-async fn packer_builds_in_a_given_network_and_attaches_its_key_pair() {
+async fn packer_builds_in_a_given_network_attaches_its_key_pair_and_uploads_with_default_scp() {
     let sim = SimProcess::start("packer-network");
     let dir = tempfile::tempdir().unwrap();
     let (vpc, vsw, sg) = open_network(&sim).await;
-    let extra = json!({"vpc_id": vpc, "vswitch_id": vsw, "security_group_id": sg});
+    let extra = json!({"vpc_id": vpc, "vswitch_id": vsw, "security_group_id": sg,
+        "ssh_file_transfer_method": null});
     let template = template(dir.path(), "network", extra);
     let counts = build_and_check(&sim, dir.path(), template, &[&vpc, &vsw, &sg]).await;
     for action in ["AttachKeyPair", "DetachKeyPair"] {
@@ -189,4 +192,33 @@ async fn packer_connects_through_an_eip_it_allocates_and_releases() {
     ] {
         assert_eq!(counts[action], 1, "{action}: {counts}");
     }
+}
+
+/// `ssh_password` and no key pair: the instance is created with `Password`, root logs in with it
+/// (the simulator writes its hash into that instance's /etc/shadow and allows password logins
+/// there only).
+#[tokio::test]
+async fn packer_logs_in_with_ssh_password_given_at_creation() {
+    let sim = SimProcess::start("packer-password");
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({"ssh_password": "Packer-Pass-2024", "ssh_private_key_file": null});
+    let template = template(dir.path(), "password", extra);
+    let counts = build_and_check(&sim, dir.path(), template, &[]).await;
+    for action in ["CreateKeyPair", "AttachKeyPair", "ImportKeyPair"] {
+        assert!(
+            counts[action].is_null() || counts[action] == 0,
+            "{action}: {counts}"
+        );
+    }
+    let log = sim.calls().await;
+    let create = log["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["action"] == "CreateInstance")
+        .expect("CreateInstance called");
+    assert!(
+        !create.to_string().contains("Packer-Pass-2024"),
+        "password in the call log"
+    );
 }

@@ -7,6 +7,7 @@ mod common;
 use bakerd::spec::packer::hcl2::HclFile;
 use bakerd::spec::packer::hcl_vars::VarFile;
 use bakerd::spec::packer::{convert, convert_hcl, Converted, Options, PackerError};
+use bakerd::spec::ImageDataDisks;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -63,10 +64,7 @@ fn corpus_dir() -> PathBuf {
 /// it. Scripts and files the templates reference are stood in by empty files.
 const CORPUS: &[(&str, Option<&str>)] = &[
     ("01-packer-plugin-alicloud-basic.json", None),
-    (
-        "03-packer-plugin-alicloud-data-disk.json",
-        Some("option `image_disk_mappings` in builder `alicloud-ecs` is not supported by bakerd without `image_ignore_data_disks: true`"),
-    ),
+    ("03-packer-plugin-alicloud-data-disk.json", None),
     ("04-packer-plugin-alicloud-chef.json", None),
     ("05-packer-plugin-alicloud-jenkins.json", None),
     ("08-ack-image-builder-centos.json", None),
@@ -554,7 +552,6 @@ source "alicloud-ecs" "web" {
   ssh_private_ip       = true
   internet_charge_type = "PayByTraffic"
 
-  image_ignore_data_disks = true
   image_disk_mapping {
     disk_name     = "scratch"
     disk_size     = 30
@@ -569,6 +566,7 @@ build {
     inline = [<<-EOT
       mkdir -p /etc/hcl
       echo ${local.marker} > /etc/hcl/marker
+      echo on the data disk > /mnt/vdb/data.txt
     EOT
     ]
   }
@@ -583,7 +581,8 @@ build {
 "#;
 
 #[tokio::test]
-async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_provisioned_files() {
+async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_provisioned_files_and_the_data_disk(
+) {
     let sim = common::SimProcess::start("hcl2-e2e");
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("web");
@@ -651,6 +650,8 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
         data_disks[0]["status"], "Deleted",
         "and it went with the instance"
     );
+    let data_snapshots = images[0]["data_snapshot_ids"].as_array().unwrap();
+    assert_eq!(data_snapshots.len(), 1, "the image carries the data disk");
 
     let sg = common::ssh_security_group(&sim, REGION).await;
     let (key, public) = common::ssh_keygen(dir.path(), "id_ed25519");
@@ -660,6 +661,8 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
     assert_eq!(marker.trim(), format!("HELLO-{stamp}"));
     let uploaded = common::ssh_read_retrying(&key, &ip, "/opt/files/app.txt", timeout);
     assert_eq!(uploaded, "uploaded by the file provisioner\n");
+    let on_data_disk = common::ssh_read_retrying(&key, &ip, "/mnt/vdb/data.txt", timeout);
+    assert_eq!(on_data_disk, "on the data disk\n");
 }
 
 #[test]
@@ -813,4 +816,26 @@ async fn an_hcl2_build_with_two_sources_builds_two_images_in_one_apply_and_only_
         !text.contains("alicloud-ecs.a)"),
         "--only left a out: {text}"
     );
+}
+
+#[test]
+fn image_disk_mappings_without_image_ignore_data_disks_put_the_data_disks_in_the_image() {
+    let template = r#"{"builders":[{"type":"alicloud-ecs","access_key":"ak","secret_key":"sk",
+      "region":"cn-hangzhou","source_image":"img","instance_type":"ecs.g7.large",
+      "ssh_private_ip":true,"image_name":"web",
+      "image_disk_mappings":[{"disk_name":"data1","disk_size":20}]}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let converted = convert(template, &options(dir.path(), &[])).unwrap();
+    assert_eq!(converted.spec.instance.data_disks.len(), 1);
+    assert_eq!(converted.spec.image.data_disks, ImageDataDisks::Include);
+    let yaml = converted.spec.to_yaml();
+    assert!(yaml.contains("data_disks: include"), "{yaml}");
+
+    let ignored = template.replace(
+        "\"image_name\"",
+        "\"image_ignore_data_disks\":true,\"image_name\"",
+    );
+    let converted = convert(&ignored, &options(dir.path(), &[])).unwrap();
+    assert_eq!(converted.spec.image.data_disks, ImageDataDisks::Ignore);
+    assert!(!converted.spec.to_yaml().contains("data_disks: include"));
 }

@@ -109,6 +109,32 @@ async fn a_command_runs_as_root_inside_the_instance_and_its_result_carries_exit_
     let r = result(&sim, &slow).await;
     assert_eq!(r["InvocationStatus"], "Timeout", "{r}");
     assert_eq!(r["ErrorCode"], "ExecutionTimeout", "{r}");
+
+    // Output shows while the command still runs, as the agent reports it.
+    let long = run(&sim, &id, "echo early; sleep 20; echo late", "60").await;
+    let running = sim
+        .wait_for("output of a running command", WAIT, || async {
+            let body = ok(
+                &sim,
+                "DescribeInvocationResults",
+                &[("RegionId", REGION), ("InvokeId", &long)],
+            )
+            .await;
+            let r = body["Invocation"]["InvocationResults"]["InvocationResult"][0].clone();
+            (decode(&r["Output"]) == "early\n").then_some(r)
+        })
+        .await;
+    assert_eq!(running["InvocationStatus"], "Running", "{running}");
+    ok(
+        &sim,
+        "StopInvocation",
+        &[
+            ("RegionId", REGION),
+            ("InvokeId", &long),
+            ("InstanceId.1", &id),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

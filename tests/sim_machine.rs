@@ -140,6 +140,7 @@ fn target(instance: &str, disk: &str, ip: Ipv4Addr, key: &str) -> SshTarget {
         disk_id: disk.into(),
         addresses: vec![ip],
         authorized_keys: key.into(),
+        root_password_hash: None,
     }
 }
 

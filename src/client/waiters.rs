@@ -108,25 +108,25 @@ impl Waiter<'_> {
             .find(|i| i.instance_id == instance_id))
     }
 
-    /// Waits until the snapshot is `accomplished` with `Progress` 100%; `failed` ends the wait.
-    pub async fn snapshot(
+    /// Waits until every snapshot of `snapshot_ids` (at most 100) is `accomplished` with
+    /// `Progress` 100%; one `failed` ends the wait, naming it. One DescribeSnapshots per poll covers
+    /// them all (the API takes a list of ids), so a build's system and data disk snapshots cost
+    /// one wait, whose progress is the least advanced snapshot's.
+    pub async fn snapshots(
         &self,
         region: &str,
-        snapshot_id: &str,
-    ) -> Result<Waited<Snapshot>, WaitError> {
-        let resource = format!("snapshot {snapshot_id}");
+        snapshot_ids: &[String],
+    ) -> Result<Waited<Vec<Snapshot>>, WaitError> {
+        let resource = format!("snapshot {}", snapshot_ids.join(","));
         self.poll(&resource, "accomplished", || async {
             let request = DescribeSnapshots {
                 region_id: region.to_string(),
-                snapshot_ids: vec![snapshot_id.to_string()],
+                snapshot_ids: snapshot_ids.to_vec(),
+                page_size: Some(100),
                 ..Default::default()
             };
-            let response = self.client().call(&request).await?;
-            let found = response
-                .snapshots
-                .into_iter()
-                .find(|s| s.snapshot_id == snapshot_id);
-            Ok(found.map_or(Observation::NotFound, snapshot_observation))
+            let found = self.client().call(&request).await?.snapshots;
+            Ok(all_snapshots(snapshot_ids, found))
         })
         .await
     }
@@ -232,6 +232,42 @@ pub fn snapshot_observation(s: Snapshot) -> Observation<Snapshot> {
     }
 }
 
+/// The verdict over several snapshots: failed if one failed, not found if one is missing, done
+/// when all are, else pending at the least progress (and the longest time left).
+fn all_snapshots(ids: &[String], found: Vec<Snapshot>) -> Observation<Vec<Snapshot>> {
+    let mut done = Vec::new();
+    let mut least: Option<(String, Option<u8>, Option<Duration>)> = None;
+    for id in ids {
+        let Some(s) = found.iter().find(|s| &s.snapshot_id == id) else {
+            return Observation::NotFound;
+        };
+        match snapshot_observation(s.clone()) {
+            Observation::Done(s) => done.push(s),
+            Observation::Failed { status, detail } => {
+                let detail = format!(" (snapshot {id}){detail}");
+                return Observation::Failed { status, detail };
+            }
+            Observation::NotFound => return Observation::NotFound,
+            Observation::Pending {
+                status,
+                percent,
+                remaining,
+            } => {
+                let behind = least.as_ref().is_none_or(|(_, p, _)| percent < *p);
+                let remaining = remaining.max(least.as_ref().and_then(|l| l.2));
+                least = Some(match (behind, least) {
+                    (false, Some((s, p, _))) => (s, p, remaining),
+                    _ => (status, percent, remaining),
+                });
+            }
+        }
+    }
+    match least {
+        None => Observation::Done(done),
+        Some((status, percent, remaining)) => pending(&status, percent, remaining),
+    }
+}
+
 /// `Available` is done; `CreateFailed`/`UnAvailable`/`Deprecated` are terminal failures.
 pub fn image_observation(i: Image) -> Observation<Image> {
     match i.status {
@@ -245,5 +281,59 @@ pub fn image_observation(i: Image) -> Observation<Image> {
                 detail: String::new(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(id: &str, status: &str, progress: &str) -> Snapshot {
+        serde_json::from_value(serde_json::json!({
+            "SnapshotId": id, "Status": status, "Progress": progress,
+        }))
+        .unwrap()
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn several_snapshots_are_done_only_when_all_are_and_report_the_least_progress() {
+        let found = vec![
+            snap("s-1", "accomplished", "100%"),
+            snap("s-2", "progressing", "30%"),
+            snap("s-3", "progressing", "60%"),
+        ];
+        match all_snapshots(&ids(&["s-1", "s-2", "s-3"]), found) {
+            Observation::Pending { percent, .. } => assert_eq!(percent, Some(30)),
+            _ => panic!("expected pending"),
+        }
+        let done = vec![
+            snap("s-2", "accomplished", "100%"),
+            snap("s-1", "accomplished", "100%"),
+        ];
+        assert!(matches!(
+            all_snapshots(&ids(&["s-1", "s-2"]), done),
+            Observation::Done(v) if v.len() == 2
+        ));
+    }
+
+    #[test]
+    fn one_failed_or_missing_snapshot_decides_for_the_batch() {
+        let found = vec![
+            snap("s-1", "progressing", "50%"),
+            snap("s-2", "failed", "10%"),
+        ];
+        match all_snapshots(&ids(&["s-1", "s-2"]), found) {
+            Observation::Failed { detail, .. } => assert!(detail.contains("s-2"), "{detail}"),
+            _ => panic!("expected failed"),
+        }
+        let found = vec![snap("s-1", "accomplished", "100%")];
+        assert!(matches!(
+            all_snapshots(&ids(&["s-1", "s-2"]), found),
+            Observation::NotFound
+        ));
     }
 }

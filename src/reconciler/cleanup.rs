@@ -4,6 +4,7 @@
 //! Guarantees: every deletion is idempotent (a resource already gone counts as deleted), so a
 //! cleanup interrupted at any moment is finished by running it again.
 
+use super::disk_snapshots::DATA_SNAPSHOT_PREFIX;
 use super::reconcile::{BuildError, Reconciler};
 use super::steps::DEPENDENCY_RETRY;
 
@@ -25,12 +26,14 @@ impl Reconciler {
     /// snapshot. Then the build starts a new attempt, so a later `resume` creates fresh
     /// resources under fresh ClientTokens instead of being handed the deleted ones back.
     pub async fn cleanup_temporary(&mut self, including_outputs: bool) -> Result<(), BuildError> {
-        // `bakerd verify` checks an image it did not make: never its to delete.
-        let including_outputs = including_outputs && !self.verify_only();
+        // `bakerd verify` checks an image it did not make, and a distribution-only build copies
+        // one: never theirs to delete.
+        let including_outputs = including_outputs && !self.verify_only() && !self.distribute_only();
         let mut roles: Vec<String> = Vec::new();
         if including_outputs {
             roles.extend(self.copy_roles());
             roles.extend(["image".to_string(), "snapshot".to_string()]);
+            roles.extend(self.data_snapshot_roles());
         }
         roles.extend(TEMPORARY_ROLES.iter().map(|r| r.to_string()));
         // ImportKeyPair has no ClientToken: if its answer was lost the key pair may exist
@@ -61,6 +64,16 @@ impl Reconciler {
             .collect()
     }
 
+    /// Roles of the data disks' snapshots (`image.data_disks: include`).
+    fn data_snapshot_roles(&self) -> Vec<String> {
+        self.rec
+            .resources
+            .keys()
+            .filter(|k| k.starts_with(DATA_SNAPSHOT_PREFIX))
+            .cloned()
+            .collect()
+    }
+
     /// Deletes the resource recorded under `role`, if any, and records that it is gone.
     pub(super) async fn delete_role(&mut self, role: &str) -> Result<(), BuildError> {
         let Some(id) = self.resource(role).map(str::to_string) else {
@@ -81,6 +94,9 @@ impl Reconciler {
                 "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,
                 "image" => cloud.delete_image_and_snapshots(&id).await?,
                 "snapshot" => cloud.delete_snapshot(&id).await?,
+                data if data.starts_with(DATA_SNAPSHOT_PREFIX) => {
+                    cloud.delete_snapshot(&id).await?
+                }
                 copy => {
                     let region = copy.trim_start_matches("image_copy_");
                     cloud

@@ -11,6 +11,8 @@ pub mod cleanup;
 pub mod cloud;
 pub mod commands;
 pub mod crash;
+pub mod disk_snapshots;
+pub mod distribute;
 pub mod eip;
 pub mod gc;
 pub mod interrupt;

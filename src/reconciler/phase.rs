@@ -23,7 +23,8 @@ pub enum Phase {
     Provisioned,
     /// Stopped for a consistent snapshot (or skipped when `stop_before_snapshot: false`).
     InstanceStopped,
-    /// The system-disk snapshot is `accomplished` (Status and Progress both checked).
+    /// The disk snapshots (system disk, plus data disks the image carries) are `accomplished`
+    /// (Status and Progress both checked).
     SnapshotReady,
     /// The image is `Available`.
     ImageReady,
@@ -120,7 +121,7 @@ impl Phase {
             InstanceCreated => "start instance and connect over SSH",
             InstanceRunning => "run provisioners",
             Provisioned => "stop instance",
-            InstanceStopped => "snapshot system disk",
+            InstanceStopped => "snapshot disks",
             SnapshotReady => "create image",
             ImageReady => "verify, copy and share image",
             Verified => "clean up temporary resources",

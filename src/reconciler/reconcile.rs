@@ -53,6 +53,15 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "instance {instance} has {found} data disk(s), the spec lists {listed} under \
+         `instance.data_disks`: the image would not carry the disks asked for"
+    )]
+    DataDiskCount {
+        instance: String,
+        found: usize,
+        listed: usize,
+    },
     #[error("{0}")]
     Other(String),
 }

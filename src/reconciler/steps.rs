@@ -265,49 +265,14 @@ impl Reconciler {
         let deadline = self.spec.timeouts.instance;
         self.cloud.stop_instance(&instance, deadline).await?;
         crash::point("stop-instance:after-call");
-        // The snapshot step needs the system disk; looking it up while the instance stops
-        // takes that call off the critical path.
+        // The snapshot step needs the disks; looking them up while the instance stops takes
+        // those calls off the critical path.
         self.system_disk(&instance).await?;
+        self.data_disks(&instance).await?;
         self.cloud
             .wait_instance_status(&instance, "Stopped", deadline)
             .await?;
         Ok(())
-    }
-
-    /// The instance's system disk, looked up once and recorded.
-    async fn system_disk(&mut self, instance: &str) -> Result<String, BuildError> {
-        if let Some(d) = self.resource("system_disk") {
-            return Ok(d.to_string());
-        }
-        let d = self.cloud.system_disk(instance).await?;
-        self.set_resource("system_disk", &d)?;
-        Ok(d)
-    }
-
-    /// InstanceStopped → SnapshotReady: snapshot the system disk and wait for `accomplished`.
-    pub(super) async fn snapshot(&mut self) -> Result<(), BuildError> {
-        let instance = self.instance_id()?;
-        let disk = self.system_disk(&instance).await?;
-        let (cloud, name) = (self.cloud.clone(), self.temp_name());
-        let tags = [self.tags(), map_pairs(&self.spec.image.tags)].concat();
-        let step = self.step_name("create-snapshot");
-        let snapshot = self
-            .create(&step, "snapshot", |token| async move {
-                cloud.create_snapshot(&token, &disk, &name, &tags).await
-            })
-            .await?;
-        let out = self.out.clone();
-        let timeout = self.spec.timeouts.snapshot;
-        let waited = self
-            .cloud
-            .wait_snapshot(&snapshot, timeout, move |p| {
-                crash::point("wait-snapshot:poll");
-                out.progress("snapshot", p)
-            })
-            .await;
-        self.out.progress_done("snapshot");
-        self.retire_if_dead("create-snapshot", "snapshot", waited)
-            .await
     }
 
     /// The image's tags: bakerd's own, the provenance (with `verified` as given), the spec's.
@@ -329,6 +294,7 @@ impl Reconciler {
         let tags = self.image_tags(&verified);
         let params = ImageParams {
             snapshot: self.resource("snapshot").unwrap_or_default().to_string(),
+            data_disks: self.image_data_disks()?,
             name: self.image_name(),
             description: self
                 .spec
@@ -354,7 +320,8 @@ impl Reconciler {
             })
             .await;
         self.out.progress_done("image");
-        self.retire_if_dead("create-image", "image", waited).await
+        let step = [("create-image".to_string(), "image".to_string())];
+        self.retire_if_dead(&step, waited).await
     }
 
     /// The current name of a create step that may have been retired (see
@@ -379,10 +346,9 @@ impl Reconciler {
     /// image) or vanished, re-issuing its create with the same ClientToken would only hand the
     /// dead resource back. So the step is retired: the dead resource is deleted, and the next
     /// run of the step (a `resume`) uses a new step name and therefore a new ClientToken.
-    async fn retire_if_dead(
+    pub(super) async fn retire_if_dead(
         &mut self,
-        base: &str,
-        role: &str,
+        steps: &[(String, String)],
         waited: Result<(), CloudError>,
     ) -> Result<(), BuildError> {
         let dead = matches!(
@@ -391,9 +357,16 @@ impl Reconciler {
                 WaitError::Failed { .. } | WaitError::Vanished { .. }
             ))
         );
-        if !dead {
-            return waited.map_err(Into::into);
+        if dead {
+            for (base, role) in steps {
+                self.retire_dead(base, role).await?;
+            }
         }
+        waited.map_err(Into::into)
+    }
+
+    /// Deletes the dead resource `role` of create step `base` and retires the step.
+    async fn retire_dead(&mut self, base: &str, role: &str) -> Result<(), BuildError> {
         if let Some(id) = self.resource(role).map(str::to_string) {
             let deleted = match role {
                 "image" => self.cloud.delete_image_and_snapshots(&id).await,
@@ -407,8 +380,7 @@ impl Reconciler {
                 format!("{role} {id} failed; the next try creates a new one"),
             )?;
         }
-        self.retire(base, role)?;
-        waited.map_err(Into::into)
+        self.retire(base, role)
     }
 
     /// Forgets the current run of create step `base` and its resource `role` (durable on

@@ -65,7 +65,12 @@ pub fn inventory(state: &State) -> Value {
         ));
     }
     for i in state.images.values() {
-        out.push(entry("image", &i.meta, &status_or_deleted(&i.meta, &i.status), json!({"name": i.name, "snapshot_id": i.snapshot_id, "copied_from": i.copied_from, "family": i.family})));
+        let data_snapshots: Vec<&str> = i
+            .data_disks
+            .iter()
+            .map(|d| d.snapshot_id.as_str())
+            .collect();
+        out.push(entry("image", &i.meta, &status_or_deleted(&i.meta, &i.status), json!({"name": i.name, "snapshot_id": i.snapshot_id, "data_snapshot_ids": data_snapshots, "copied_from": i.copied_from, "family": i.family})));
     }
     for k in state.key_pairs.values() {
         out.push(entry(

@@ -274,6 +274,7 @@ pub fn desired_sshd(
         disk_id: inst.system_disk_id.clone(),
         addresses,
         authorized_keys,
+        root_password_hash: inst.password_hash.clone(),
     })
 }
 

@@ -105,6 +105,9 @@ pub struct SshTarget {
     pub addresses: Vec<Ipv4Addr>,
     /// OpenSSH public key lines accepted for root (from the instance's key pair); may be empty.
     pub authorized_keys: String,
+    /// SHA-512 crypt hash of the `Password` the instance was created with: it becomes root's
+    /// password in `/etc/shadow` and this instance's sshd (only this one's) accepts passwords.
+    pub root_password_hash: Option<String>,
 }
 
 /// An extra disk of an instance: ECS device `/dev/<device>` appears bind-mounted at
@@ -192,8 +195,9 @@ struct Inner {
 struct Slot {
     running: RunningInstance,
     listeners: Option<listener::Listeners>,
-    /// The authorized keys last installed into it (files on its disk survive reboots).
-    installed_keys: Option<String>,
+    /// The authorized keys and root password hash last installed into it (files on its disk
+    /// survive reboots).
+    installed_keys: Option<(String, Option<String>)>,
 }
 
 impl Slot {
@@ -563,18 +567,25 @@ impl Machines {
         let slot = instances
             .get_mut(&target.instance_id)
             .ok_or_else(not_running)?;
-        if slot.installed_keys.as_deref() != Some(target.authorized_keys.as_str()) {
+        let logins = (
+            target.authorized_keys.clone(),
+            target.root_password_hash.clone(),
+        );
+        if slot.installed_keys.as_ref() != Some(&logins) {
             let init = slot.running.shared.init_pid().ok_or_else(not_running)?;
             let (private, public) = files.host_key_pair()?;
-            let wanted =
-                openssh::files_for_ssh((&private, &public), &target.authorized_keys, false);
+            let wanted = openssh::files_for_ssh(
+                (&private, &public),
+                &target.authorized_keys,
+                target.root_password_hash.as_deref(),
+            );
             exec::install(&self.inner.exe, init, &wanted).map_err(|detail| {
                 MachineError::Install {
                     instance: target.instance_id.clone(),
                     detail,
                 }
             })?;
-            slot.installed_keys = Some(target.authorized_keys.clone());
+            slot.installed_keys = Some(logins);
         }
         let open = slot.listeners.as_ref().map(|l| l.addresses.clone());
         if open.as_deref() != Some(target.addresses.as_slice()) {

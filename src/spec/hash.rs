@@ -14,7 +14,7 @@
 //! executable bit; other permission bits and ownership vary across checkouts and are left out.
 
 use super::error::SpecError;
-use super::model::{ImageSpec, SourceImage, SystemDisk};
+use super::model::{ImageDataDisks, ImageSpec, SourceImage, SystemDisk};
 use super::provisioner::Provisioner;
 use super::verify::{Communicator, VerifyCheck, VerifySpec};
 use super::Spec;
@@ -86,6 +86,13 @@ struct CanonicalImage<'a> {
     tags: &'a BTreeMap<String, String>,
     copy_regions: &'a [String],
     share_accounts: &'a [String],
+    /// Only when the image carries data disks, so hashes of specs without it are unchanged.
+    #[serde(skip_serializing_if = "is_ignore")]
+    data_disks: ImageDataDisks,
+}
+
+fn is_ignore(d: &ImageDataDisks) -> bool {
+    *d == ImageDataDisks::Ignore
 }
 
 impl<'a> From<&'a ImageSpec> for CanonicalImage<'a> {
@@ -98,6 +105,7 @@ impl<'a> From<&'a ImageSpec> for CanonicalImage<'a> {
             tags: &image.tags,
             copy_regions: &image.copy_regions,
             share_accounts: &image.share_accounts,
+            data_disks: image.data_disks,
         }
     }
 }

@@ -31,8 +31,8 @@ pub use error::{Location, SourcePos, SpecError};
 pub use frozen::FROZEN_FORMAT;
 pub use hash::{FileUse, ReferencedFile};
 pub use model::{
-    Credentials, DataDisk, ImageSpec, InstanceSpec, OnFailure, Secret, SecretSource,
-    SignatureVersion, SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts,
+    Credentials, DataDisk, ImageDataDisks, ImageSpec, InstanceSpec, OnFailure, Secret,
+    SecretSource, SignatureVersion, SourceImage, SshAddress, SshSpec, SystemDisk, Timeouts,
     DEFAULT_PUBLIC_BANDWIDTH_MBPS, DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR,
 };
 pub use provisioner::{
@@ -213,6 +213,16 @@ impl Spec {
     pub fn hash(&self) -> Result<String, SpecError> {
         let canonical = self.canonical_json()?;
         Ok(hex::encode(Sha256::digest(canonical.as_bytes())))
+    }
+
+    /// The hash of what the image holds: [`Spec::hash`] without where the image is distributed
+    /// (`image.copy_regions`, `image.share_accounts`). Images carry it, so a spec whose only
+    /// change is its distribution copies or shares the existing image instead of rebuilding.
+    pub fn content_hash(&self) -> Result<String, SpecError> {
+        let mut content = self.clone();
+        content.image.copy_regions.clear();
+        content.image.share_accounts.clear();
+        content.hash()
     }
 
     /// Every local file and directory the spec names (scripts, upload sources), in document order.

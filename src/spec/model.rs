@@ -248,7 +248,9 @@ pub struct InstanceSpec {
     pub tags: BTreeMap<String, String>,
     /// Data disks attached to the build instance (RunInstances `DataDisk.N`) and deleted with it:
     /// scratch space or inputs (from a snapshot) for the provisioners. The image is made of the
-    /// system disk only, as with Packer's `image_ignore_data_disks: true`.
+    /// system disk only (Packer's `image_ignore_data_disks: true`) unless `image.data_disks` is
+    /// `include`: then each is snapshotted and carried by the image, and every instance launched
+    /// from it gets the disk with what the provisioners wrote there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_disks: Vec<DataDisk>,
 }
@@ -414,6 +416,32 @@ pub struct ImageSpec {
     /// Alibaba Cloud account ids to share the image with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub share_accounts: Vec<String>,
+    /// Whether the image carries the build instance's data disks (`instance.data_disks`).
+    #[serde(default, skip_serializing_if = "ImageDataDisks::is_ignore")]
+    pub data_disks: ImageDataDisks,
+}
+
+/// What the image makes of the build instance's data disks.
+///
+/// Why a choice: a data disk is either scratch space for the build (left out, the default, as
+/// Packer's `image_ignore_data_disks`) or content every instance of the image needs (a data
+/// volume with an application's files), which Packer puts in the image when the template has
+/// `image_disk_mappings` without `image_ignore_data_disks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageDataDisks {
+    /// The image holds the system disk only; the data disks go with the build instance.
+    #[default]
+    Ignore,
+    /// Each data disk is snapshotted with the system disk; the image maps them
+    /// (CreateImage `DiskDeviceMapping.N`), so instances launched from it get them.
+    Include,
+}
+
+impl ImageDataDisks {
+    fn is_ignore(&self) -> bool {
+        *self == ImageDataDisks::Ignore
+    }
 }
 
 /// What happens to the build's resources when a build fails.

@@ -2,7 +2,9 @@
 //! one-of choices, CIDRs, files that must exist). Each problem names the field path; `mod.rs` turns
 //! the path into a line and column.
 
-use super::model::{Credentials, ImageSpec, InstanceSpec, SecretSource, SshAddress};
+use super::model::{
+    Credentials, ImageDataDisks, ImageSpec, InstanceSpec, SecretSource, SshAddress,
+};
 use super::provisioner::{FileProvisioner, Provisioner, ShellProvisioner};
 use super::template;
 use super::verify::VerifyCheck;
@@ -57,6 +59,7 @@ pub(crate) fn check(spec: &Spec) -> Check {
         }
     }
     check_image(&spec.image, &spec.region)?;
+    check_image_data_disks(spec)?;
     check_verify(spec)
 }
 
@@ -433,6 +436,17 @@ fn check_image(image: &ImageSpec, region: &str) -> Check {
     check_tags("image.tags", &image.tags)?;
     check_copy_regions(image, region)?;
     check_share_accounts(&image.share_accounts)
+}
+
+/// `image.data_disks: include` with no data disk to include is a spec mistake, not a no-op.
+fn check_image_data_disks(spec: &Spec) -> Check {
+    if spec.image.data_disks == ImageDataDisks::Include && spec.instance.data_disks.is_empty() {
+        return Err(invalid(
+            "image.data_disks",
+            "`include` needs the disks to include: list them under `instance.data_disks`",
+        ));
+    }
+    Ok(())
 }
 
 /// A 10-digit Unix time, as long as any `{{timestamp}}` this century renders.

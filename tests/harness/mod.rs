@@ -31,6 +31,21 @@ pub fn small_spec_verified(name: &str) -> String {
     format!("{}{VERIFY_SECTION}", small_spec(name))
 }
 
+/// [`small_spec`] with a 20 GiB data disk that the image carries (`image.data_disks: include`);
+/// the first provisioner writes a file onto it.
+pub fn small_spec_with_data_disk(name: &str) -> String {
+    small_spec(name)
+        .replace(
+            "  type: ecs.s2.large\n",
+            "  type: ecs.s2.large\n  data_disks:\n    - size_gb: 20\n",
+        )
+        .replace(
+            "        - echo one > /etc/crash/one\n",
+            "        - echo one > /etc/crash/one\n        - echo data > /mnt/vdb/crash\n",
+        )
+        .replace("\nimage:\n", "\nimage:\n  data_disks: include\n")
+}
+
 const VERIFY_SECTION: &str = r#"verify:
   checks:
     - file_exists: /etc/crash/two
@@ -347,11 +362,27 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
             images.len()
         ));
     }
-    let behind = images.first().map(|i| i["snapshot_id"].clone());
-    if snapshots.len() != 1 || behind.as_ref() != Some(&snapshots[0]["id"]) {
+    // The image's system disk snapshot, then its data disks' (`image.data_disks: include`).
+    let behind: BTreeSet<String> = images
+        .first()
+        .map(|i| {
+            let data = i["data_snapshot_ids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            std::iter::once(i["snapshot_id"].clone())
+                .chain(data)
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let live_snapshots: BTreeSet<String> = snapshots
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    if behind.is_empty() || live_snapshots != behind {
         audit.leaks.push(format!(
-            "{id}: live snapshots {:?}, want exactly the one behind the image ({behind:?})",
-            snapshots.iter().map(|s| &s["id"]).collect::<Vec<_>>()
+            "{id}: live snapshots {live_snapshots:?}, want exactly those behind the image ({behind:?})"
         ));
     }
     let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
@@ -370,7 +401,12 @@ pub fn audit_succeeded(inventory: &[Value], calls: &Value, id: &str, attempts: u
             "image" => retirements(calls, id, "CreateImage"),
             _ => 0,
         };
-        if n > attempts + replaced {
+        // Each attempt snapshots every disk of the image.
+        let per_attempt = match kind.as_str() {
+            "snapshot" => behind.len().max(1),
+            _ => 1,
+        };
+        if n > attempts * per_attempt + replaced {
             audit.duplicates.push(format!(
                 "{id}: {n} {kind}s created over {attempts} attempt(s)"
             ));
@@ -399,6 +435,10 @@ pub fn token_problems(calls: &Value, id: &str) -> Vec<String> {
         }
         if rest.contains("-verify-") {
             action.push_str(" (verify)");
+        }
+        // Each data disk of the image has its own snapshot step (`create-data-snapshot-<n>`).
+        if let Some((_, disk)) = unretired(rest).split_once("-create-data-snapshot-") {
+            action.push_str(&format!(" (data disk {disk})"));
         }
         tokens
             .entry((action, attempt))

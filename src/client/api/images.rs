@@ -111,8 +111,37 @@ pub struct CreateImage {
     pub description: Option<String>,
     pub architecture: Option<String>,
     pub platform: Option<String>,
+    /// `DiskDeviceMapping.N`: the image's disks, each from a snapshot (one system disk, up to 16
+    /// data disks). Outranks `SnapshotId` when both are given, so send one or the other.
+    pub disk_device_mappings: Vec<ImageDiskMapping>,
     pub tags: Vec<Tag>,
     pub client_token: Option<String>,
+}
+
+/// One `DiskDeviceMapping.N` of CreateImage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageDiskMapping {
+    pub snapshot_id: String,
+    /// `system` or `data`.
+    pub disk_type: String,
+    /// GiB; unset: the snapshot's source disk size.
+    pub size: Option<u64>,
+    /// Device name in the image (`/dev/vdb`, …); unset: ECS assigns one.
+    pub device: Option<String>,
+}
+
+impl Params {
+    /// `DiskDeviceMapping.N.*` for each mapping, numbered from 1.
+    fn disk_device_mappings(self, mappings: &[ImageDiskMapping]) -> Self {
+        mappings.iter().enumerate().fold(self, |params, (i, m)| {
+            let field = |f: &str| format!("DiskDeviceMapping.{}.{f}", i + 1);
+            params
+                .set(&field("SnapshotId"), &m.snapshot_id)
+                .set(&field("DiskType"), &m.disk_type)
+                .opt(&field("Size"), m.size.as_ref())
+                .opt(&field("Device"), m.device.as_ref())
+        })
+    }
 }
 action!(
     CreateImage,
@@ -130,6 +159,7 @@ action!(
             .opt("Description", self.description.as_ref())
             .opt("Architecture", self.architecture.as_ref())
             .opt("Platform", self.platform.as_ref())
+            .disk_device_mappings(&self.disk_device_mappings)
             .tags(&self.tags)
             .opt("ClientToken", self.client_token.as_ref())
     }

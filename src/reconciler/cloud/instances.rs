@@ -220,6 +220,29 @@ impl Cloud {
             CloudError::Unexpected(format!("instance {instance} has no system disk"))
         })
     }
+
+    /// The instance's data disks, ordered by device (`/dev/vdb` first).
+    pub async fn data_disks(&self, instance: &str) -> Result<Vec<AttachedDisk>> {
+        let request = DescribeDisks {
+            region_id: self.region.clone(),
+            instance_id: Some(instance.to_string()),
+            disk_type: Some("data".into()),
+            ..Default::default()
+        };
+        let mut disks: Vec<AttachedDisk> = self
+            .client
+            .list_all(request)
+            .await?
+            .into_iter()
+            .map(|d| AttachedDisk {
+                id: d.disk_id,
+                device: d.device,
+                size_gb: d.size,
+            })
+            .collect();
+        disks.sort_by(|a, b| (&a.device, &a.id).cmp(&(&b.device, &b.id)));
+        Ok(disks)
+    }
 }
 
 /// What a build needs of a described instance.

@@ -3,8 +3,8 @@
 //! idempotent; creations carry the caller's ClientToken and bakerd's tags.
 
 use crate::client::api::images::{
-    CopyImage, CreateImage, DeleteImage, DescribeImages, Image, ModifyImageSharePermission,
-    ALL_IMAGE_STATUSES,
+    CopyImage, CreateImage, DeleteImage, DescribeImages, Image, ImageDiskMapping,
+    ModifyImageSharePermission, ALL_IMAGE_STATUSES,
 };
 use crate::client::api::instances::{
     AllocatePublicIpAddress, DeleteInstance, DescribeInstances, Instance, InstanceSpec,
@@ -27,6 +27,7 @@ use crate::client::{
     Tag,
 };
 use crate::spec::{Credentials, SecretSource, SignatureVersion, Spec};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,12 +85,32 @@ pub struct InstanceParams {
 /// CreateImage inputs.
 #[derive(Debug, Clone)]
 pub struct ImageParams {
+    /// The system disk's snapshot.
     pub snapshot: String,
+    /// Data disks the image carries (empty: the image is the system disk only).
+    pub data_disks: Vec<ImageDataDisk>,
     pub name: String,
     pub description: Option<String>,
     pub family: Option<String>,
     pub version: Option<String>,
     pub tags: Vec<(String, String)>,
+}
+
+/// A data disk of the build instance, as DescribeDisks lists it: what CreateSnapshot needs (the
+/// id) and what the image's `DiskDeviceMapping` keeps (device and size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedDisk {
+    pub id: String,
+    pub device: String,
+    pub size_gb: u64,
+}
+
+/// A data disk in an image: its snapshot, with the device and size it had on the build instance.
+#[derive(Debug, Clone)]
+pub struct ImageDataDisk {
+    pub snapshot: String,
+    pub device: String,
+    pub size_gb: u64,
 }
 
 /// The ECS API bound to a region. Cheap to clone.

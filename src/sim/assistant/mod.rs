@@ -13,7 +13,8 @@
 //! dirty (the ticker persists it); output is capped at [`OUTPUT_CAP`] bytes, the rest counted in
 //! `Dropped`. A simulator restart ends targets that were Running as `Failed` with
 //! `ExecutionInterrupted` (their processes died with the instance namespaces).
-//! Caveats: output appears when a target finishes (the exec call returns it whole); a stopped
+//! Output of a running target is read back from a log inside the instance every few hundred
+//! milliseconds (see `runner`). Caveats: a stopped
 //! target's process runs on until its timeout, its result is discarded.
 
 mod exec;

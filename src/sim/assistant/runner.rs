@@ -15,6 +15,9 @@ use crate::sim::core::Sim;
 use crate::sim::store::{now_ms, State};
 
 const TICK: Duration = Duration::from_millis(100);
+/// How often a running command's output so far is read back (as the real agent reports it while
+/// the command runs).
+const OUTPUT_POLL: Duration = Duration::from_millis(300);
 /// Where the agent keeps scripts inside the instance (the real agent's work directory).
 const SCRIPT_DIR: &str = "/usr/local/share/aliyun-assist/work/script";
 /// Staging a script or reading one back is quick; only the script itself gets the user timeout.
@@ -173,37 +176,61 @@ fn deliver(sim: &Sim) -> Vec<Job> {
 fn run_job(sim: &Sim, exec: &dyn GuestExec, job: Job) {
     let timeout = Duration::from_secs(job.invocation.timeout_s.max(1));
     let ran = match job.table {
-        Table::Commands => run_script(exec, &job, timeout),
+        Table::Commands => run_script(sim, exec, &job, timeout),
         Table::Files => send_file(exec, &job, timeout),
     };
     let now = now_ms();
+    update_running(sim, &job, |inv, target| {
+        match ran {
+            Err(e) => {
+                tracing::warn!(error = %e, invoke = %job.invoke_id, "cloud assistant exec failed");
+                target.end(
+                    "Error",
+                    "ExecutionException",
+                    "the command execution got an exception",
+                    now,
+                );
+            }
+            Ok(out) => record_output(target, &out, job.table, now),
+        }
+        // A delivered file's bytes are not needed any more; keeping them would make every
+        // state write carry them.
+        if job.table == Table::Files
+            && target.finished()
+            && inv
+                .targets
+                .iter()
+                .enumerate()
+                .all(|(i, t)| i == job.index || t.finished())
+        {
+            inv.content = Vec::new();
+        }
+    });
+}
+
+/// Applies `change` to the job's invocation and target under the state lock, if the target is
+/// still `Running` (a `StopInvocation` in between wins), and marks the state dirty. Returns
+/// whether it did.
+fn update_running(
+    sim: &Sim,
+    job: &Job,
+    change: impl FnOnce(&mut Invocation, &mut super::Target),
+) -> bool {
     let mut state = sim.lock_state();
     let Some(inv) = table(&mut state.assistant, job.table).get_mut(&job.invoke_id) else {
-        return;
+        return false;
     };
-    let target = &mut inv.targets[job.index];
+    let Some(mut target) = inv.targets.get(job.index).cloned() else {
+        return false;
+    };
     if target.status != "Running" {
-        return;
+        return false;
     }
-    match ran {
-        Err(e) => {
-            tracing::warn!(error = %e, invoke = %job.invoke_id, "cloud assistant exec failed");
-            target.end(
-                "Error",
-                "ExecutionException",
-                "the command execution got an exception",
-                now,
-            );
-        }
-        Ok(out) => record_output(target, &out, job.table, now),
-    }
-    // A delivered file's bytes are not needed any more; keeping them would make every state
-    // write carry them.
-    if job.table == Table::Files && inv.targets.iter().all(|t| t.finished()) {
-        inv.content = Vec::new();
-    }
+    change(inv, &mut target);
+    inv.targets[job.index] = target;
     drop(state);
     sim.mark_dirty();
+    true
 }
 
 fn record_output(target: &mut super::Target, out: &GuestOutput, t: Table, now: u64) {
@@ -254,8 +281,10 @@ fn record_output(target: &mut super::Target, out: &GuestOutput, t: Table, now: u
 }
 
 /// Stages the script in the agent's work directory, then runs it in `WorkingDir`, stdout and
-/// stderr merged (as the agent reports them), and removes it.
+/// stderr merged (as the agent reports them) and copied to a log beside it, which is read back
+/// while it runs so `DescribeInvocationResults` shows output as it comes; removes both.
 fn run_script(
+    sim: &Sim,
     exec: &dyn GuestExec,
     job: &Job,
     timeout: Duration,
@@ -273,11 +302,47 @@ fn run_script(
         return Ok(staged);
     }
     let dir = quote(&inv.working_dir);
+    let (log, rc) = (format!("{script}.out"), format!("{script}.rc"));
     let run = format!(
         "cd {dir} 2>/dev/null || {{ echo 'bakerd-sim: no such directory' >&2; exit {NO_WORKING_DIR}; }}\n\
-         {script} 2>&1; rc=$?; rm -f {script}; exit $rc"
+         {{ {script} 2>&1; echo $? > {rc}; }} | tee {log}\n\
+         rc=$(cat {rc} 2>/dev/null); rm -f {script} {rc} {log}; exit ${{rc:-1}}"
     );
-    exec.exec(&job.instance_id, &["/bin/sh", "-c", &run], b"", timeout)
+    let (finished, done) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(|| poll_output(sim, exec, job, &log, done));
+        let ran = exec.exec(&job.instance_id, &["/bin/sh", "-c", &run], b"", timeout);
+        // Dropping the sender wakes the poller at once.
+        drop(finished);
+        ran
+    })
+}
+
+/// While the command runs, copies the first [`OUTPUT_CAP`] bytes of its log into its target
+/// (only while the target is still `Running`; the final output replaces it).
+fn poll_output(
+    sim: &Sim,
+    exec: &dyn GuestExec,
+    job: &Job,
+    log: &str,
+    done: std::sync::mpsc::Receiver<()>,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let read = format!("head -c {OUTPUT_CAP} {log} 2>/dev/null");
+    let mut seen = 0;
+    while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(OUTPUT_POLL) {
+        let argv = ["/bin/sh", "-c", read.as_str()];
+        let Ok(out) = exec.exec(&job.instance_id, &argv, b"", STAGE_TIMEOUT) else {
+            continue;
+        };
+        if out.stdout.len() <= seen {
+            continue;
+        }
+        seen = out.stdout.len();
+        if !update_running(sim, job, |_, target| target.output = out.stdout) {
+            return;
+        }
+    }
 }
 
 /// Writes the file atomically (temp name, then rename), with its mode and owner.

@@ -128,12 +128,20 @@ pub(crate) fn render_config(password_login: bool) -> String {
     )
 }
 
-/// The files that make the instance's sshd accept exactly `authorized_keys` with `host_key`.
+/// `/etc/shadow` with `hash` (a crypt string: no `:` or newline) as root's password.
+pub(crate) fn shadow_with_root_password(hash: &str) -> String {
+    SHADOW.replacen("root:*:", &format!("root:{hash}:"), 1)
+}
+
+/// The files that make the instance's sshd accept exactly `authorized_keys` with `host_key`, and
+/// root's password when the instance was created with one (`root_password_hash`): only then is
+/// `/etc/shadow` rewritten and password login on.
 pub(crate) fn files_for_ssh(
     host_key: (&str, &str),
     authorized_keys: &str,
-    password_login: bool,
+    root_password_hash: Option<&str>,
 ) -> Vec<FileToInstall> {
+    let password_login = root_password_hash.is_some();
     let mut keys = authorized_keys.trim().to_string();
     if !keys.is_empty() {
         keys.push('\n');
@@ -165,6 +173,12 @@ pub(crate) fn files_for_ssh(
         ),
         file("/root/.ssh/authorized_keys", 0o600, 0o700, keys),
     ]
+    .into_iter()
+    .chain(
+        root_password_hash
+            .map(|hash| file("/etc/shadow", 0o640, 0o755, shadow_with_root_password(hash))),
+    )
+    .collect()
 }
 
 #[cfg(test)]
@@ -186,5 +200,23 @@ mod tests {
             assert!(config.contains(line), "missing {line:?}");
         }
         assert!(render_config(true).contains("PasswordAuthentication yes\n"));
+    }
+
+    #[test]
+    fn only_an_instance_created_with_a_password_gets_it_in_shadow_and_password_logins() {
+        let paths = |files: &[FileToInstall]| -> Vec<String> {
+            files.iter().map(|f| f.path.clone()).collect()
+        };
+        let keys_only = files_for_ssh(("k", "k.pub"), "ssh-ed25519 AAAA", None);
+        assert!(!paths(&keys_only).contains(&"/etc/shadow".to_string()));
+        assert!(keys_only[0]
+            .contents
+            .contains("PasswordAuthentication no\n"));
+        let with = files_for_ssh(("k", "k.pub"), "", Some("$6$salt$hash"));
+        let shadow = with.iter().find(|f| f.path == "/etc/shadow").unwrap();
+        assert_eq!(shadow.mode, 0o640);
+        assert!(shadow.contents.starts_with("root:$6$salt$hash:19000:"));
+        assert!(shadow.contents.contains("\nsshd:*:"), "{}", shadow.contents);
+        assert!(with[0].contents.contains("PasswordAuthentication yes\n"));
     }
 }

@@ -278,9 +278,7 @@ fn instance(
 }
 
 /// `image_disk_mappings` (HCL2: `image_disk_mapping` blocks) become data disks of the build
-/// instance. bakerd's image holds the system disk only, so this needs `image_ignore_data_disks:
-/// true` (Packer then also leaves them out of the image); without it the template asks for data
-/// disks in the image, which bakerd cannot give yet: refused, saying how to go on.
+/// instance. Whether the image carries them is [`image_carries_data_disks`]'s decision.
 fn data_disks(
     reader: &Reader<'_>,
     warnings: &mut Vec<String>,
@@ -298,14 +296,6 @@ fn data_disks(
     let mappings = reader.list("image_disk_mappings")?;
     if mappings.is_empty() {
         return Ok(Vec::new());
-    }
-    if reader.bool("image_ignore_data_disks")? != Some(true) {
-        return Err(reader.unsupported(
-            "image_disk_mappings",
-            " without `image_ignore_data_disks: true`: bakerd's image holds the system disk only; \
-             set `image_ignore_data_disks` to true to attach these disks to the build instance only, \
-             or remove them",
-        ));
     }
     let owner = format!("{} (image_disk_mappings)", reader.owner);
     let mut out = Vec::new();
@@ -421,5 +411,13 @@ fn image(reader: &Reader<'_>) -> Result<Image, PackerError> {
         force: reader.bool("image_force_delete")?.unwrap_or(false),
         copy_regions: reader.string_list("image_copy_regions")?,
         share_accounts: reader.string_list("image_share_account")?,
+        include_data_disks: image_carries_data_disks(reader)?,
     })
+}
+
+/// As in Packer, data disks of the build (`image_disk_mappings`) go into the image unless
+/// `image_ignore_data_disks` is true.
+fn image_carries_data_disks(reader: &Reader<'_>) -> Result<bool, PackerError> {
+    Ok(!reader.list("image_disk_mappings")?.is_empty()
+        && reader.bool("image_ignore_data_disks")? != Some(true))
 }

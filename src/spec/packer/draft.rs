@@ -106,6 +106,8 @@ pub struct Image {
     pub force: bool,
     pub copy_regions: Vec<String>,
     pub share_accounts: Vec<String>,
+    /// The image carries the build instance's data disks (`image.data_disks: include`).
+    pub include_data_disks: bool,
 }
 
 /// The whole build a template describes.

@@ -14,9 +14,9 @@
 use super::draft::{self, Draft};
 use super::error::PackerError;
 use crate::spec::{
-    Communicator, Credentials, Direction, FileProvisioner, ImageSpec, InstanceSpec, OnFailure,
-    Provisioner, Secret, SecretSource, ShellProvisioner, SourceImage, Spec, SshAddress, SshSpec,
-    SystemDisk, Timeouts,
+    Communicator, Credentials, Direction, FileProvisioner, ImageDataDisks, ImageSpec, InstanceSpec,
+    OnFailure, Provisioner, Secret, SecretSource, ShellProvisioner, SourceImage, Spec, SshAddress,
+    SshSpec, SystemDisk, Timeouts,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -189,6 +189,11 @@ fn image(image: draft::Image) -> ImageSpec {
         force: image.force,
         copy_regions: image.copy_regions,
         share_accounts: image.share_accounts,
+        data_disks: if image.include_data_disks {
+            ImageDataDisks::Include
+        } else {
+            ImageDataDisks::Ignore
+        },
     }
 }
 
