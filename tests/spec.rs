@@ -958,3 +958,38 @@ fn communicator_accepts_ssh_and_cloud_assistant_and_names_the_field_for_anything
         "{message}"
     );
 }
+
+#[test]
+fn image_data_disks_include_needs_data_disks_and_changes_the_hash_while_ignore_does_not() {
+    let message = error_of(&MINIMAL.replace(
+        "  name: test-image\n",
+        "  name: test-image\n  data_disks: include\n",
+    ))
+    .to_string();
+    assert!(
+        message.contains("image.data_disks") && message.contains("instance.data_disks"),
+        "{message}"
+    );
+    let dir = workspace();
+    let with_disk = MINIMAL.replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  data_disks:\n    - size_gb: 20\n",
+    );
+    let hash = |text: &str| parse_in(dir.path(), text).unwrap().hash().unwrap();
+    let ignored = hash(&with_disk);
+    assert_eq!(
+        hash(&with_disk.replace(
+            "  name: test-image\n",
+            "  name: test-image\n  data_disks: ignore\n"
+        )),
+        ignored,
+        "the default, written out, hashes the same"
+    );
+    let included = with_disk.replace(
+        "  name: test-image\n",
+        "  name: test-image\n  data_disks: include\n",
+    );
+    assert_ne!(hash(&included), ignored);
+    let spec = parse_in(dir.path(), &included).unwrap();
+    assert!(spec.to_yaml().contains("data_disks: include"));
+}

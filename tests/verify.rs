@@ -438,3 +438,45 @@ fn a_test_zone_is_refused_where_bakerd_cannot_give_it_a_vswitch() {
         Some("10.0.0.0/25")
     );
 }
+
+#[tokio::test]
+async fn the_test_instance_boots_with_the_data_disk_the_image_carries_and_checks_read_its_files() {
+    let sim = SimProcess::start("verify-data-disk");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let yaml = spec_yaml(
+        "verify:\n  checks:\n    - shell: grep -q on-data /mnt/vdb/data && echo data-check-ran\n",
+    )
+    .replace(
+        "  type: ecs.s2.large\n",
+        "  type: ecs.s2.large\n  data_disks:\n    - size_gb: 20\n",
+    )
+    .replace(
+        "        - echo baked > /root/baked\n",
+        "        - echo baked > /root/baked\n        - echo on-data > /mnt/vdb/data\n",
+    )
+    .replace("\nimage:\n", "\nimage:\n  data_disks: include\n");
+    let spec = write_spec(specs.path(), &yaml);
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = build_id(&out);
+    assert!(
+        text(&out).contains(&format!("[{id}] [verify 0] data-check-ran")),
+        "{}",
+        text(&out)
+    );
+    let inventory = sim.inventory().await;
+    let images = images_of(&inventory, &id);
+    assert_eq!(images[0]["tags"]["bakerd:verified"], "true", "{images:?}");
+    let live_data_disks: Vec<_> = inventory
+        .iter()
+        .filter(|r| r["kind"] == "disk" && r["type"] == "data" && r["status"] != "Deleted")
+        .collect();
+    assert!(
+        live_data_disks.is_empty(),
+        "the build's and the test instance's data disks went with them: {live_data_disks:?}"
+    );
+}
