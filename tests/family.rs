@@ -163,3 +163,49 @@ fn a_newer_image_in_the_source_family_makes_apply_rebuild_on_it_and_show_names_b
         "only the newest image of app: {listed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_added_to_copy_regions_copies_the_existing_image_without_rebuilding_it() {
+    let sim = SimProcess::start("family-copy-only");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let source = "{ id: ubuntu1404_64_40G_cloudinit_20160427.raw }";
+    let image = |regions: &str| {
+        format!("  name: \"copy-{{{{timestamp}}}}\"\n  copy_regions: [{regions}]\n")
+    };
+    let spec = write(dir.path(), "app", source, &image("cn-shanghai"));
+    let (_, built) = apply(&sim, &state, &spec, &[]);
+
+    write(dir.path(), "app", source, &image("cn-shanghai, cn-beijing"));
+    let (out, _) = validate_remote(&sim, &spec);
+    assert!(out.status.success());
+    let (text, distributed) = apply(&sim, &state, &spec, &[]);
+    assert_eq!(distributed, built, "the same image, not a rebuild: {text}");
+    assert!(
+        text.contains("is not rebuilt: copy to cn-beijing; already copied to cn-shanghai"),
+        "the plan comes first: {text}"
+    );
+    let calls = sim.calls().await;
+    assert_eq!(calls["counts"]["RunInstances"], 1, "{calls}");
+    assert_eq!(calls["counts"]["CopyImage"], 2, "{calls}");
+    let inventory = sim.inventory().await;
+    let live_images: Vec<&Value> = inventory
+        .iter()
+        .filter(|r| r["kind"] == "image" && r["deleted"].is_null())
+        .filter(|r| r["tags"]["bakerd:managed"] == "true")
+        .collect();
+    let mut regions: Vec<&str> = live_images
+        .iter()
+        .map(|r| r["region"].as_str().unwrap_or("?"))
+        .collect();
+    regions.sort();
+    assert_eq!(
+        regions,
+        ["cn-beijing", "cn-hangzhou", "cn-shanghai"],
+        "{live_images:?}"
+    );
+
+    let (text, again) = apply(&sim, &state, &spec, &[]);
+    assert!(text.contains("up to date"), "{text}");
+    assert_eq!(again, built);
+}

@@ -26,8 +26,9 @@ impl Reconciler {
     /// snapshot. Then the build starts a new attempt, so a later `resume` creates fresh
     /// resources under fresh ClientTokens instead of being handed the deleted ones back.
     pub async fn cleanup_temporary(&mut self, including_outputs: bool) -> Result<(), BuildError> {
-        // `bakerd verify` checks an image it did not make: never its to delete.
-        let including_outputs = including_outputs && !self.verify_only();
+        // `bakerd verify` checks an image it did not make, and a distribution-only build copies
+        // one: never theirs to delete.
+        let including_outputs = including_outputs && !self.verify_only() && !self.distribute_only();
         let mut roles: Vec<String> = Vec::new();
         if including_outputs {
             roles.extend(self.copy_roles());

@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod commands;
 pub mod crash;
 pub mod disk_snapshots;
+pub mod distribute;
 pub mod eip;
 pub mod gc;
 pub mod interrupt;

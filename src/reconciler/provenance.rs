@@ -16,6 +16,9 @@ pub const VERSION_TAG: &str = "bakerd:version";
 pub const BUILD_ID_TAG: &str = "bakerd:build-id";
 /// The spec hash; `apply` finds up-to-date images by it.
 pub const SPEC_HASH_TAG: &str = "bakerd:spec-hash";
+/// The spec's content hash (its hash without `copy_regions`/`share_accounts`): a spec that only
+/// changes where the image goes finds the image by it and copies or shares instead of rebuilding.
+pub const CONTENT_HASH_TAG: &str = "bakerd:content-hash";
 /// The source image id the build resolved (a family pins to one id).
 pub const SOURCE_IMAGE_TAG: &str = "bakerd:source-image";
 /// `true`, `false`, `pending` (checks not run yet) or `skipped` (the spec has none).
@@ -31,6 +34,12 @@ impl Reconciler {
             (VERSION_TAG.into(), self.provenance_version()),
             (BUILD_ID_TAG.into(), self.rec.id.to_string()),
             (SPEC_HASH_TAG.into(), self.rec.spec_hash.clone()),
+            (
+                CONTENT_HASH_TAG.into(),
+                self.spec
+                    .content_hash()
+                    .unwrap_or_else(|_| "unknown".into()),
+            ),
             (
                 SOURCE_IMAGE_TAG.into(),
                 self.resource("source_image").unwrap_or("unknown").into(),

@@ -107,6 +107,9 @@ impl Reconciler {
             let build = self.rec.id.to_string();
             return Err(VerifyError::ImageDeleted { build }.into());
         };
+        if self.distribute_only() {
+            return self.redistribute(&image).await;
+        }
         if let Some(verify) = self.spec.verify.clone() {
             self.verify_image(&image, &verify).await?;
         }

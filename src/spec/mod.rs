@@ -215,6 +215,16 @@ impl Spec {
         Ok(hex::encode(Sha256::digest(canonical.as_bytes())))
     }
 
+    /// The hash of what the image holds: [`Spec::hash`] without where the image is distributed
+    /// (`image.copy_regions`, `image.share_accounts`). Images carry it, so a spec whose only
+    /// change is its distribution copies or shares the existing image instead of rebuilding.
+    pub fn content_hash(&self) -> Result<String, SpecError> {
+        let mut content = self.clone();
+        content.image.copy_regions.clear();
+        content.image.share_accounts.clear();
+        content.hash()
+    }
+
     /// Every local file and directory the spec names (scripts, upload sources), in document order.
     pub fn referenced_files(&self) -> Vec<ReferencedFile> {
         hash::referenced_files(self)

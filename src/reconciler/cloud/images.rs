@@ -1,7 +1,9 @@
 //! Snapshots and images: create, wait, find, delete, copy, share.
 
 use super::*;
-use crate::reconciler::provenance::{SOURCE_IMAGE_TAG, SPEC_HASH_TAG, VERIFIED_TAG};
+use crate::reconciler::provenance::{
+    CONTENT_HASH_TAG, SOURCE_IMAGE_TAG, SPEC_HASH_TAG, VERIFIED_TAG,
+};
 use crate::spec::SourceImage;
 
 /// Whether the image a spec describes exists.
@@ -17,6 +19,9 @@ pub enum Freshness {
         previous: FoundImage,
         base: String,
     },
+    /// No image of this spec, but `image` holds the same content (same spec apart from
+    /// `image.copy_regions` / `image.share_accounts`): copy and share it, don't rebuild.
+    DistributionChanged { image: FoundImage },
 }
 
 impl Freshness {
@@ -38,6 +43,11 @@ impl Freshness {
                 previous.source_image.as_deref().unwrap_or("an unrecorded base image")
             ))
             }
+            Freshness::DistributionChanged { image } => Some(format!(
+                "image {} ({}) has this spec's content, but `image.copy_regions` or \
+                 `image.share_accounts` changed",
+                image.id, image.name
+            )),
         }
     }
 
@@ -46,7 +56,7 @@ impl Freshness {
         match self {
             Freshness::Missing { base } => base.as_deref(),
             Freshness::BaseChanged { base, .. } => Some(base),
-            Freshness::UpToDate(_) => None,
+            Freshness::UpToDate(_) | Freshness::DistributionChanged { .. } => None,
         }
     }
 }
@@ -60,10 +70,16 @@ impl Cloud {
 
     /// Every Available image carrying `bakerd:spec-hash=<hash>`, newest first.
     async fn images_for_spec_hash(&self, hash: &str) -> Result<Vec<FoundImage>> {
+        self.images_tagged(SPEC_HASH_TAG, hash).await
+    }
+
+    /// Every Available image of this account in the region tagged `key=value`, newest first;
+    /// images that failed their `verify` checks (`bakerd:verified=false`) do not count.
+    pub async fn images_tagged(&self, key: &str, value: &str) -> Result<Vec<FoundImage>> {
         let request = DescribeImages {
             region_id: self.region.clone(),
             image_owner_alias: Some("self".into()),
-            tags: vec![Tag::new(SPEC_HASH_TAG, hash)],
+            tags: vec![Tag::new(key, value)],
             ..Default::default()
         };
         let mut images: Vec<Image> = self.client.list_all(request).await?;
@@ -88,28 +104,39 @@ impl Cloud {
     }
 
     /// Whether an image for this exact spec exists — for a family-sourced spec, one built on the
-    /// family's newest image *now*: a newer base image makes the spec out of date.
+    /// family's newest image *now*: a newer base image makes the spec out of date. With no such
+    /// image, an image of the same content (see [`Spec::content_hash`]) means only its
+    /// distribution changed.
     pub async fn freshness(&self, spec: &Spec, hash: &str) -> Result<Freshness> {
-        let images = self.images_for_spec_hash(hash).await?;
-        let SourceImage::Family(family) = &spec.source_image else {
-            return Ok(match images.into_iter().next() {
-                Some(image) => Freshness::UpToDate(image),
-                None => Freshness::Missing { base: None },
-            });
+        let newest = match &spec.source_image {
+            SourceImage::Family(family) => Some(self.image_from_family(family).await?),
+            SourceImage::Id(_) => None,
         };
-        let newest = self.image_from_family(family).await?;
-        let on_newest = images
-            .iter()
-            .find(|i| i.source_image.as_deref() == Some(newest.as_str()));
-        Ok(match (on_newest, images.first()) {
-            (Some(image), _) => Freshness::UpToDate(image.clone()),
-            (None, Some(previous)) => Freshness::BaseChanged {
+        let on_base = |images: Vec<FoundImage>| -> Option<FoundImage> {
+            images
+                .into_iter()
+                .find(|i| newest.is_none() || i.source_image == newest)
+        };
+        let images = self.images_for_spec_hash(hash).await?;
+        if let Some(image) = on_base(images.clone()) {
+            return Ok(Freshness::UpToDate(image));
+        }
+        if let (SourceImage::Family(family), Some(previous), Some(base)) =
+            (&spec.source_image, images.first(), &newest)
+        {
+            return Ok(Freshness::BaseChanged {
                 family: family.clone(),
                 previous: previous.clone(),
-                base: newest,
-            },
-            (None, None) => Freshness::Missing { base: Some(newest) },
-        })
+                base: base.clone(),
+            });
+        }
+        if let Ok(content) = spec.content_hash() {
+            let same = self.images_tagged(CONTENT_HASH_TAG, &content).await?;
+            if let Some(image) = on_base(same) {
+                return Ok(Freshness::DistributionChanged { image });
+            }
+        }
+        Ok(Freshness::Missing { base: newest })
     }
 
     /// Resolves a source image family to its newest Available image id.

@@ -5,10 +5,12 @@
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
-use crate::reconciler::cloud::{Cloud, Freshness};
+use crate::reconciler::cloud::{Cloud, FoundImage, Freshness};
+use crate::reconciler::distribute::{marker, DISTRIBUTE_KEY};
 use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
+use crate::reconciler::provenance::CONTENT_HASH_TAG;
 use crate::reconciler::snapshot::Publisher;
 use crate::reconciler::store::{Build, Store};
 use crate::spec::{Spec, SpecSource};
@@ -226,6 +228,9 @@ async fn plan_and_run(
             job.path.display()
         ));
     }
+    if let (false, Freshness::DistributionChanged { image }) = (args.force, &freshness) {
+        return distribute(job, image, cloud, shared, finished).await;
+    }
     preflight(&cloud, job).await?;
     if shared.ctx.stops.signalled().is_some() {
         return Ok(Outcome::NotStarted);
@@ -272,6 +277,95 @@ fn pin_base(store: &Store, mut rec: Build, freshness: &Freshness) -> Result<Buil
             .insert("replaces_source_image".into(), old_base);
     }
     store.put(&rec).or_exit(exit::STATE)
+}
+
+/// Only `image.copy_regions` / `image.share_accounts` changed: says the plan, then runs a
+/// build that starts at the existing image and only copies, shares and tags it.
+async fn distribute(
+    job: &Job,
+    image: &FoundImage,
+    cloud: Cloud,
+    shared: &Shared,
+    finished: &mut Finished,
+) -> Result<Outcome, CommandError> {
+    let content = job.spec.content_hash().or_exit(exit::BAD_INPUT)?;
+    let plan = distribution_plan(&cloud, &job.spec, &content).await?;
+    shared.out.note(&format!(
+        "{}: image {} ({}) has this spec's content; only where it goes changed, so it is not \
+         rebuilt: {plan}",
+        job.path.display(),
+        image.id,
+        image.name
+    ));
+    let spec_path = std::fs::canonicalize(&job.path).unwrap_or_else(|_| job.path.clone());
+    let store = &shared.store;
+    let mut rec = store
+        .create(job.spec.frozen(), job.hash.clone(), &spec_path)
+        .or_exit(exit::STATE)?;
+    rec.results
+        .insert(DISTRIBUTE_KEY.into(), marker(&image.id, &content));
+    rec.resources.insert("image".into(), image.id.clone());
+    if let Some(base) = &image.source_image {
+        rec.resources.insert("source_image".into(), base.clone());
+    }
+    rec.phase = Phase::ImageReady;
+    let rec = store.put(&rec).or_exit(exit::STATE)?;
+    finished.build = Some(rec.id.clone());
+    shared.out.result(
+        &format!("build {} distributes image {} for {}", rec.id, image.id, job.path.display()),
+        json!({"event": "distribute_started", "build": rec.id.as_str(), "image_id": image.id, "spec": job.path.display().to_string(), "plan": plan}),
+    );
+    let out = shared.out.for_build(rec.id.as_str());
+    drive(
+        rec,
+        job.spec.clone(),
+        store.clone(),
+        cloud,
+        out,
+        &shared.ctx,
+    )
+    .await
+}
+
+/// The plan in words: which regions get a copy, which already hold one, who gets a share.
+async fn distribution_plan(
+    cloud: &Cloud,
+    spec: &Spec,
+    content: &str,
+) -> Result<String, CommandError> {
+    let (mut copy, mut held) = (Vec::new(), Vec::new());
+    for region in &spec.image.copy_regions {
+        let found = cloud
+            .in_region(region)
+            .images_tagged(CONTENT_HASH_TAG, content)
+            .await
+            .or_exit(exit::CLOUD)?;
+        if found.is_empty() {
+            copy.push(region.as_str());
+        } else {
+            held.push(region.as_str());
+        }
+    }
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    Ok(format!(
+        "copy to {}; already copied to {}; share with {}",
+        list(&copy),
+        list(&held),
+        list(
+            &spec
+                .image
+                .share_accounts
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        )
+    ))
 }
 
 /// The newest build of this spec that `apply` should continue rather than start over: one left
