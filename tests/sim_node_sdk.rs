@@ -52,16 +52,20 @@ async fn run_lifecycle(
     signature: &str,
 ) {
     let sim = SimProcess::start(name);
-    let out = run_script(script, &endpoint_of(&sim), "testsecret").await;
+    let summary = run_to_summary(script, &endpoint_of(&sim)).await;
+    common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
+}
+
+/// Runs `script` with the right secret; it must succeed and print its summary JSON line.
+async fn run_to_summary(script: &str, endpoint: &str) -> Value {
+    let out = run_script(script, endpoint, "testsecret").await;
     assert!(
         out.status.success(),
-        "{name} failed:\nstdout: {}\nstderr: {}",
+        "{script} failed:\nstdout: {}\nstderr: {}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line");
-    common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
+    serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line")
 }
 
 #[tokio::test]
@@ -97,4 +101,29 @@ async fn both_node_sdks_are_refused_with_a_wrong_secret_and_create_nothing() {
         );
     }
     assert!(sim.inventory().await.is_empty(), "something was created");
+}
+
+#[tokio::test]
+async fn tea_node_sdk_models_fit_every_action_packer_adds_and_nothing_is_left_alive() {
+    let sim = SimProcess::start("node-tea-packer");
+    let summary = run_to_summary("packer_actions_tea.js", &sim.host).await;
+    let inventory = sim.inventory().await;
+    for key in ["instance", "eip", "vpc", "vswitch", "security_group"] {
+        let id = summary[key].as_str().expect("id in the summary");
+        let found = inventory.iter().find(|r| r["id"] == id);
+        assert!(
+            found.is_some_and(|r| !r["deleted"].is_null()),
+            "{key} {id} not deleted: {found:?}"
+        );
+    }
+    let counts = sim.calls().await["counts"].clone();
+    for action in [
+        "AuthorizeSecurityGroupEgress",
+        "AttachKeyPair",
+        "AddTags",
+        "AssociateEipAddress",
+        "ReleaseEipAddress",
+    ] {
+        assert_eq!(counts[action], 1, "{action}: {counts}");
+    }
 }

@@ -64,4 +64,42 @@ function describe(type) {
   return JSON.stringify(type);
 }
 
-module.exports = { checkModel, wait };
+// A Tea ECS client for `endpoint` (V3 signatures; secret from $SECRET) whose `call(method, fields)`
+// checks each raw body against the model the SDK is about to cast it to (before the cast, which
+// stops at the first mismatch); mismatches collect in `problems`.
+function teaClient(Ecs, OpenApi, endpoint, region) {
+  const client = new Ecs.default(new OpenApi.Config({
+    accessKeyId: 'testid', accessKeySecret: process.env.SECRET || 'testsecret',
+    endpoint, protocol: 'http', regionId: region,
+  }));
+  const problems = [];
+  let expected = null;
+  const callApi = client.callApi.bind(client);
+  client.callApi = async (...args) => {
+    const result = await callApi(...args);
+    checkModel(result.body, Ecs[`${expected}ResponseBody`], expected, problems);
+    return result;
+  };
+  async function call(method, fields) {
+    expected = method[0].toUpperCase() + method.slice(1);
+    const response = await client[method](new Ecs[`${expected}Request`](fields));
+    return response.body;
+  }
+  return { call, problems };
+}
+
+// Calls `deleting` until it stops failing with DependencyViolation (an instance's asynchronous
+// release holds its network for a moment).
+async function deleteWhenReleased(what, deleting) {
+  await wait(what, async () => {
+    try {
+      await deleting();
+      return true;
+    } catch (e) {
+      if (e.code !== 'DependencyViolation') throw e;
+      return false;
+    }
+  });
+}
+
+module.exports = { checkModel, wait, teaClient, deleteWhenReleased };

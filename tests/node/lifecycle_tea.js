@@ -5,30 +5,11 @@
 'use strict';
 const Ecs = require('@alicloud/ecs20140526');
 const OpenApi = require('@alicloud/openapi-client');
-const { checkModel, wait } = require('./common');
+const { deleteWhenReleased, teaClient, wait } = require('./common');
 
 const [endpoint, region] = process.argv.slice(2);
 const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ node-test';
-const client = new Ecs.default(new OpenApi.Config({
-  accessKeyId: 'testid', accessKeySecret: process.env.SECRET || 'testsecret',
-  endpoint, protocol: 'http', regionId: region,
-}));
-
-// Checks each raw body against the model the SDK is about to cast it to (before the cast, which
-// stops at the first mismatch).
-let expected = null;
-const callApi = client.callApi.bind(client);
-client.callApi = async (...args) => {
-  const result = await callApi(...args);
-  checkModel(result.body, Ecs[`${expected}ResponseBody`], expected, problems);
-  return result;
-};
-const problems = [];
-async function call(method, fields) {
-  expected = method[0].toUpperCase() + method.slice(1);
-  const response = await client[method](new Ecs[`${expected}Request`](fields));
-  return response.body;
-}
+const { call, problems } = teaClient(Ecs, OpenApi, endpoint, region);
 
 async function main() {
   await call('describeRegions', {});
@@ -66,15 +47,8 @@ async function main() {
   await call('deleteImage', { regionId: region, imageId: image });
   await call('deleteSnapshot', { snapshotId: snapshot });
   // An instance is released asynchronously: its security group is refused meanwhile.
-  await wait('the security group deleted', async () => {
-    try {
-      await call('deleteSecurityGroup', { regionId: region, securityGroupId: sg });
-      return true;
-    } catch (e) {
-      if (e.code !== 'DependencyViolation') throw e;
-      return false;
-    }
-  });
+  await deleteWhenReleased('the security group deleted',
+    () => call('deleteSecurityGroup', { regionId: region, securityGroupId: sg }));
   await call('deleteKeyPairs', { regionId: region, keyPairNames: JSON.stringify(['node-tea-key']) });
   if (problems.length) {
     console.error(`responses that do not match the SDK's models:\n${problems.join('\n')}`);

@@ -219,7 +219,7 @@ pub fn describe_vswitches(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             "VSwitchId": v.meta.id, "VSwitchName": v.name, "Description": v.description, "VpcId": v.vpc_id,
             "ZoneId": v.zone, "CidrBlock": v.cidr_block, "Status": v.status, "AvailableIpAddressCount": 252,
             "IsDefault": false, "CreationTime": iso_time(v.meta.created_ms), "RegionId": v.meta.region,
-            "Tags": vpc_tags_json(&v.meta.tags),
+            "ResourceGroupId": "", "Tags": vpc_tags_json(&v.meta.tags),
         })))
         .collect();
     let paging = Paging::numbered(10, 50);
