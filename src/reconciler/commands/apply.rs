@@ -5,6 +5,7 @@
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
+use crate::reconciler::cleanup::deletable_resources;
 use crate::reconciler::cloud::{Cloud, FoundImage, Freshness};
 use crate::reconciler::distribute::{marker, DISTRIBUTE_KEY};
 use crate::reconciler::interrupt::Stops;
@@ -259,6 +260,7 @@ async fn plan_and_run(
         return Ok(Outcome::NotStarted);
     }
     let spec_path = std::fs::canonicalize(&job.path).unwrap_or_else(|_| job.path.clone());
+    note_failed_leftovers(&shared.store, &spec_path, out)?;
     let rec = shared
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
@@ -300,6 +302,32 @@ fn pin_base(store: &Store, mut rec: Build, freshness: &Freshness) -> Result<Buil
             .insert("replaces_source_image".into(), old_base);
     }
     store.put(&rec).or_exit(exit::STATE)
+}
+
+/// A new build of a spec file does not replace its earlier failed builds: any that still hold
+/// cloud resources (`on_failure: keep`, a failed cleanup) are named with the command that
+/// deletes them, so fixing a spec and applying it again leaks nothing unknowingly.
+fn note_failed_leftovers(
+    store: &Store,
+    spec_path: &Path,
+    out: &Output,
+) -> Result<(), CommandError> {
+    let path = spec_path.display().to_string();
+    for b in store.list().or_exit(exit::STATE)? {
+        if b.spec_path != path || !matches!(b.phase, Phase::Failed { .. }) {
+            continue;
+        }
+        let held = deletable_resources(&b.resources);
+        if !held.is_empty() {
+            out.note(&format!(
+                "build {} of this spec failed earlier and still holds {}; `bakerd cancel {}` deletes them",
+                b.id,
+                held.join(" "),
+                b.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Only `image.copy_regions` / `image.share_accounts` changed: says the plan, then runs a
