@@ -52,8 +52,13 @@ fn spec_in_own_dir(ws: &Workspace, name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Points of the new steps (the rest of the build is covered by `tests/crash.rs`).
+/// Points of the new steps (the rest of the build is covered by `tests/crash.rs`). A step's
+/// `:before-intent` is left out: nothing is written between the previous step's last point and
+/// it, so a kill there leaves the state a kill at that earlier point leaves (and costs a case).
 fn is_new(point: &str) -> bool {
+    if point.ends_with(":before-intent") {
+        return false;
+    }
     let provisioner_step = point.starts_with('p')
         && point[1..].starts_with(|c: char| c.is_ascii_digit())
         && point.contains('-');

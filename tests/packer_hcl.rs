@@ -614,12 +614,7 @@ async fn an_hcl2_template_directory_builds_an_image_whose_instances_hold_the_pro
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let images: Vec<_> = sim
-        .inventory()
-        .await
-        .into_iter()
-        .filter(|r| r["kind"] == "image" && r["region"] == REGION && r["status"] == "Available")
-        .collect();
+    let images = available_images(&sim).await;
     assert_eq!(images.len(), 1, "{images:?}");
     let name = images[0]["name"].as_str().unwrap();
     let stamp = name
@@ -699,6 +694,128 @@ fn image_disk_mappings_with_image_ignore_data_disks_become_data_disks_of_the_bui
         .any(|w| w.contains("disk_delete_with_instance")));
     let yaml = converted.spec.to_yaml();
     assert!(yaml.contains("data_disks:"), "{yaml}");
+}
+
+/// Two `alicloud-ecs` sources in one build: `apply` builds both, `convert` needs `--only`.
+const TWO_SOURCES: &str = r#"
+source "alicloud-ecs" "a" {
+  region        = "cn-shanghai"
+  source_image  = "ubuntu_22_04_x64_20G_alibase_20240926.vhd"
+  instance_type = "ecs.s2.large"
+  image_name    = "two-sources-a"
+  ssh_username  = "root"
+  ssh_private_ip = true
+}
+
+source "alicloud-ecs" "b" {
+  region        = "cn-shanghai"
+  source_image  = "ubuntu_22_04_x64_20G_alibase_20240926.vhd"
+  instance_type = "ecs.s2.large"
+  image_name    = "two-sources-b"
+  ssh_username  = "root"
+  ssh_private_ip = true
+}
+
+build {
+  sources = ["source.alicloud-ecs.a", "source.alicloud-ecs.b"]
+
+  provisioner "shell" {
+    inline = ["echo ${source.name} > /etc/built-from"]
+  }
+
+  post-processor "manifest" {}
+}
+"#;
+
+async fn available_images(sim: &common::SimProcess) -> Vec<serde_json::Value> {
+    sim.inventory()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "image" && r["region"] == REGION && r["status"] == "Available")
+        .collect()
+}
+
+fn bakerd_in(dir: &Path, sim: &common::SimProcess, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bakerd"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("BAKERD_STATE_DIR")
+        .env("ALICLOUD_ACCESS_KEY", common::ACCESS_KEY_ID)
+        .env("ALICLOUD_SECRET_KEY", common::ACCESS_KEY_SECRET)
+        .env("BAKERD_ECS_ENDPOINT", &sim.endpoint)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_hcl2_build_with_two_sources_builds_two_images_in_one_apply_and_only_still_selects() {
+    let sim = common::SimProcess::start("hcl2-two-sources");
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("two.pkr.hcl"), TWO_SOURCES);
+
+    let convert = bakerd_in(dir.path(), &sim, &["convert", "two.pkr.hcl"]);
+    let stderr = String::from_utf8_lossy(&convert.stderr);
+    assert_eq!(convert.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alicloud-ecs.a, alicloud-ecs.b") && stderr.contains("--only"),
+        "{stderr}"
+    );
+
+    let args = [
+        "apply",
+        "two.pkr.hcl",
+        "--parallel",
+        "2",
+        "--state-dir",
+        "state",
+    ];
+    let out = bakerd_in(dir.path(), &sim, &args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for source in [
+        "two.pkr.hcl (alicloud-ecs.a)",
+        "two.pkr.hcl (alicloud-ecs.b)",
+    ] {
+        assert!(text.contains(&format!("started for {source}")), "{text}");
+    }
+    let images = available_images(&sim).await;
+    let mut names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["two-sources-a", "two-sources-b"], "{images:?}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("packer-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut built: Vec<&str> = manifest["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    built.sort_unstable();
+    assert_eq!(built, ["a", "b"], "{manifest}");
+
+    let args = [
+        "apply",
+        "two.pkr.hcl",
+        "--only",
+        "alicloud-ecs.b",
+        "--state-dir",
+        "state",
+    ];
+    let again = bakerd_in(dir.path(), &sim, &args);
+    let text = String::from_utf8_lossy(&again.stdout).to_string()
+        + &String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{text}");
+    assert!(
+        text.contains("up to date with two.pkr.hcl (alicloud-ecs.b)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("alicloud-ecs.a)"),
+        "--only left a out: {text}"
+    );
 }
 
 #[test]

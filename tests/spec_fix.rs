@@ -9,9 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn write_spec(dir: &Path, command: &str) -> PathBuf {
+    write_spec_with(dir, command, "")
+}
+
+/// The spec with `extra` top-level lines (e.g. `on_failure: keep`).
+fn write_spec_with(dir: &Path, command: &str, extra: &str) -> PathBuf {
     let path = dir.join("app.yaml");
     let text = format!(
-        "region: cn-hangzhou\nsource_image: {{ id: ubuntu1404_64_40G_cloudinit_20160427.raw }}\n\
+        "{extra}region: cn-hangzhou\nsource_image: {{ id: ubuntu1404_64_40G_cloudinit_20160427.raw }}\n\
          instance: {{ type: ecs.s2.large }}\nssh: {{ username: root, timeout: 2m }}\n\
          provisioners:\n  - shell: {{ inline: [\"{command}\"] }}\n\
          image:\n  name: \"fix-{{{{timestamp}}}}\"\n"
@@ -98,4 +103,35 @@ async fn a_spec_fixed_after_a_failure_is_built_by_resume_apply_changes_leaving_o
     assert_eq!(kinds, ["image", "snapshot"], "{inventory:?}");
     let (_, status) = bakerd(&sim, &state, &["apply", spec.to_str().unwrap()]);
     assert!(status.contains("up to date"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applying_a_fixed_spec_names_the_failed_build_that_still_holds_resources_and_how_to_delete_them(
+) {
+    let sim = SimProcess::start("spec-fix-leftovers");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let spec = write_spec_with(dir.path(), "exit 3", "on_failure: keep\n");
+    let (out, text) = bakerd(&sim, &state, &["apply", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let failed = build_ids(&text)[0].clone();
+
+    write_spec_with(dir.path(), "true", "on_failure: keep\n");
+    let (out, text) = bakerd(&sim, &state, &["apply", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "build {failed} of this spec failed earlier and still holds"
+        )) && text.contains("instance=")
+            && text.contains(&format!("`bakerd cancel {failed}` deletes them")),
+        "{text}"
+    );
+    let (out, text) = bakerd(&sim, &state, &["cancel", &failed]);
+    assert!(out.status.success(), "{text}");
+    let inventory = sim.inventory().await;
+    assert!(
+        common::live_resources_of_build(&inventory, &failed).is_empty(),
+        "{:?}",
+        common::live_resources_of_build(&inventory, &failed)
+    );
 }

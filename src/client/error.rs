@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn not_found_and_clash_hints_name_the_spec_field_to_change() {
+        let src = CredentialSource::Explicit;
+        let h = hint_for("InvalidImageId.NotFound", "", &ctx("", &src)).unwrap();
+        assert!(h.contains("`source_image.id`"), "{h}");
+        let h = hint_for("InvalidImageName.Duplicated", "", &ctx("", &src)).unwrap();
+        assert!(
+            h.contains("`image.force: true`") && h.contains("`image.name`"),
+            "{h}"
+        );
+        let h = hint_for("InvalidRegionId.NotFound", "", &ctx("", &src)).unwrap();
+        assert!(h.contains("`bakerd validate --remote <spec>`"), "{h}");
+    }
+
+    #[test]
     fn access_key_not_found_names_the_credential_source() {
         let src = CredentialSource::AliyunEnv;
         let h = hint_for("InvalidAccessKeyId.NotFound", "", &ctx("", &src)).unwrap();

@@ -20,6 +20,21 @@ const TEMPORARY_ROLES: &[&str] = &[
     "vpc",
 ];
 
+/// The recorded resources that cleanup or `cancel` would delete (the roles [`Reconciler::delete_role`]
+/// knows), as `role=id`: what a failed build still holds in the cloud.
+pub fn deletable_resources(resources: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    resources
+        .iter()
+        .filter(|(role, _)| {
+            TEMPORARY_ROLES.contains(&role.as_str())
+                || ["image", "snapshot"].contains(&role.as_str())
+                || role.starts_with("image_copy_")
+                || role.starts_with(DATA_SNAPSHOT_PREFIX)
+        })
+        .map(|(role, id)| format!("{role}={id}"))
+        .collect()
+}
+
 impl Reconciler {
     /// Deletes the build's temporary resources. After a failure (`including_outputs`) the
     /// unfinished outputs go too: an image that never became the build's result, and its

@@ -149,10 +149,10 @@ impl Reconciler {
             .enumerate()
             .map(|(i, d)| {
                 let snapshot = self.resource(&data_snapshot_role(i)).ok_or_else(|| {
-                    BuildError::Other(format!(
-                        "build {} has no snapshot of data disk {} recorded",
-                        self.rec.id, d.device
-                    ))
+                    BuildError::DataSnapshotMissing {
+                        build: self.rec.id.to_string(),
+                        device: d.device.clone(),
+                    }
                 })?;
                 Ok(ImageDataDisk {
                     snapshot: snapshot.to_string(),

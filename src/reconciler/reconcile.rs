@@ -62,6 +62,8 @@ pub enum BuildError {
         found: usize,
         listed: usize,
     },
+    #[error("build {build} has no snapshot of data disk {device} recorded")]
+    DataSnapshotMissing { build: String, device: String },
     #[error("{0}")]
     Other(String),
 }

@@ -31,6 +31,8 @@ pub struct SpecSource {
     pub kind: SourceKind,
     /// A Packer `post-processor "manifest"`: `apply` writes it after a successful build.
     pub manifest: Option<packer::manifest::ManifestRequest>,
+    /// The HCL2 source (`alicloud-ecs.NAME`) this spec is, for a template that builds several.
+    pub source: Option<String>,
 }
 
 /// Why a spec file could not be loaded. `Display` is the message for the user.
@@ -81,27 +83,22 @@ impl SpecSource {
         vars: &[String],
         var_files: &[PathBuf],
     ) -> Result<SpecSource, SourceError> {
-        Self::load_selecting(path, vars, var_files, &[])
+        let all = Self::load_all(path, vars, var_files, &[])?;
+        only_one(path, all, |s| s.source.clone())
     }
 
-    /// [`SpecSource::load`] with `--only` (which source of an HCL2 template to build). A directory
-    /// or a `*.pkr.hcl` file is an HCL2 template.
-    pub fn load_selecting(
+    /// Every spec `path` describes, with `--only` (which sources of an HCL2 template to build): one
+    /// per `alicloud-ecs` source of an HCL2 template (a directory or a `*.pkr.hcl` file), in
+    /// template order; else the one spec of the file.
+    pub fn load_all(
         path: &Path,
         vars: &[String],
         var_files: &[PathBuf],
         only: &[String],
-    ) -> Result<SpecSource, SourceError> {
+    ) -> Result<Vec<SpecSource>, SourceError> {
         if is_hcl_template_path(path) {
-            let converted = convert_hcl_template(path, vars, var_files, only)?;
-            let mut warnings = converted.warnings;
-            warnings.extend(converted.spec.warnings().iter().map(ToString::to_string));
-            return Ok(SpecSource {
-                spec: converted.spec,
-                warnings,
-                kind: SourceKind::PackerTemplate,
-                manifest: converted.manifest,
-            });
+            let all = convert_hcl_template(path, vars, var_files, only)?;
+            return Ok(all.into_iter().map(SpecSource::from_hcl).collect());
         }
         let text = read_limited(path)?;
         let (spec, mut warnings, kind) = if packer::looks_like_json_template(&text) {
@@ -127,13 +124,66 @@ impl SpecSource {
             (spec, Vec::new(), SourceKind::Yaml)
         };
         warnings.extend(spec.warnings().iter().map(ToString::to_string));
-        Ok(SpecSource {
+        Ok(vec![SpecSource {
             spec,
             warnings,
             kind,
             manifest: None,
-        })
+            source: None,
+        }])
     }
+
+    fn from_hcl(converted: packer::Converted) -> SpecSource {
+        let mut warnings = converted.warnings;
+        warnings.extend(converted.spec.warnings().iter().map(ToString::to_string));
+        SpecSource {
+            spec: converted.spec,
+            warnings,
+            kind: SourceKind::PackerTemplate,
+            manifest: converted.manifest,
+            source: converted.source,
+        }
+    }
+
+    /// The spec of `path` a build recorded with `hash` came from: for an HCL2 template with
+    /// several sources, the one with that hash (when the template changed since, none matches and
+    /// it is an error naming the sources); else the file's one spec, changed or not.
+    pub fn load_matching(path: &Path, hash: &str) -> Result<SpecSource, SourceError> {
+        let mut all = Self::load_all(path, &[], &[], &[])?;
+        if let Some(i) = all
+            .iter()
+            .position(|s| s.spec.hash().is_ok_and(|h| h == hash))
+        {
+            return Ok(all.swap_remove(i));
+        }
+        only_one(path, all, |s| s.source.clone())
+    }
+
+    /// The file and, for one source of several, which: `tpl.pkr.hcl (alicloud-ecs.a)`.
+    pub fn label(&self, path: &Path) -> String {
+        match &self.source {
+            Some(source) => format!("{} ({source})", path.display()),
+            None => path.display().to_string(),
+        }
+    }
+}
+
+/// The one element of `all`, or an error naming the HCL2 sources when there are several.
+fn only_one<T>(
+    path: &Path,
+    mut all: Vec<T>,
+    name: impl Fn(&T) -> Option<String>,
+) -> Result<T, SourceError> {
+    if all.len() == 1 {
+        return Ok(all.remove(0));
+    }
+    let names: Vec<String> = all.iter().filter_map(name).collect();
+    Err(SourceError::Packer {
+        path: path.to_path_buf(),
+        source: Box::new(PackerError::SeveralSources {
+            names: names.join(", "),
+        }),
+    })
 }
 
 fn convert_template(
@@ -171,13 +221,14 @@ pub fn is_hcl_template_path(path: &Path) -> bool {
 }
 
 /// Reads an HCL2 template (a file, or a directory's `*.pkr.hcl` and `*.auto.pkrvars.hcl`, each at
-/// most [`MAX_SPEC_BYTES`]) and converts it. Relative paths resolve against the directory.
+/// most [`MAX_SPEC_BYTES`]) and converts each selected source. Relative paths resolve against the
+/// directory.
 fn convert_hcl_template(
     path: &Path,
     vars: &[String],
     var_files: &[PathBuf],
     only: &[String],
-) -> Result<packer::Converted, SourceError> {
+) -> Result<Vec<packer::Converted>, SourceError> {
     let packer_error = |source| SourceError::Packer {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -211,7 +262,7 @@ fn convert_hcl_template(
     let vars = parse_vars(path, vars)?;
     let mut options = packer::Options::from_process(vars, var_files.to_vec(), base_dir);
     options.only = only.to_vec();
-    packer::convert_hcl(&files, &auto_vars, &options).map_err(packer_error)
+    packer::convert_hcl_all(&files, &auto_vars, &options).map_err(packer_error)
 }
 
 /// The file's text, refusing more than [`MAX_SPEC_BYTES`] without reading further (also for files
@@ -271,6 +322,7 @@ pub struct ConvertArgs {
 pub fn run_convert(args: ConvertArgs) -> ExitCode {
     let converted = if is_hcl_template_path(&args.template) {
         convert_hcl_template(&args.template, &args.vars, &args.var_files, &args.only)
+            .and_then(|all| only_one(&args.template, all, |c| c.source.clone()))
     } else {
         read_limited(&args.template).and_then(|text| {
             if !packer::looks_like_json_template(&text) {

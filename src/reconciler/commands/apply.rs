@@ -5,6 +5,7 @@
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
+use crate::reconciler::cleanup::deletable_resources;
 use crate::reconciler::cloud::{Cloud, FoundImage, Freshness};
 use crate::reconciler::distribute::{marker, DISTRIBUTE_KEY};
 use crate::reconciler::interrupt::Stops;
@@ -24,6 +25,8 @@ use tokio::sync::Semaphore;
 /// One spec to build, loaded and validated before anything touches the cloud.
 pub(super) struct Job {
     pub(super) path: PathBuf,
+    /// How messages name the job: the path, and the HCL2 source when a template has several.
+    pub(super) label: String,
     pub(super) spec: Spec,
     pub(super) hash: String,
     /// A Packer template's `post-processor "manifest"`, written after a successful build.
@@ -65,32 +68,53 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
 }
 
 /// Every spec file named (directories: their `*.yaml`, `*.yml`, `*.json`, sorted; a directory with
-/// `*.pkr.hcl` files is one HCL2 template),
-/// loaded; any bad input stops the whole apply before a build starts.
+/// `*.pkr.hcl` files is one HCL2 template), loaded, one job per spec (an HCL2 template gives one
+/// per `alicloud-ecs` source); any bad input stops the whole apply before a build starts.
 pub(super) fn load_jobs(args: &ApplyArgs, out: &Output) -> Result<Vec<Job>, CommandError> {
     let mut jobs: Vec<Job> = Vec::new();
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for path in expand(&args.specs)? {
-        let source = SpecSource::load_selecting(&path, &args.vars, &args.var_files, &args.only)
-            .or_exit(exit::BAD_INPUT)?;
-        for warning in &source.warnings {
+        for job in jobs_of(&path, &args.vars, &args.var_files, &args.only, out)? {
+            if let Some(first) = seen.insert(job.hash.clone(), job.label.clone()) {
+                return Err(CommandError {
+                    code: exit::BAD_INPUT,
+                    message: format!(
+                        "{first} and {} describe the same image (same spec hash); name each spec once",
+                        job.label
+                    ),
+                });
+            }
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
+/// The jobs of one spec file (one per source of an HCL2 template), their warnings printed; the
+/// sources of one template share its variables' warnings, so each is said once.
+pub(super) fn jobs_of(
+    path: &Path,
+    vars: &[String],
+    var_files: &[PathBuf],
+    only: &[String],
+    out: &Output,
+) -> Result<Vec<Job>, CommandError> {
+    let sources = SpecSource::load_all(path, vars, var_files, only).or_exit(exit::BAD_INPUT)?;
+    let mut said = std::collections::BTreeSet::new();
+    let mut jobs = Vec::new();
+    for source in sources {
+        for warning in source
+            .warnings
+            .iter()
+            .filter(|w| said.insert(w.to_string()))
+        {
             out.note(warning);
         }
-        let hash = source.spec.hash().or_exit(exit::BAD_INPUT)?;
-        if let Some(first) = seen.insert(hash.clone(), path.clone()) {
-            return Err(CommandError {
-                code: exit::BAD_INPUT,
-                message: format!(
-                    "{} and {} describe the same image (same spec hash); name each spec once",
-                    first.display(),
-                    path.display()
-                ),
-            });
-        }
         jobs.push(Job {
-            path,
+            path: path.to_path_buf(),
+            label: source.label(path),
+            hash: source.spec.hash().or_exit(exit::BAD_INPUT)?,
             spec: source.spec,
-            hash,
             manifest: source.manifest,
         });
     }
@@ -148,7 +172,7 @@ fn is_spec_file(path: &Path) -> bool {
 async fn run_job(job: Job, shared: Arc<Shared>) -> Finished {
     let _permit = shared.permits.acquire().await;
     let started = Instant::now();
-    let mut finished = Finished::new(&job.path, &job.spec, &job.hash);
+    let mut finished = Finished::new(Path::new(&job.label), &job.spec, &job.hash);
     let outcome = match plan_and_run(&job, &shared, &mut finished).await {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -213,8 +237,8 @@ async fn plan_and_run(
         .or_exit(exit::CLOUD)?;
     if let (false, Freshness::UpToDate(image)) = (args.force, &freshness) {
         out.result(
-            &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.path.display()),
-            json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.path.display().to_string()}),
+            &format!("image {} ({}) is up to date with {}; nothing to do (use --force to rebuild)", image.id, image.name, job.label),
+            json!({"event": "up_to_date", "image_id": image.id, "image_name": image.name, "spec_hash": job.hash, "spec": job.label}),
         );
         return Ok(Outcome::UpToDate {
             image_id: image.id.clone(),
@@ -225,7 +249,7 @@ async fn plan_and_run(
     {
         out.note(&format!(
             "{} is out of date: {why}; building a new image on {base}",
-            job.path.display()
+            job.label
         ));
     }
     if let (false, Freshness::DistributionChanged { image }) = (args.force, &freshness) {
@@ -236,6 +260,7 @@ async fn plan_and_run(
         return Ok(Outcome::NotStarted);
     }
     let spec_path = std::fs::canonicalize(&job.path).unwrap_or_else(|_| job.path.clone());
+    note_failed_leftovers(&shared.store, &spec_path, out)?;
     let rec = shared
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
@@ -243,8 +268,8 @@ async fn plan_and_run(
     let rec = pin_base(&shared.store, rec, &freshness)?;
     finished.build = Some(rec.id.clone());
     out.result(
-        &format!("build {} started for {} in {}", rec.id, job.path.display(), job.spec.region),
-        json!({"event": "build_started", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "region": job.spec.region}),
+        &format!("build {} started for {} in {}", rec.id, job.label, job.spec.region),
+        json!({"event": "build_started", "build": rec.id.as_str(), "spec": job.label, "region": job.spec.region}),
     );
     let out = out.for_build(rec.id.as_str());
     drive(
@@ -277,6 +302,32 @@ fn pin_base(store: &Store, mut rec: Build, freshness: &Freshness) -> Result<Buil
             .insert("replaces_source_image".into(), old_base);
     }
     store.put(&rec).or_exit(exit::STATE)
+}
+
+/// A new build of a spec file does not replace its earlier failed builds: any that still hold
+/// cloud resources (`on_failure: keep`, a failed cleanup) are named with the command that
+/// deletes them, so fixing a spec and applying it again leaks nothing unknowingly.
+fn note_failed_leftovers(
+    store: &Store,
+    spec_path: &Path,
+    out: &Output,
+) -> Result<(), CommandError> {
+    let path = spec_path.display().to_string();
+    for b in store.list().or_exit(exit::STATE)? {
+        if b.spec_path != path || !matches!(b.phase, Phase::Failed { .. }) {
+            continue;
+        }
+        let held = deletable_resources(&b.resources);
+        if !held.is_empty() {
+            out.note(&format!(
+                "build {} of this spec failed earlier and still holds {}; `bakerd cancel {}` deletes them",
+                b.id,
+                held.join(" "),
+                b.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Only `image.copy_regions` / `image.share_accounts` changed: says the plan, then runs a
@@ -392,8 +443,8 @@ async fn continue_build(
         phase => format!("left at '{}'", phase.step_description()),
     };
     shared.out.result(
-        &format!("continuing build {} of {} ({what}); --new starts a fresh build instead", rec.id, job.path.display()),
-        json!({"event": "build_continued", "build": rec.id.as_str(), "spec": job.path.display().to_string(), "phase": rec.phase.name()}),
+        &format!("continuing build {} of {} ({what}); --new starts a fresh build instead", rec.id, job.label),
+        json!({"event": "build_continued", "build": rec.id.as_str(), "spec": job.label, "phase": rec.phase.name()}),
     );
     if let Phase::Failed { .. } = rec.phase {
         rec.phase = super::resume::restart_phase(&rec);
@@ -425,7 +476,7 @@ pub(super) async fn preflight(cloud: &Cloud, job: &Job) -> Result<(), CommandErr
         code: exit::BAD_INPUT,
         message: format!(
             "{}: the cloud would refuse this spec; nothing was created:\n{}",
-            job.path.display(),
+            job.label,
             lines.join("\n")
         ),
     })

@@ -201,7 +201,7 @@ fn parse_id(text: &str) -> Result<BuildId, CommandError> {
 fn thaw_spec(rec: &BuildRecord<Phase>) -> Result<Spec, CommandError> {
     let mut spec = Spec::from_frozen(&rec.spec).or_exit(exit::STATE)?;
     if Spec::frozen_withholds_credentials(&rec.spec) {
-        match SpecSource::load(Path::new(&rec.spec_path), &[], &[]) {
+        match SpecSource::load_matching(Path::new(&rec.spec_path), &rec.spec_hash) {
             Ok(original) => spec.credentials = original.spec.credentials,
             Err(e) => tracing::warn!(
                 "credentials of {} not re-read ({e}); using the environment's credential chain",

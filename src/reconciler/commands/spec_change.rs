@@ -33,7 +33,7 @@ pub fn compare(rec: &BuildRecord<Phase>) -> SpecChange {
         };
     }
     let path = Path::new(&rec.spec_path);
-    let current = match SpecSource::load(path, &[], &[]) {
+    let current = match SpecSource::load_matching(path, &rec.spec_hash) {
         Ok(source) => source.spec,
         Err(e) => {
             return SpecChange::Unavailable {

@@ -1,11 +1,10 @@
 //! `bakerd validate`: check specs without building — offline, or with `--remote` also against
 //! the cloud (read-only), with the very preflight `apply` runs before creating anything.
 
-use super::apply::{expand, preflight, Job};
+use super::apply::{expand, jobs_of, preflight, Job};
 use super::{exit, CmdResult, CommandError, OrExit};
 use crate::reconciler::cloud::{Cloud, Freshness};
 use crate::reconciler::output::Output;
-use crate::spec::SpecSource;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -49,24 +48,17 @@ pub async fn validate(args: ValidateArgs) -> CmdResult {
     Ok(worst)
 }
 
+/// Checks each spec the file describes (each source of an HCL2 template).
 async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), CommandError> {
-    let source = SpecSource::load(path, &args.vars, &args.var_files).or_exit(exit::BAD_INPUT)?;
-    for warning in &source.warnings {
-        out.note(warning);
+    for job in jobs_of(path, &args.vars, &args.var_files, &[], out)? {
+        if !args.remote {
+            continue;
+        }
+        let cloud = Cloud::connect(&job.spec).or_exit(exit::CLOUD)?;
+        preflight(&cloud, &job).await?;
+        report_freshness(&cloud, &job, out).await?;
     }
-    let hash = source.spec.hash().or_exit(exit::BAD_INPUT)?;
-    if !args.remote {
-        return Ok(());
-    }
-    let cloud = Cloud::connect(&source.spec).or_exit(exit::CLOUD)?;
-    let job = Job {
-        path: path.to_path_buf(),
-        spec: source.spec,
-        hash,
-        manifest: None,
-    };
-    preflight(&cloud, &job).await?;
-    report_freshness(&cloud, &job, out).await
+    Ok(())
 }
 
 /// Whether `apply` would build, and why: the image of this exact spec exists, or not, or was
@@ -76,7 +68,8 @@ async fn report_freshness(cloud: &Cloud, job: &Job, out: &Output) -> Result<(), 
         .freshness(&job.spec, &job.hash)
         .await
         .or_exit(exit::CLOUD)?;
-    let spec = job.path.display().to_string();
+    let spec = job.label.clone();
+    let path = job.path.display();
     match (&freshness, freshness.why_out_of_date()) {
         (Freshness::UpToDate(image), _) => out.result(
             &format!("{spec}: up to date: image {} ({})", image.id, image.name),
@@ -85,7 +78,7 @@ async fn report_freshness(cloud: &Cloud, job: &Job, out: &Output) -> Result<(), 
         (_, why) => {
             let why = why.unwrap_or_default();
             out.result(
-                &format!("{spec}: out of date: {why}; `bakerd apply {spec}` builds it"),
+                &format!("{spec}: out of date: {why}; `bakerd apply {path}` builds it"),
                 json!({"event": "freshness", "spec": spec, "up_to_date": false, "why_out_of_date": why}),
             )
         }

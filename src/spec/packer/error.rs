@@ -89,7 +89,7 @@ pub enum PackerError {
     VariableValidation { name: String, message: String },
     #[error("the template has no `build` that uses an `alicloud-ecs` source (or --only selected none); bakerd builds alicloud-ecs sources")]
     NoAlicloudSource,
-    #[error("the template builds several alicloud-ecs sources ({names}); bakerd builds one at a time: choose it with --only TYPE.NAME")]
+    #[error("the template builds several alicloud-ecs sources ({names}); this command takes one: choose it with --only TYPE.NAME (`bakerd apply` builds them all)")]
     SeveralSources { names: String },
     #[error("cannot read the template directory {}: {source}", path.display())]
     DirectoryRead {

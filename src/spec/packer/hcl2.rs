@@ -40,14 +40,16 @@ struct SourceBlock {
     body: Body,
 }
 
-/// Parses and evaluates HCL2 files into a [`Template`] and its resolved [`Variables`].
+/// Parses and evaluates HCL2 files into one [`Template`] per `alicloud-ecs` source the builds use
+/// (those `--only` selects), in template order, each with the resolved [`Variables`]: Packer
+/// builds every source of a build, so `apply` builds each as its own build.
 ///
 /// `auto_var_files` are the directory's `*.auto.pkrvars.hcl` (already read, in name order).
-pub fn to_template(
+pub fn to_templates(
     files: &[HclFile],
     auto_var_files: &[VarFile],
     options: &Options,
-) -> Result<(Template, Variables), PackerError> {
+) -> Result<Vec<(Template, Variables)>, PackerError> {
     let mut warnings = Vec::new();
     let mut parsed = Parsed::default();
     for file in files {
@@ -66,13 +68,12 @@ pub fn to_template(
             ctx.declare_var("var", Value::Object(resolved.values.clone()));
             let locals = evaluate_locals(&parsed.locals, &mut ctx)?;
             ctx.declare_var("local", Value::Object(locals));
-            build_template(
-                &parsed,
-                &resolved,
-                &ctx,
-                options,
-                std::mem::take(&mut warnings),
-            )
+            select(&parsed, options, &mut warnings)?
+                .into_iter()
+                .map(|selected| {
+                    build_template(&parsed, selected, &resolved, &ctx, options, &warnings)
+                })
+                .collect()
         },
     )
 }
@@ -219,13 +220,13 @@ struct Selected<'a> {
     overrides: Option<&'a Body>,
 }
 
-/// The `alicloud-ecs` source to build: sources of other builders are skipped with a warning;
+/// The `alicloud-ecs` sources to build: sources of other builders are skipped with a warning;
 /// `--only` (`options.only`) picks among several.
 fn select<'a>(
     parsed: &'a Parsed,
     options: &Options,
     warnings: &mut Vec<String>,
-) -> Result<Selected<'a>, PackerError> {
+) -> Result<Vec<Selected<'a>>, PackerError> {
     let mut candidates = Vec::new();
     for (file, build) in &parsed.builds {
         for (kind, name, overrides) in build_sources(file, build)? {
@@ -259,17 +260,10 @@ fn select<'a>(
             }
         }
     }
-    match candidates.len() {
-        1 => Ok(candidates.remove(0)),
-        0 => Err(PackerError::NoAlicloudSource),
-        _ => Err(PackerError::SeveralSources {
-            names: candidates
-                .iter()
-                .map(|c| format!("alicloud-ecs.{}", c.source.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+    if candidates.is_empty() {
+        return Err(PackerError::NoAlicloudSource);
     }
+    Ok(candidates)
 }
 
 /// A source a build names: type, name, and the build's own `source "..." {}` block, if any.
@@ -326,14 +320,16 @@ fn build_sources<'a>(file: &Path, build: &'a Body) -> Result<Vec<SourceUse<'a>>,
     Ok(out)
 }
 
+/// One selected source's template; `warnings` are the template's own, each template gets a copy.
 fn build_template(
     parsed: &Parsed,
+    selected: Selected<'_>,
     resolved: &Resolved,
     ctx: &Context,
     options: &Options,
-    mut warnings: Vec<String>,
+    warnings: &[String],
 ) -> Result<(Template, Variables), PackerError> {
-    let selected = select(parsed, options, &mut warnings)?;
+    let mut warnings = warnings.to_vec();
     let source = selected.source;
     let mut builder_name = format!("alicloud-ecs.{}", source.name);
     let location = format!("source.{builder_name}");

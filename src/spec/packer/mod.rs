@@ -48,6 +48,8 @@ pub struct Converted {
     pub warnings: Vec<String>,
     /// The template's `post-processor "manifest"`, written by `apply` after the build.
     pub manifest: Option<manifest::ManifestRequest>,
+    /// The HCL2 source it was built from (`alicloud-ecs.NAME`); `None` for a JSON template.
+    pub source: Option<String>,
 }
 
 /// Converts a Packer JSON template (builder `aliyun` or `alicloud-ecs`).
@@ -62,26 +64,56 @@ pub fn convert(text: &str, options: &Options) -> Result<Converted, PackerError> 
         spec,
         warnings,
         manifest: None,
+        source: None,
     })
 }
 
-/// Converts an HCL2 template: its `*.pkr.hcl` files and the `*.auto.pkrvars.hcl` files that go
-/// with them (a directory's; none for a single file, as in Packer). Same core and guarantees as
-/// [`convert`]: equivalent JSON and HCL2 templates give the same spec.
+/// Converts an HCL2 template that builds one `alicloud-ecs` source (after `--only`): its
+/// `*.pkr.hcl` files and the `*.auto.pkrvars.hcl` files that go with them (a directory's; none for
+/// a single file, as in Packer). Same core and guarantees as [`convert`]: equivalent JSON and HCL2
+/// templates give the same spec. A template with several sources is an error naming them; see
+/// [`convert_hcl_all`].
 pub fn convert_hcl(
     files: &[hcl2::HclFile],
     auto_var_files: &[hcl_vars::VarFile],
     options: &Options,
 ) -> Result<Converted, PackerError> {
-    let (template, variables) = hcl2::to_template(files, auto_var_files, options)?;
-    let manifest = template.manifest.clone();
-    let (draft, mut warnings) = convert::draft_from(&template, variables, options)?;
-    let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
-    Ok(Converted {
-        spec,
-        warnings,
-        manifest,
-    })
+    let mut all = convert_hcl_all(files, auto_var_files, options)?;
+    if all.len() > 1 {
+        let names: Vec<String> = all.iter().filter_map(|c| c.source.clone()).collect();
+        return Err(PackerError::SeveralSources {
+            names: names.join(", "),
+        });
+    }
+    Ok(all.remove(0))
+}
+
+/// Converts an HCL2 template into one spec per `alicloud-ecs` source its builds use (those
+/// `--only` selects), in template order; each carries its source's name.
+pub fn convert_hcl_all(
+    files: &[hcl2::HclFile],
+    auto_var_files: &[hcl_vars::VarFile],
+    options: &Options,
+) -> Result<Vec<Converted>, PackerError> {
+    let mut all = Vec::new();
+    for (template, variables) in hcl2::to_templates(files, auto_var_files, options)? {
+        let manifest = template.manifest.clone();
+        let source = template
+            .builder
+            .config
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let (draft, mut warnings) = convert::draft_from(&template, variables, options)?;
+        let spec = to_spec::to_spec(draft, &options.base_dir, &mut warnings)?;
+        all.push(Converted {
+            spec,
+            warnings,
+            manifest,
+            source,
+        });
+    }
+    Ok(all)
 }
 
 impl Converted {
