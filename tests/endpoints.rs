@@ -64,3 +64,21 @@ fn an_endpoint_without_a_scheme_is_an_error_not_a_guess() {
         "{text}"
     );
 }
+
+#[test]
+fn an_endpoint_whose_host_name_does_not_resolve_fails_at_once_naming_the_address() {
+    // `.invalid` never resolves (RFC 6761): the resolver answers NXDOMAIN at once.
+    let endpoint = "http://ecs.bakerd-test.invalid:8080";
+    let started = Instant::now();
+    let (out, text) = apply_with_endpoint(endpoint);
+    eprintln!(
+        "unresolvable endpoint: failed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains(endpoint), "the address is named: {text}");
+    assert!(
+        text.contains("cannot reach the endpoint"),
+        "not retried as if transient: {text}"
+    );
+}

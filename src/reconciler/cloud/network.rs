@@ -211,11 +211,14 @@ impl Cloud {
 
 impl Cloud {
     /// Retries a deletion while the resource is still held by something being deleted
-    /// (`DependencyViolation`, `IncorrectStatus`, …) for up to a minute.
+    /// (`DependencyViolation`, `IncorrectStatus`, …) for up to a minute. The pause starts at
+    /// `pause` and grows by half each time up to [`MAX_DEPENDENCY_PAUSE`]: a quick release (the
+    /// usual case) costs one retry, a slow one (ECS releases an instance asynchronously, for
+    /// seconds) costs a handful of calls instead of one every `pause`.
     async fn delete_with_dependency_retry<F, Fut>(
         &self,
         what: &str,
-        pause: Duration,
+        mut pause: Duration,
         mut call: F,
     ) -> Result<()>
     where
@@ -231,6 +234,7 @@ impl Cloud {
                 Err(e) if is_dependency(&e) && started.elapsed() < Duration::from_secs(60) => {
                     tracing::debug!(%what, error = %e, "still in use; retrying");
                     tokio::time::sleep(pause).await;
+                    pause = next_dependency_pause(pause);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -278,6 +282,15 @@ fn may_exist(e: &ClientError) -> bool {
             .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate"))
 }
 
+/// The longest pause between two deletion attempts of a resource still in use: about Packer's
+/// fixed poll, so a slow release never costs more calls than Packer spends on it.
+const MAX_DEPENDENCY_PAUSE: Duration = Duration::from_secs(4);
+
+/// The pause after `pause`: half again as long, at most [`MAX_DEPENDENCY_PAUSE`].
+fn next_dependency_pause(pause: Duration) -> Duration {
+    (pause * 3 / 2).min(MAX_DEPENDENCY_PAUSE)
+}
+
 /// Errors meaning "still referenced by something that is going away".
 fn is_dependency(e: &ClientError) -> bool {
     e.code().is_some_and(|c| {
@@ -286,4 +299,20 @@ fn is_dependency(e: &ClientError) -> bool {
             || c.starts_with("IncorrectInstanceStatus")
             || c == "InvalidOperation.ResourceInUse"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dependency_pause_grows_by_half_and_stops_at_the_cap() {
+        let mut pause = Duration::from_millis(500);
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            seen.push(pause.as_millis());
+            pause = next_dependency_pause(pause);
+        }
+        assert_eq!(seen, [500, 750, 1125, 1687, 2531, 3796, 4000, 4000]);
+    }
 }
