@@ -486,7 +486,8 @@ async fn live_of(sim: &common::SimProcess, id: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_releases_the_tagged_eip_of_an_abandoned_build_and_cancel_releases_an_untagged_one() {
+async fn gc_releases_the_eip_of_an_abandoned_build_tagged_or_not_and_cancel_releases_an_unrecorded_one(
+) {
     let (sim, ws) = start_sim("crash-eip-gc");
     // Abandoned after the association: the EIP is tagged and in use by the build instance.
     let (state, id, eip) = eip_build_killed_at(&sim, &ws, "associate-eip:after-result").await;
@@ -508,8 +509,19 @@ async fn gc_releases_the_tagged_eip_of_an_abandoned_build_and_cancel_releases_an
         "gc left some of {id}"
     );
 
-    // Killed before the tag (and before the allocation's result was recorded): untagged, so
-    // invisible to gc; `cancel` knows it from the record and releases it.
+    // Killed before the tag: untagged, but the record names it, so gc releases it too.
+    let (state, id, _) = eip_build_killed_at(&sim, &ws, "tag-eip:before-intent").await;
+    let gc = harness::run(ws.command(&state, &["gc", "--older-than", "0s", "--yes"])).await;
+    println!("{}{}", gc.stdout, gc.stderr);
+    assert_eq!(gc.code(), Some(0), "gc failed: {}{}", gc.stdout, gc.stderr);
+    assert_eq!(
+        live_of(&sim, &id).await,
+        Vec::<String>::new(),
+        "gc left some of {id}"
+    );
+
+    // Killed before the tag (and before the allocation's result was recorded): untagged;
+    // `cancel` knows it from the record (or re-issues the allocation) and releases it.
     for point in ["tag-eip:before-intent", "allocate-eip:after-call"] {
         let (state, id, eip) = eip_build_killed_at(&sim, &ws, point).await;
         assert!(

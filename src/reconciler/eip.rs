@@ -8,14 +8,15 @@
 //! or the allocation's intent and token, which cleanup re-issues to learn the id).
 //! Association has no ClientToken: it looks at the EIP first and only associates what is not.
 //!
-//! Caveats: a build abandoned between the allocation and its tag (and never resumed or
-//! cancelled) leaves an untagged EIP that `gc` cannot see.
+//! Caveats: a build abandoned between the allocation and its tag leaves an untagged EIP that
+//! `gc` finds only through the build's record (its `eip` resource), i.e. only from the state
+//! directory the build ran in.
 
 use super::cloud::EipParams;
 use super::reconcile::{BuildError, Reconciler};
 
 /// Resource role of the build's EIP (its allocation id).
-pub(super) const ROLE: &str = "eip";
+pub(crate) const ROLE: &str = "eip";
 /// Write-ahead step of the allocation.
 const ALLOCATE_STEP: &str = "allocate-eip";
 

@@ -10,6 +10,7 @@ use crate::client::api::storage::DescribeSnapshots;
 use crate::client::api::tags::ListTagResources;
 use crate::client::{ClientError, Tag};
 use crate::reconciler::cloud::Cloud;
+use crate::reconciler::store::Build;
 use std::collections::{BTreeMap, HashMap};
 
 /// Tag every bakerd resource carries.
@@ -72,6 +73,8 @@ pub(super) struct RegionInventory {
     pub(super) found: Vec<Found>,
     /// Every own image (tagged or not) → the snapshots it is made from.
     pub(super) image_snapshots: HashMap<String, Vec<String>>,
+    /// Every live VPC, vSwitch and EIP of the region (tagged or not) → its creation time.
+    pub(super) network_created: HashMap<String, String>,
 }
 
 /// The bakerd build id on a tagged resource, if it is bakerd's.
@@ -88,6 +91,30 @@ pub(super) fn managed_filter() -> Vec<Tag> {
 }
 
 impl RegionInventory {
+    /// Adds the live EIPs that recorded builds of this region name but that carry no tags (a
+    /// build killed between AllocateEipAddress and its tag): the record is all that knows them.
+    pub(super) fn add_recorded_eips(&mut self, builds: &[Build], region: &str) {
+        let in_region = |b: &&Build| super::spec_body(b)["region"].as_str() == Some(region);
+        for b in builds.iter().filter(in_region) {
+            let Some(id) = b.resources.get(crate::reconciler::eip::ROLE) else {
+                continue;
+            };
+            let Some(created) = self.network_created.get(id) else {
+                continue;
+            };
+            if !self.found.iter().any(|f| &f.id == id) {
+                self.found.push(Found {
+                    kind: Kind::Eip,
+                    id: id.clone(),
+                    region: region.to_string(),
+                    build: b.id.to_string(),
+                    created: created.clone(),
+                    image: None,
+                });
+            }
+        }
+    }
+
     fn push(&mut self, kind: Kind, id: String, created: String, region: &str, tags: &[Tag]) {
         if let Some(build) = bakerd_build(tags) {
             self.found.push(Found {
@@ -161,6 +188,7 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
             inv.push(kind, id, when, &region, &tags);
         }
     }
+    inv.network_created = created;
     let req = DescribeSnapshots {
         region_id: region.clone(),
         tags: managed_filter(),

@@ -239,8 +239,9 @@ fn regions(args: &GcArgs, builds: &[Build]) -> Vec<String> {
     let mut set: BTreeSet<String> = args.regions.iter().cloned().collect();
     if set.is_empty() {
         for b in builds {
-            set.extend(b.spec["region"].as_str().map(str::to_string));
-            if let Some(copies) = b.spec["image"]["copy_regions"].as_array() {
+            let spec = spec_body(b);
+            set.extend(spec["region"].as_str().map(str::to_string));
+            if let Some(copies) = spec["image"]["copy_regions"].as_array() {
                 set.extend(copies.iter().filter_map(|r| r.as_str().map(str::to_string)));
             }
         }
@@ -249,6 +250,15 @@ fn regions(args: &GcArgs, builds: &[Build]) -> Vec<String> {
         set.insert(DEFAULT_REGION.to_string());
     }
     set.into_iter().collect()
+}
+
+/// The spec fields of a build record: the frozen form keeps them under `spec`
+/// (`crate::spec::frozen`); older records held them at the top.
+pub(super) fn spec_body(b: &Build) -> &serde_json::Value {
+    match b.spec.get("spec") {
+        Some(body) if body.is_object() => body,
+        _ => &b.spec,
+    }
 }
 
 /// One client per region, on the default credential chain.
@@ -412,14 +422,15 @@ fn prune(state: &GcState, age: Duration, yes: bool, out: &Printer) -> Result<usi
 async fn plan_all(
     args: &GcArgs,
     regions: &[String],
-    views: &Views,
+    (views, builds): (&Views, &[Build]),
     policy: &Policy,
 ) -> Result<(Vec<Entry>, HashMap<String, Cloud>), GcError> {
     let mut plan = Vec::new();
     let mut clouds = HashMap::new();
     for region in regions {
         let cloud = connect(args, region)?;
-        let inv = list_region(&cloud).await?;
+        let mut inv = list_region(&cloud).await?;
+        inv.add_recorded_eips(builds, region);
         plan.extend(plan_region(inv, views, args.keep, policy));
         clouds.insert(region.clone(), cloud);
     }
@@ -451,7 +462,7 @@ pub async fn gc(args: GcArgs) -> Result<u8, CommandError> {
         locked_elsewhere: state.locked_elsewhere,
         now_secs: now.0 / 1000,
     };
-    let (plan, clouds) = plan_all(&args, &regions, &views, &policy)
+    let (plan, clouds) = plan_all(&args, &regions, (&views, &state.builds), &policy)
         .await
         .map_err(|e| CommandError {
             code: exit::CLOUD,
