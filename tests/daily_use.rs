@@ -334,6 +334,57 @@ async fn apply_of_three_specs_with_parallel_2_makes_three_images_a_summary_and_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_of_a_succeeded_build_says_it_finished_names_its_image_and_deletes_nothing() {
+    let sim = common::SimProcess::start("daily-cancel-done");
+    let ws = Workspace::new(&sim);
+    let state = ws.state_dir();
+    let specs = specs_in(&ws, &["done"]);
+    let manifest = ws.dir.path().join("manifest.json");
+    let args = ["apply", "--manifest", manifest.to_str().unwrap(), &specs[0]];
+    let run = harness::run(ws.command(&state, &args)).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let build = manifest["builds"][0]["build_id"].as_str().unwrap();
+    let image = manifest["builds"][0]["images"]["cn-hangzhou"]
+        .as_str()
+        .unwrap();
+
+    let cancel = harness::run(ws.command(&state, &["cancel", build])).await;
+    assert_eq!(
+        cancel.code(),
+        Some(0),
+        "nothing to cancel is not an error: {cancel:?}"
+    );
+    let said = format!("{}{}", cancel.stdout, cancel.stderr);
+    assert!(
+        said.contains(&format!("build {build} already finished")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("succeeded with image {image} in cn-hangzhou")),
+        "{said}"
+    );
+    assert!(said.contains("cancel has nothing to stop"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "aliyun ecs DeleteImage --RegionId cn-hangzhou --ImageId {image}"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("cancelled"), "{said}");
+    let still: Vec<_> = sim
+        .inventory()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "image" && r["id"] == image && r["status"] == "Available")
+        .collect();
+    assert_eq!(still.len(), 1, "the image is kept");
+    let show = harness::run(ws.command(&state, &["status"])).await;
+    assert!(show.stdout.contains("succeeded"), "{show:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_with_three_builds_in_flight_then_apply_finishes_each_with_one_image() {
     use rand::{Rng, SeedableRng};
     let seed: u64 = std::env::var("BAKERD_DAILY_SEED")

@@ -22,14 +22,17 @@ pub async fn cancel(args: BuildArgs) -> CmdResult {
     };
     let store = Store::new(state);
     let rec = store.load(&id).or_exit(exit::STATE)?;
+    let out = Output::new(args.common.json);
     if rec.phase == Phase::Succeeded {
-        return Err(CommandError {
-            code: exit::BAD_INPUT,
-            message: format!("build {id} already succeeded; delete its image with `bakerd gc` rules or the console"),
-        });
+        // As `resume` of a finished build: nothing to do is not an error.
+        out.result(
+            &already_succeeded(&rec),
+            json!({"event": "nothing_to_cancel", "build": id.as_str(), "phase": "succeeded", "image_id": rec.resources.get("image")}),
+        );
+        return Ok(exit::OK);
     }
     let spec = thaw_spec(&rec)?;
-    cancel_build(rec, spec, store, &Output::new(args.common.json)).await?;
+    cancel_build(rec, spec, store, &out).await?;
     Ok(exit::OK)
 }
 
@@ -100,7 +103,7 @@ async fn cancel_running(args: &BuildArgs, id: &BuildId) -> CmdResult {
                 continue;
             }
         }
-        return Ok(report_settled(id, &rec.phase, &out));
+        return Ok(report_settled(id, &rec, &out));
     }
     Err(CommandError {
         code: exit::STATE,
@@ -108,8 +111,50 @@ async fn cancel_running(args: &BuildArgs, id: &BuildId) -> CmdResult {
     })
 }
 
-fn report_settled(id: &BuildId, phase: &Phase, out: &Output) -> u8 {
-    match phase {
+/// Why a cancel of a finished build does nothing, and how to delete its image if that was the
+/// intent: bakerd has no command that deletes a kept image, so it names the `aliyun` CLI call
+/// (per region) and `bakerd gc --yes`, which then deletes the snapshots no image uses.
+fn already_succeeded(rec: &BuildRecord<Phase>) -> String {
+    let id = &rec.id;
+    let region = Spec::from_frozen(&rec.spec).map_or_else(|_| "?".to_string(), |s| s.region);
+    let region = region.as_str();
+    let mut images: Vec<(&str, &str)> = Vec::new();
+    if let Some(image) = rec.resources.get("image") {
+        images.push((region, image));
+    }
+    for (role, image) in &rec.resources {
+        if let Some(copy_region) = role.strip_prefix("image_copy_") {
+            images.push((copy_region, image));
+        }
+    }
+    if images.is_empty() {
+        return format!(
+            "build {id} already finished (succeeded); cancel has nothing to stop or delete"
+        );
+    }
+    let listed: Vec<String> = images.iter().map(|(r, i)| format!("{i} in {r}")).collect();
+    let commands: Vec<String> = images
+        .iter()
+        .map(|(r, i)| format!("  aliyun ecs DeleteImage --RegionId {r} --ImageId {i}"))
+        .collect();
+    format!(
+        "build {id} already finished: it succeeded with image {}; cancel has nothing to stop and \
+         does not delete finished images. To delete the image, run\n{}\nthen `bakerd gc --yes` \
+         deletes the snapshots no image uses any more",
+        listed.join(", "),
+        commands.join("\n")
+    )
+}
+
+fn report_settled(id: &BuildId, rec: &BuildRecord<Phase>, out: &Output) -> u8 {
+    match &rec.phase {
+        Phase::Succeeded => {
+            out.result(
+                &format!("{} (it finished before the cancel request arrived)", already_succeeded(rec)),
+                json!({"event": "nothing_to_cancel", "build": id.as_str(), "phase": "succeeded", "image_id": rec.resources.get("image")}),
+            );
+            exit::OK
+        }
         Phase::Cancelled => {
             out.result(
                 &format!("build {id} cancelled; its resources are deleted"),

@@ -31,7 +31,7 @@ pub use verify::{verify, VerifyArgs};
 
 /// Exit codes, documented in the README.
 pub mod exit {
-    /// Success, or already up to date.
+    /// Success, or already up to date, or nothing to resume or cancel.
     pub const OK: u8 = 0;
     /// The build failed (its state is kept; `bakerd resume <id>` retries the failed step).
     pub const BUILD_FAILED: u8 = 1;
