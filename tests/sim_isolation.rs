@@ -255,8 +255,7 @@ async fn an_instance_session_and_what_it_starts_run_as_the_unprivileged_id_range
     let mut session = tokio::process::Command::new("ssh")
         .args(["-F", "/dev/null", "-i"])
         .arg(&booted.key.path)
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(common::SSH_TEST_OPTIONS)
         .arg(format!("root@{}", booted.ip))
         .arg(&in_session)
         .kill_on_drop(true)
@@ -293,8 +292,7 @@ fn ssh_client(key: &Path, ip: &str) -> Command {
     command
         .args(["-F", "/dev/null", "-i"])
         .arg(key)
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(common::SSH_TEST_OPTIONS)
         .args(["-o", "ExitOnForwardFailure=yes", "-o", "ConnectTimeout=5"])
         .arg(format!("root@{ip}"));
     command

@@ -188,20 +188,8 @@ pub async fn ssh(ip: &str, key: &Path, command: &str) -> Output {
     tokio::process::Command::new("ssh")
         .args(["-F", "/dev/null", "-i"])
         .arg(key)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=3",
-            "-o",
-            "LogLevel=ERROR",
-        ])
+        .args(super::SSH_TEST_OPTIONS)
+        .args(["-o", "ConnectTimeout=3"])
         .arg(format!("root@{ip}"))
         .arg(command)
         .output()

@@ -492,25 +492,28 @@ pub fn ssh_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, public.trim().to_string())
 }
 
+/// OpenSSH client options of every test connection to an instance: batch mode, the given key
+/// only, no host key checks (each instance has fresh host keys), quiet.
+pub const SSH_TEST_OPTIONS: [&str; 10] = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "LogLevel=ERROR",
+];
+
 /// Runs `command` as root on `ip` with OpenSSH's `ssh` (no host key checking, batch mode).
 pub fn ssh_run(ip: &str, key: &Path, command: &str) -> std::process::Output {
     Command::new("ssh")
         .args(["-F", "/dev/null", "-i"])
         .arg(key)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "LogLevel=ERROR",
-        ])
+        .args(SSH_TEST_OPTIONS)
+        .args(["-o", "ConnectTimeout=5"])
         .arg(format!("root@{ip}"))
         .arg(command)
         .stdin(Stdio::null())
