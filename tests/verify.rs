@@ -183,6 +183,33 @@ async fn a_failing_verify_fails_the_build_with_the_check_output_and_tags_the_ima
     assert!(!text(&again).contains("up to date"), "{}", text(&again));
 }
 
+/// With `on_failure: keep` a failed check leaves the build for `resume`, which runs the checks
+/// again on a second test instance. That instance is deleted too: the first one's recorded
+/// deletion must not make the second look deleted already.
+#[tokio::test]
+async fn a_resumed_verify_deletes_its_second_test_instance_too() {
+    let sim = SimProcess::start("verify-resume");
+    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let verify = "on_failure: keep\nverify:\n  checks:\n    - shell: exit 4\n";
+    let spec = write_spec(specs.path(), &spec_yaml(verify));
+    let out = bakerd(
+        state.path(),
+        &sim.endpoint,
+        &["apply", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let id = build_id(&out);
+    let again = bakerd(state.path(), &sim.endpoint, &["resume", &id]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("exit code 4"), "{}", text(&again));
+
+    let inventory = sim.inventory().await;
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 2, "one test instance per run: {tests:?}");
+    let alive: Vec<_> = tests.iter().filter(|t| t["deleted"].is_null()).collect();
+    assert!(alive.is_empty(), "test instances left running: {alive:?}");
+}
+
 #[tokio::test]
 async fn verify_on_failure_delete_image_deletes_the_image_and_its_snapshot() {
     let sim = SimProcess::start("verify-delete");
