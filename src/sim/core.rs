@@ -22,6 +22,7 @@ use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::nonces::NonceCache;
 use super::params::Params;
+use super::quotas::Quotas;
 use super::store::{self, CallRecord, State};
 
 /// Keeps at most this many call-log entries (oldest dropped first); counts are never dropped.
@@ -36,6 +37,8 @@ pub struct Sim {
     state: Mutex<State>,
     dirty: AtomicBool,
     pub faults: Mutex<Faults>,
+    /// The account's quotas and the actions its RAM policy denies.
+    pub quotas: Quotas,
     nonces: Mutex<NonceCache>,
 }
 
@@ -89,8 +92,15 @@ impl Sim {
             state: Mutex::new(state),
             dirty: AtomicBool::new(false),
             faults: Mutex::new(faults),
+            quotas: Quotas::default(),
             nonces: Mutex::new(nonces),
         }
+    }
+
+    /// The account's quotas and denied actions (default: [`Quotas::default`]).
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     pub fn lock_state(&self) -> MutexGuard<'_, State> {
@@ -155,6 +165,15 @@ impl Sim {
 
     /// Injects faults around the action and persists its effects.
     fn run(&self, action: &str, params: &Params, now: u64) -> Ran {
+        if self.quotas.denies(action) {
+            return Ran {
+                result: Err(SimError::forbidden(
+                    "Forbidden.RAM",
+                    "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+                )),
+                fault: None,
+            };
+        }
         let fault = lock(&self.faults).pick(action);
         let pre_error = match fault {
             Some(FaultKind::Throttling) => Some(injected(StatusCode::BAD_REQUEST, "Throttling", "Request was denied due to request throttling.")),
@@ -197,6 +216,7 @@ impl Sim {
             machines: &self.machines,
             latencies: &self.latencies,
             faults: &mut faults,
+            quotas: &self.quotas,
             params,
             now,
         };
