@@ -91,7 +91,8 @@ impl Reconciler {
     pub(super) async fn cleanup_during_image_wait(&mut self) {
         for role in TEMPORARY_ROLES {
             if let Err(e) = self.delete_role(role).await {
-                let message = format!("deleting the {role} early failed ({e}); the final cleanup retries it");
+                let message =
+                    format!("deleting the {role} early failed ({e}); the final cleanup retries it");
                 self.out.note(&message);
                 if let Err(e) = self.event("error", message) {
                     tracing::warn!(error = %e, "event not recorded");
@@ -135,9 +136,7 @@ impl Reconciler {
                 "key_pair" => cloud.delete_key_pair(&id).await?,
                 super::eip::ROLE => cloud.release_eip(&id).await?,
                 "security_group" => cloud.delete_security_group(&id).await?,
-                "vswitch" | super::verify::VSWITCH_ROLE => {
-                    cloud.delete_vswitch(&id).await?
-                }
+                "vswitch" | super::verify::VSWITCH_ROLE => cloud.delete_vswitch(&id).await?,
                 "vpc" => cloud.delete_vpc(&id).await?,
                 "image" => cloud.delete_image_and_snapshots(&id).await?,
                 "snapshot" => cloud.delete_snapshot(&id).await?,
