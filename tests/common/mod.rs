@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod instances;
+pub mod spec;
+#[allow(unused_imports)]
+pub use spec::{sim_spec, TEST_CREDENTIALS};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
