@@ -5,42 +5,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::SimProcess;
 use serde_json::Value;
-
-fn python() -> String {
-    std::env::var("BAKERD_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
-        assert!(
-            venv.exists(),
-            "set BAKERD_TEST_PYTHON or run scripts/install-deps.sh (creates target/pyenv)"
-        );
-        venv.display().to_string()
-    })
-}
 
 /// Runs `script` against a fresh simulator and checks the inventory afterwards.
 async fn run_lifecycle(name: &str, script: &str, signature: &str) {
     let sim = SimProcess::start(name);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let out = tokio::task::spawn_blocking({
-        let host = sim.host.clone();
-        move || {
-            Command::new(python())
-                .arg(&script)
-                .arg(host)
-                .arg("cn-hangzhou")
-                .output()
-                .expect("run python")
-        }
-    })
-    .await
-    .unwrap();
+    let out = common::run_python_script(&sim, script, "cn-hangzhou").await;
     assert!(
         out.status.success(),
         "{name} failed:\nstdout: {}\nstderr: {}",
@@ -65,18 +36,7 @@ async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
 #[tokio::test]
 async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
     let sim = SimProcess::start("py-assistant");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/assistant_tea.py");
-    let host = sim.host.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(&script)
-            .arg(host)
-            .arg("cn-hangzhou")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
+    let out = common::run_python_script(&sim, "assistant_tea.py", "cn-hangzhou").await;
     assert!(
         out.status.success(),
         "stdout: {}\nstderr: {}",

@@ -176,6 +176,21 @@ impl Workspace {
     pub fn resume(&self, state: &Path, id: &str) -> Command {
         self.command(state, &["resume", id])
     }
+
+    /// `bakerd validate <args>` against the simulator (validate has no state dir).
+    pub fn validate(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bakerd"));
+        cmd.arg("validate")
+            .args(args)
+            .env("BAKERD_ECS_ENDPOINT", &self.endpoint)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key_id)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &self.secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
 }
 
 /// Runs `cmd` to its end (at most 5 minutes).

@@ -1,6 +1,7 @@
 //! The ECS actions. Each takes the request context and returns the success body (without
 //! `RequestId`, which the server adds) or a [`SimError`].
 
+mod account;
 mod assistant;
 mod data_disks;
 mod defaults;
@@ -25,6 +26,7 @@ use super::faults::Faults;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::params::Params;
+use super::quotas::Quotas;
 use super::store::{Meta, Resource, State};
 
 /// Everything an action may read or change.
@@ -33,6 +35,8 @@ pub struct Ctx<'a> {
     pub machines: &'a Machines,
     pub latencies: &'a Latencies,
     pub faults: &'a mut Faults,
+    /// The account's quotas, which the creating actions enforce.
+    pub quotas: &'a Quotas,
     pub params: &'a Params,
     pub now: u64,
 }
@@ -83,6 +87,7 @@ pub fn is_read_only(action: &str) -> bool {
 pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     match action {
         "DescribeRegions" => regions::describe_regions(ctx),
+        "DescribeAccountAttributes" => account::describe_account_attributes(ctx),
         "DescribeZones" => regions::describe_zones(ctx),
         "DescribeInstanceTypes" => regions::describe_instance_types(ctx),
         "CreateInstance" => instances::create_instance(ctx),
