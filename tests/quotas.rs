@@ -82,6 +82,51 @@ async fn a_full_security_group_quota_refuses_a_build_that_makes_its_own_group() 
 }
 
 #[tokio::test]
+async fn an_account_without_real_name_verification_is_refused_in_the_mainland_only() {
+    let sim = sim_with(
+        "quota-real-name",
+        &["--quota", "real-name-authentication=none"],
+    );
+    let ws = Workspace::new(&sim);
+    let mainland = ws.spec_file(&harness::small_spec("rn"));
+    let refused = harness::run(ws.validate(&["--remote", mainland.to_str().unwrap()])).await;
+    assert_eq!(refused.code(), Some(2), "{refused:?}");
+    for words in [
+        "region: cn-hangzhou",
+        "real-name",
+        "RealNameAuthenticationError",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words}: {}",
+            refused.stderr
+        );
+    }
+    let abroad = harness::small_spec("rn").replace("region: cn-hangzhou", "region: ap-southeast-1");
+    let abroad = ws.spec_file(&abroad);
+    let passed = harness::run(ws.validate(&["--remote", abroad.to_str().unwrap()])).await;
+    assert_eq!(passed.code(), Some(0), "{passed:?}");
+    // The simulator refuses what the preflight predicted.
+    let (_, group) = sim
+        .call("CreateSecurityGroup", &[("RegionId", "cn-hangzhou")])
+        .await;
+    let group = group["SecurityGroupId"].as_str().expect("group id");
+    let (status, body) = sim
+        .call(
+            "RunInstances",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("ImageId", "ubuntu1404_64_40G_cloudinit_20160427.raw"),
+                ("InstanceType", "ecs.s2.large"),
+                ("SecurityGroupId", group),
+            ],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["Code"], "RealNameAuthenticationError", "{body}");
+}
+
+#[tokio::test]
 async fn a_build_goes_on_with_a_warning_when_describe_account_attributes_is_denied() {
     let sim = sim_with(
         "quota-denied",

@@ -37,6 +37,7 @@ const ATTRIBUTES: &[&str] = &[
     "max-security-groups",
     "max-postpaid-yundisk-capacity",
     "used-postpaid-yundisk-capacity",
+    "real-name-authentication",
 ];
 
 /// What the quota checks found: refusals, and warnings that do not stop the build.
@@ -56,6 +57,7 @@ pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<QuotaReport,
     };
     match cloud.client().call(&request).await {
         Ok(quotas) => {
+            report.findings.extend(check_real_name(spec, &quotas));
             report.findings.extend(check_vcpus(spec, &quotas, cpus));
             report.findings.extend(check_data_disks(spec, &quotas));
             report
@@ -70,6 +72,19 @@ pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<QuotaReport,
     }
     report.warnings.extend(check_vpcs(cloud, spec).await?);
     Ok(report)
+}
+
+/// Instances in the Chinese mainland need a real-name verified account.
+fn check_real_name(spec: &Spec, quotas: &DescribeAccountAttributesResponse) -> Option<Finding> {
+    let verified = quotas.values("real-name-authentication").first()?;
+    let mainland = spec.region.starts_with("cn-") && spec.region != "cn-hongkong";
+    (mainland && verified.value == "none").then(|| Finding {
+        field: "region".into(),
+        problem: format!(
+            "{} is in the Chinese mainland and this account has not completed real-name verification (real-name-authentication: none); RunInstances would fail with RealNameAuthenticationError. Complete the verification in the Account Center (https://account.console.aliyun.com), or build in a region outside the mainland",
+            spec.region
+        ),
+    })
 }
 
 fn check_vcpus(

@@ -9,8 +9,9 @@
 //! Enforced: `max-postpaid-instance-vcpu-count` (RunInstances/CreateInstance,
 //! `QuotaExceed.ElasticQuota`), `max-security-groups` (CreateSecurityGroup,
 //! `QuotaExceed.SecurityGroup`), `max-postpaid-yundisk-capacity` (data disks of
-//! RunInstances/CreateInstance, per category, `QuotaExceed.DiskCapacity`). The others are reported
-//! as configured and not enforced.
+//! RunInstances/CreateInstance, per category, `QuotaExceed.DiskCapacity`),
+//! `real-name-authentication: none` (RunInstances/CreateInstance in the Chinese mainland,
+//! `RealNameAuthenticationError`). The others are reported as configured and not enforced.
 
 use std::collections::BTreeMap;
 
@@ -141,6 +142,11 @@ impl Quotas {
     pub fn denies(&self, action: &str) -> bool {
         self.denied_actions.iter().any(|a| a == action)
     }
+}
+
+/// Regions of the Chinese mainland, where instances need a real-name verified account.
+pub fn is_mainland(region: &str) -> bool {
+    region.starts_with("cn-") && region != "cn-hongkong"
 }
 
 /// vCPUs of the live instances of `region` (every simulated instance is pay-as-you-go).

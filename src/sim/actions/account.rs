@@ -82,6 +82,12 @@ pub fn check_launch(
     count: u64,
     data_disks: &[(String, i64)],
 ) -> Result<(), SimError> {
+    if ctx.quotas.real_name_authentication == "none" && quotas::is_mainland(region) {
+        return Err(SimError::forbidden(
+            "RealNameAuthenticationError",
+            "Your account has not passed the real-name authentication yet.",
+        ));
+    }
     let cpus = catalog::instance_type(instance_type).map_or(0, |t| t.cpus.max(0) as u64);
     let max = ctx.quotas.limit("max-postpaid-instance-vcpu-count");
     let used = quotas::used_postpaid_vcpus(ctx.state, region);
