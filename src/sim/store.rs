@@ -258,6 +258,9 @@ pub struct Eip {
     /// Mbps, as the API spells it (a string).
     pub bandwidth: String,
     pub internet_charge_type: String,
+    /// `Name` (VPC API only; empty when allocated through ECS).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Loopback address ranges of this data dir, chosen at random when it was created so parallel
@@ -324,6 +327,9 @@ pub struct CallRecord {
     /// `v1` or `v3`: which signature scheme the request used.
     #[serde(default)]
     pub signature_version: String,
+    /// The request's API `Version` (`2014-05-26` ECS, `2016-04-28` VPC; empty when it sent none).
+    #[serde(default)]
+    pub version: String,
     pub http_status: u16,
     pub error_code: Option<String>,
     /// Set when a fault was injected into this call (e.g. `acted_then_500`).
