@@ -1,7 +1,8 @@
 //! The official Alibaba Cloud Python clients run a full lifecycle against the simulator: the classic
 //! `aliyun-python-sdk-core` + `aliyun-python-sdk-ecs` (V1 signatures) and the Tea
-//! `alibabacloud_ecs20140526` (V3 signatures). The interpreter comes from `BAKERD_TEST_PYTHON`
-//! (`scripts/install-deps.sh` creates `target/pyenv` with those packages).
+//! `alibabacloud_ecs20140526` (V3 signatures), and the VPC API's Tea SDK `alibabacloud_vpc20160428`.
+//! The interpreter comes from `BAKERD_TEST_PYTHON` (`scripts/install-deps.sh` creates `target/pyenv`
+//! with those packages).
 
 mod common;
 
@@ -22,50 +23,11 @@ fn python() -> String {
     })
 }
 
-/// Runs `script` against a fresh simulator and checks the inventory afterwards.
-async fn run_lifecycle(name: &str, script: &str, signature: &str) {
-    let sim = SimProcess::start(name);
+/// Runs `tests/python/<script> <host> cn-hangzhou` against `sim`; returns its JSON summary line.
+async fn run_script(sim: &SimProcess, script: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);
-    let out = tokio::task::spawn_blocking({
-        let host = sim.host.clone();
-        move || {
-            Command::new(python())
-                .arg(&script)
-                .arg(host)
-                .arg("cn-hangzhou")
-                .output()
-                .expect("run python")
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line");
-    common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
-}
-
-#[tokio::test]
-async fn classic_python_sdk_with_v1_signatures_runs_a_full_lifecycle() {
-    run_lifecycle("py-v1", "lifecycle_v1.py", "v1").await;
-}
-
-#[tokio::test]
-async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
-    run_lifecycle("py-tea", "lifecycle_tea.py", "v3").await;
-}
-
-#[tokio::test]
-async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
-    let sim = SimProcess::start("py-assistant");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/assistant_tea.py");
     let host = sim.host.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python())
@@ -83,8 +45,56 @@ async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_out
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
+    serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line")
+}
+
+/// Runs `script` against a fresh simulator and checks the inventory afterwards.
+async fn run_lifecycle(name: &str, script: &str, signature: &str) {
+    let sim = SimProcess::start(name);
+    let summary = run_script(&sim, script).await;
+    common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
+}
+
+#[tokio::test]
+async fn classic_python_sdk_with_v1_signatures_runs_a_full_lifecycle() {
+    run_lifecycle("py-v1", "lifecycle_v1.py", "v1").await;
+}
+
+#[tokio::test]
+async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
+    run_lifecycle("py-tea", "lifecycle_tea.py", "v3").await;
+}
+
+#[tokio::test]
+async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
+    let sim = SimProcess::start("py-assistant");
+    let summary = run_script(&sim, "assistant_tea.py").await;
     assert_eq!(summary["status"], "Failed", "{summary}");
     assert_eq!(summary["exit_code"], 4, "{summary}");
     assert_eq!(summary["output"], "sdk-hello\nroot\n", "{summary}");
+}
+
+#[tokio::test]
+async fn tea_vpc_sdk_creates_tags_lists_and_deletes_a_vpc_vswitch_and_eip_through_the_vpc_api() {
+    let sim = SimProcess::start("py-vpc");
+    let summary = run_script(&sim, "vpc_tea.py").await;
+    let inventory = sim.inventory().await;
+    for key in ["vpc", "vswitch", "eip"] {
+        let id = summary[key].as_str().expect("id in the summary");
+        let found = inventory.iter().find(|r| r["id"] == id);
+        assert!(
+            found.is_some_and(|r| !r["deleted"].is_null()),
+            "{key} {id} not deleted: {found:?}"
+        );
+    }
+    let calls = sim.calls().await;
+    let calls = calls["calls"].as_array().unwrap();
+    assert!(calls.len() > 10, "{calls:?}");
+    for c in calls {
+        assert_eq!(
+            (c["version"].as_str(), c["signature_version"].as_str(), c["http_status"].as_u64()),
+            (Some("2016-04-28"), Some("v3"), Some(200)),
+            "{c}"
+        );
+    }
 }

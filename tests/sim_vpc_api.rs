@@ -159,7 +159,12 @@ async fn ecs_tag_actions_refuse_vpc_resource_types_and_the_vpc_api_refuses_ecs_o
         ("ResourceId.1", vpc.as_str()),
         ("TagKey.1", "bakerd:managed"),
     ];
-    ok(vpc_call(&sim, "UntagResources", &untag).await);
+    refused(
+        &vpc_call(&sim, "UntagResources", &untag).await,
+        404,
+        "InvalidAction.NotFound",
+    );
+    ok(vpc_call(&sim, "UnTagResources", &untag).await);
     assert!(tagged(&sim, "VPC").await.is_empty());
 
     let resp = vpc_call(

@@ -70,7 +70,7 @@ pub use credentials::{
 pub use error::{ApiError, ClientError};
 pub use product::{Product, ECS_API_VERSION, ENDPOINT_ENV, VPC_API_VERSION, VPC_ENDPOINT_ENV};
 pub use retry::{RateLimiter, RetryPolicy, Retryability};
-pub use transport::SignatureStyle;
+pub use transport::{share_http_clients, SignatureStyle};
 pub use types::*;
 
 use rand::SeedableRng;
@@ -78,7 +78,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use transport::{RawResponse, SendFailure, SignInput};
+use product::Endpoint;
+use transport::{shared_http, RawResponse, SendFailure, SignInput};
 
 /// How to build an [`EcsClient`].
 #[derive(Debug, Clone)]
@@ -225,14 +226,14 @@ impl EcsClient {
 
     /// Calls a typed action.
     pub async fn call<A: Action>(&self, request: &A) -> Result<A::Response, ClientError> {
-        let product = request.product();
+        let (product, name) = (request.product(), request.name());
         let params = request.params().into_vec();
         let value = self
-            .invoke_product(product, A::NAME, A::MUTATION, &params)
+            .invoke_product(product, name, A::MUTATION, &params)
             .await?;
         serde_json::from_value(value.clone()).map_err(|source| ClientError::Decode {
             product,
-            action: A::NAME.to_string(),
+            action: name.to_string(),
             body_start: value.to_string().chars().take(200).collect(),
             source,
         })
@@ -482,31 +483,6 @@ struct Call<'a> {
     params: &'a [(String, String)],
 }
 
-/// Where one product answers.
-#[derive(Debug)]
-struct Endpoint {
-    base_url: String,
-    /// `host[:port]` as the `Host` header (and the V3 signature) carries it.
-    host: String,
-}
-
-impl Endpoint {
-    fn parse(base_url: String) -> Result<Endpoint, ClientError> {
-        let url = reqwest::Url::parse(&base_url)
-            .map_err(|e| ClientError::Config(format!("endpoint {base_url:?} is not a URL: {e}")))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => {
-                return Err(ClientError::Config(format!(
-                    "endpoint {base_url:?} has no host"
-                )))
-            }
-        };
-        Ok(Endpoint { base_url, host })
-    }
-}
-
 impl Inner {
     fn endpoint(&self, product: Product) -> &Endpoint {
         match product {
@@ -565,48 +541,6 @@ pub(crate) fn utc_timestamp() -> String {
     time::OffsetDateTime::now_utc()
         .format(format)
         .expect("a fixed format always formats")
-}
-
-/// Set by the binary (one tokio runtime for the whole process): see [`share_http_clients`].
-static SHARE_HTTP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Makes every client of the process share one HTTP client (connection pool, TLS setup) per
-/// timeout pair: the builds of one `apply` then talk to ECS over the same pool.
-///
-/// Caveat: only for a process with one tokio runtime; pooled connections belong to the runtime
-/// that opened them, so tests that start a runtime per test keep separate clients.
-pub fn share_http_clients() {
-    SHARE_HTTP.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The HTTP client for these timeouts: the process's shared one when enabled, else a new one.
-fn shared_http(connect: Duration, request: Duration) -> Result<reqwest::Client, ClientError> {
-    if !SHARE_HTTP.load(std::sync::atomic::Ordering::Relaxed) {
-        return build_http(connect, request);
-    }
-    type Pool = std::sync::Mutex<std::collections::HashMap<(Duration, Duration), reqwest::Client>>;
-    static CLIENTS: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
-    let mut clients = CLIENTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(client) = clients.get(&(connect, request)) {
-        return Ok(client.clone());
-    }
-    let client = build_http(connect, request)?;
-    clients.insert((connect, request), client.clone());
-    Ok(client)
-}
-
-fn build_http(connect: Duration, request: Duration) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .connect_timeout(connect)
-        .timeout(request)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("bakerd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))
 }
 
 #[cfg(test)]

@@ -170,6 +170,31 @@ fn is_alibaba_cloud_host(url: &str) -> bool {
         .is_some_and(|h| h.ends_with(".aliyuncs.com"))
 }
 
+/// Where one product answers.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    pub(super) base_url: String,
+    /// `host[:port]` as the `Host` header (and the V3 signature) carries it.
+    pub(super) host: String,
+}
+
+impl Endpoint {
+    pub(super) fn parse(base_url: String) -> Result<Endpoint, ClientError> {
+        let url = reqwest::Url::parse(&base_url)
+            .map_err(|e| ClientError::Config(format!("endpoint {base_url:?} is not a URL: {e}")))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => {
+                return Err(ClientError::Config(format!(
+                    "endpoint {base_url:?} has no host"
+                )))
+            }
+        };
+        Ok(Endpoint { base_url, host })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

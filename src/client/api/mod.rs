@@ -44,6 +44,11 @@ pub trait Action: fmt::Debug {
     fn product(&self) -> Product {
         Product::Ecs
     }
+    /// The name sent for this request: [`Action::NAME`] unless the product spells it otherwise
+    /// (the VPC API's untag action is `UnTagResources`).
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
 }
 
 /// A list action whose pages `EcsClient::list_all` walks.

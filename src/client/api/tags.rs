@@ -50,6 +50,21 @@ impl TagType {
 
 /// Implements [`Action`] for a tag request whose product follows its `resource_type`.
 macro_rules! tag_action {
+    ($req:ty, $name:literal, $mutation:ident, $resp:ty, name = |$p:ident| $spelt:expr, |$s:ident| $body:block) => {
+        impl Action for $req {
+            const NAME: &'static str = $name;
+            const MUTATION: Mutation = Mutation::$mutation;
+            type Response = $resp;
+            fn params(&$s) -> Params $body
+            fn product(&self) -> Product {
+                self.resource_type.product()
+            }
+            fn name(&self) -> &'static str {
+                let $p = self.product();
+                $spelt
+            }
+        }
+    };
     ($req:ty, $name:literal, $mutation:ident, $resp:ty, |$s:ident| $body:block) => {
         impl Action for $req {
             const NAME: &'static str = $name;
@@ -79,7 +94,8 @@ tag_action!(TagResources, "TagResources", Unprotected, Ack, |self| {
         .tags(&self.tags)
 });
 
-/// `UntagResources` (`All` removes every tag when no key is given).
+/// `UntagResources` (`All` removes every tag when no key is given); the VPC API names it
+/// `UnTagResources` (S-TEAVPC `UnTagResourcesRequest`).
 #[derive(Debug, Clone, Default)]
 pub struct UntagResources {
     pub region_id: String,
@@ -93,6 +109,10 @@ tag_action!(
     "UntagResources",
     Unprotected,
     Ack,
+    name = |product| match product {
+        Product::Ecs => "UntagResources",
+        Product::Vpc => "UnTagResources",
+    },
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -172,5 +192,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(request.product(), Product::Ecs);
+        let untag = |resource_type| UntagResources {
+            resource_type,
+            ..Default::default()
+        };
+        assert_eq!(untag(TagType::Vpc).name(), "UnTagResources");
+        assert_eq!(untag(TagType::Image).name(), "UntagResources");
     }
 }

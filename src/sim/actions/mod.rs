@@ -133,15 +133,17 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     if let Some(run) = shared_action(action) {
         return run(ctx);
     }
-    match ctx.api {
-        Api::Ecs => dispatch_ecs(action, ctx),
-        Api::Vpc => Err(SimError::InvalidAction(action.to_string())),
+    match (ctx.api, action) {
+        (Api::Ecs, "UntagResources") | (Api::Vpc, "UnTagResources") => tags::untag_resources(ctx),
+        (Api::Ecs, _) => dispatch_ecs(action, ctx),
+        (Api::Vpc, _) => Err(SimError::InvalidAction(action.to_string())),
     }
 }
 
 type ActionFn = fn(&mut Ctx<'_>) -> Result<Value, SimError>;
 
-/// The VPC, vSwitch, EIP and tag actions, which both products answer on the same resources:
+/// The VPC, vSwitch, EIP and tag actions, which both products answer on the same resources
+/// (untagging too, spelt `UntagResources` by ECS and `UnTagResources` by the VPC API):
 /// the VPC API (2016-04-28) as bakerd calls them, ECS's deprecated copies (2014-05-26) as Packer
 /// does. The actions read [`Ctx::api`] where the two differ (tags at creation, tag types).
 fn shared_action(action: &str) -> Option<ActionFn> {
@@ -158,7 +160,6 @@ fn shared_action(action: &str) -> Option<ActionFn> {
         "UnassociateEipAddress" => eip::unassociate_eip_address,
         "ReleaseEipAddress" => eip::release_eip_address,
         "TagResources" => tags::tag_resources,
-        "UntagResources" => tags::untag_resources,
         "ListTagResources" => tags::list_tag_resources,
         _ => return None,
     })
