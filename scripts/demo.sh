@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: starts the local ECS simulator, builds specs/demo.yaml into an image, shows the result.
-# Needs root (the simulator's instances are chrooted OpenSSH servers). Installs what it needs.
+# Needs root (the simulator's instances are OpenSSH servers in their own namespaces). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --no-python

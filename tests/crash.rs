@@ -364,19 +364,21 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
     let mut delay = || Duration::from_millis(rng.gen_range(30..span));
     let random = env_usize("BAKERD_CRASH_RANDOM", 50);
     let double = env_usize("BAKERD_CRASH_DOUBLE", 10);
+    // Every fourth build carries a data disk into its image and every fourth (offset by two)
+    // reaches its instance through an EIP, so random kills also land in those steps.
     let mut cases: Vec<Case> = (0..random)
-        .map(|_| Case {
+        .map(|i| Case {
             apply: Kill::After(delay()),
             first_resume: Kill::Never,
-            eip: false,
-            data_disk: false,
+            eip: i % 4 == 3,
+            data_disk: i % 4 == 1,
         })
         .collect();
-    cases.extend((0..double).map(|_| Case {
+    cases.extend((0..double).map(|i| Case {
         apply: Kill::After(delay()),
         first_resume: Kill::After(delay()),
-        eip: false,
-        data_disk: false,
+        eip: i % 4 == 3,
+        data_disk: i % 4 == 1,
     }));
     let figures = run_all(&sim, &ws, cases).await;
     println!("crash figures [random]: seed {seed}, {random} random kills + {double} double kills over 0..{span} ms");

@@ -795,6 +795,24 @@ async fn an_hcl2_build_with_two_sources_builds_two_images_in_one_apply_and_only_
         .collect();
     built.sort_unstable();
     assert_eq!(built, ["a", "b"], "{manifest}");
+    let runs = &manifest["builds"];
+    assert_eq!(
+        runs[0]["packer_run_uuid"], runs[1]["packer_run_uuid"],
+        "one run, one packer_run_uuid, as Packer: {manifest}"
+    );
+    assert_eq!(manifest["last_run_uuid"], runs[0]["packer_run_uuid"]);
+
+    // `verify` takes one source: without --only it says how to choose; with it, it reads that
+    // source (a Packer template has no `verify` section, which it then says).
+    let verify = bakerd_in(dir.path(), &sim, &["verify", "m-any", "two.pkr.hcl"]);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--only TYPE.NAME"), "{stderr}");
+    let args = ["verify", "m-any", "two.pkr.hcl", "--only", "alicloud-ecs.a"];
+    let verify = bakerd_in(dir.path(), &sim, &args);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has no `verify` section"), "{stderr}");
 
     let args = [
         "apply",

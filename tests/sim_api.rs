@@ -531,6 +531,64 @@ async fn restarting_the_simulator_keeps_every_resource_and_status() {
 }
 
 #[tokio::test]
+async fn a_simulator_killed_right_after_creates_answered_restarts_with_every_resource_and_call() {
+    let sim = SimProcess::start("killedcreate");
+    // Concurrent creates share state writes: each must still be on disk when its answer arrives.
+    let creates = (0..8).map(|i| {
+        let (name, token) = (format!("sg-kill-{i}"), format!("kill-token-{i}"));
+        let sim = &sim;
+        async move {
+            let params = [
+                ("RegionId", REGION),
+                ("SecurityGroupName", name.as_str()),
+                ("ClientToken", token.as_str()),
+            ];
+            let r = sim.call("CreateSecurityGroup", &params).await;
+            let body = ok(&r);
+            let id = body["SecurityGroupId"].as_str().unwrap().to_string();
+            (
+                name,
+                token,
+                id,
+                body["RequestId"].as_str().unwrap().to_string(),
+            )
+        }
+    });
+    let created = futures::future::join_all(creates).await;
+    // SIGKILL: nothing is saved on the way out.
+    unsafe { libc::kill(sim.pid().unwrap() as i32, libc::SIGKILL) };
+    let dir = sim.data_dir.clone();
+    drop(sim);
+    let sim = SimProcess::start_in(&dir, &[]);
+    let inventory = sim.inventory().await;
+    let calls = sim.calls().await;
+    assert_eq!(calls["counts"]["CreateSecurityGroup"], 8, "{calls}");
+    for (name, token, id, request_id) in &created {
+        assert!(
+            inventory.iter().any(|r| r["id"] == id.as_str()),
+            "{id} is gone after the restart"
+        );
+        assert!(
+            calls["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["request_id"] == request_id.as_str()
+                    && c["client_token"] == token.as_str()),
+            "the call {request_id} is not in the log"
+        );
+        // A client retrying with the same token gets the same group, not a second one.
+        let params = [
+            ("RegionId", REGION),
+            ("SecurityGroupName", name.as_str()),
+            ("ClientToken", token.as_str()),
+        ];
+        let again = sim.call("CreateSecurityGroup", &params).await;
+        assert_eq!(ok(&again)["SecurityGroupId"], id.as_str());
+    }
+}
+
+#[tokio::test]
 async fn xml_format_and_case_insensitive_booleans_are_understood() {
     let sim = SimProcess::start("xml");
     let req = V1Request::new("DescribeRegions", &[]).set("Format", "XML");

@@ -92,7 +92,11 @@ async fn tea_vpc_sdk_creates_tags_lists_and_deletes_a_vpc_vswitch_and_eip_throug
     assert!(calls.len() > 10, "{calls:?}");
     for c in calls {
         assert_eq!(
-            (c["version"].as_str(), c["signature_version"].as_str(), c["http_status"].as_u64()),
+            (
+                c["version"].as_str(),
+                c["signature_version"].as_str(),
+                c["http_status"].as_u64()
+            ),
             (Some("2016-04-28"), Some("v3"), Some(200)),
             "{c}"
         );

@@ -207,15 +207,13 @@ async fn builds_under_injected_faults_end_terminal_with_nothing_duplicated() {
 /// throw the finished image away: `resume` finishes the cleanup and keeps the one image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_delete_answer_in_the_final_cleanup_keeps_the_finished_image() {
-    let sim = common::SimProcess::start("lost-delete");
-    let ws = Workspace::new(&sim);
-    sim.set_faults(serde_json::json!({
-        "one_shot": [{"action": "DeleteVpc", "kind": "acted_then_drop"}]
-    }))
+    let spec = harness::small_spec("lost-delete");
+    let (sim, ws, state, applied) = apply_under_faults(
+        "lost-delete",
+        one_shot("DeleteVpc", "acted_then_drop"),
+        &spec,
+    )
     .await;
-    let state = ws.state_dir();
-    let spec = ws.spec_file(&harness::small_spec("lost-delete"));
-    let applied = harness::run(ws.apply(&state, &spec)).await;
     let id = applied.build_id().expect("build id");
     println!("apply: exit {:?}\n{}", applied.code(), applied.stdout);
     let resumed = harness::resume_until_done(&ws, &state, &id, 3).await;
@@ -237,22 +235,14 @@ async fn a_lost_delete_answer_in_the_final_cleanup_keeps_the_finished_image() {
 /// the instance is already stopping, which is what the step wanted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_instance_that_acted_then_failed_does_not_fail_the_build() {
-    let sim = common::SimProcess::start("stop-acted");
-    let ws = Workspace::new(&sim);
-    sim.set_faults(serde_json::json!({
-        "one_shot": [{"action": "StopInstance", "kind": "acted_then_500"}]
-    }))
+    let spec = harness::small_spec("stop-acted");
+    let (sim, _ws, _state, applied) = apply_under_faults(
+        "stop-acted",
+        one_shot("StopInstance", "acted_then_500"),
+        &spec,
+    )
     .await;
-    let state = ws.state_dir();
-    let spec = ws.spec_file(&harness::small_spec("stop-acted"));
-    let applied = harness::run(ws.apply(&state, &spec)).await;
-    assert_eq!(
-        applied.code(),
-        Some(0),
-        "{}\n{}",
-        applied.stdout,
-        applied.stderr
-    );
+    applied.expect_code(0);
     let id = applied.build_id().expect("build id");
     let audit = harness::audit_succeeded(&sim.inventory().await, &sim.calls().await, &id, 1);
     assert!(audit.clean(), "{audit:?}");
@@ -262,20 +252,14 @@ async fn a_stop_instance_that_acted_then_failed_does_not_fail_the_build() {
 /// builds a fresh attempt to the end with nothing left of the failed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_snapshot_fails_the_build_clearly_and_resume_finishes_it() {
-    let sim = common::SimProcess::start("snapshot-fails");
-    let ws = Workspace::new(&sim);
-    sim.set_faults(serde_json::json!({"snapshot_failure_rate": 1.0}))
-        .await;
-    let state = ws.state_dir();
-    let spec = ws.spec_file(&harness::small_spec("snapshot-fails"));
-    let applied = harness::run(ws.apply(&state, &spec)).await;
-    assert_eq!(
-        applied.code(),
-        Some(1),
-        "{}\n{}",
-        applied.stdout,
-        applied.stderr
-    );
+    let spec = harness::small_spec("snapshot-fails");
+    let (sim, ws, state, applied) = apply_under_faults(
+        "snapshot-fails",
+        serde_json::json!({"snapshot_failure_rate": 1.0}),
+        &spec,
+    )
+    .await;
+    applied.expect_code(1);
     assert!(
         applied.stdout.contains("failed: status failed")
             && applied.stdout.contains("bakerd resume"),
@@ -295,23 +279,14 @@ async fn a_failed_snapshot_fails_the_build_clearly_and_resume_finishes_it() {
 /// name instead of failing or importing a second one, and the build goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_import_key_pair_answer_neither_leaks_nor_reuses_the_old_key_pair() {
-    let sim = common::SimProcess::start("lost-import");
-    let ws = Workspace::new(&sim);
-    sim.set_faults(serde_json::json!({
-        "one_shot": [{"action": "ImportKeyPair", "kind": "acted_then_drop"}]
-    }))
+    let spec = harness::small_spec("lost-import").replace("timeout: 1m", "timeout: 15s");
+    let (sim, _ws, _state, applied) = apply_under_faults(
+        "lost-import",
+        one_shot("ImportKeyPair", "acted_then_drop"),
+        &spec,
+    )
     .await;
-    let state = ws.state_dir();
-    let spec =
-        ws.spec_file(&harness::small_spec("lost-import").replace("timeout: 1m", "timeout: 15s"));
-    let applied = harness::run(ws.apply(&state, &spec)).await;
-    assert_eq!(
-        applied.code(),
-        Some(0),
-        "{}\n{}",
-        applied.stdout,
-        applied.stderr
-    );
+    applied.expect_code(0);
     let id = applied.build_id().expect("build id");
     let calls = sim.calls().await;
     let imports = calls["calls"]
@@ -332,26 +307,41 @@ async fn a_lost_import_key_pair_answer_neither_leaks_nor_reuses_the_old_key_pair
 /// step re-issues CreateSnapshot with the recorded ClientToken and gets the failed one back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_on_failure_keep_a_failed_snapshot_is_replaced_on_resume() {
-    let sim = common::SimProcess::start("keep-snapshot");
-    let ws = Workspace::new(&sim);
-    sim.set_faults(serde_json::json!({"snapshot_failure_rate": 1.0}))
-        .await;
-    let state = ws.state_dir();
-    let spec = ws.spec_file(&format!(
-        "{}on_failure: keep\n",
-        harness::small_spec("keep-snapshot")
-    ));
-    let applied = harness::run(ws.apply(&state, &spec)).await;
-    assert_eq!(
-        applied.code(),
-        Some(1),
-        "{}\n{}",
-        applied.stdout,
-        applied.stderr
-    );
+    let spec = format!("{}on_failure: keep\n", harness::small_spec("keep-snapshot"));
+    let (sim, ws, state, applied) = apply_under_faults(
+        "keep-snapshot",
+        serde_json::json!({"snapshot_failure_rate": 1.0}),
+        &spec,
+    )
+    .await;
+    applied.expect_code(1);
     sim.set_faults(serde_json::json!({"snapshot_failure_rate": 0.0}))
         .await;
     let id = applied.build_id().expect("build id");
     let resumed = harness::resume_until_done(&ws, &state, &id, 2).await;
     assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
+}
+
+/// A simulator, its workspace and state dir, and how one `apply` under injected faults ended.
+type Faulted = (
+    common::SimProcess,
+    Workspace,
+    std::path::PathBuf,
+    harness::Run,
+);
+
+/// Starts a simulator named `name`, sets `faults` on it and applies `spec` once.
+async fn apply_under_faults(name: &str, faults: serde_json::Value, spec: &str) -> Faulted {
+    let sim = common::SimProcess::start(name);
+    let ws = Workspace::new(&sim);
+    sim.set_faults(faults).await;
+    let state = ws.state_dir();
+    let spec = ws.spec_file(spec);
+    let applied = harness::run(ws.apply(&state, &spec)).await;
+    (sim, ws, state, applied)
+}
+
+/// Faults for the next call of `action` only.
+fn one_shot(action: &str, kind: &str) -> serde_json::Value {
+    serde_json::json!({ "one_shot": [{ "action": action, "kind": kind }] })
 }

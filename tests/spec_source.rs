@@ -167,7 +167,7 @@ fn convert_exits_2_with_the_error_on_stderr_for_bad_input() {
 
 #[test]
 fn load_reads_a_yaml_spec_with_its_warnings() {
-    let source = SpecSource::load(&crate_dir().join("specs/demo.yaml"), &[], &[]).unwrap();
+    let source = SpecSource::load(&crate_dir().join("specs/demo.yaml"), &[], &[], &[]).unwrap();
     assert_eq!(source.kind, SourceKind::Yaml);
     assert_eq!(
         source.spec,
@@ -187,7 +187,7 @@ fn load_reads_a_yaml_spec_with_its_warnings() {
 fn load_converts_a_packer_template_recognised_by_content() {
     let dir = tempfile::tempdir().unwrap();
     let template = write_template(dir.path(), CANARY);
-    let source = SpecSource::load(&template, &[], &[]).unwrap();
+    let source = SpecSource::load(&template, &[], &[], &[]).unwrap();
     assert_eq!(source.kind, SourceKind::PackerTemplate);
     assert_eq!(source.spec.base_dir, dir.path());
     assert_eq!(
@@ -204,7 +204,7 @@ fn load_converts_a_packer_template_recognised_by_content() {
     );
     let frozen = serde_json::to_string(&source.spec.frozen()).unwrap();
     assert!(!frozen.contains(CANARY));
-    let overridden = SpecSource::load(&template, &["sk=other".into()], &[]).unwrap();
+    let overridden = SpecSource::load(&template, &["sk=other".into()], &[], &[]).unwrap();
     let Credentials::AccessKey { secret, .. } = overridden.spec.credentials else {
         panic!("access key credentials expected");
     };
@@ -218,7 +218,7 @@ fn load_converts_a_packer_template_recognised_by_content() {
 fn load_refuses_a_variable_the_yaml_spec_does_not_declare_naming_it_without_its_value() {
     let yaml = crate_dir().join("specs/demo.yaml");
     let vars = vec!["region=SECRET-VALUE".to_string()];
-    let err = SpecSource::load(&yaml, &vars, &[]).unwrap_err();
+    let err = SpecSource::load(&yaml, &vars, &[], &[]).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, SourceError::Vars { .. }));
     assert!(message.contains("--var region"), "{message}");
@@ -230,12 +230,14 @@ fn load_refuses_oversized_files_and_reports_located_yaml_errors() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.yaml");
     std::fs::write(&big, "#".repeat(MAX_SPEC_BYTES + 1)).unwrap();
-    let err = SpecSource::load(&big, &[], &[]).unwrap_err();
+    let err = SpecSource::load(&big, &[], &[], &[]).unwrap_err();
     assert!(matches!(err, SourceError::TooLarge { .. }), "{err}");
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "region: cn-hangzhou\nregoin: x\n").unwrap();
-    let message = SpecSource::load(&bad, &[], &[]).unwrap_err().to_string();
+    let message = SpecSource::load(&bad, &[], &[], &[])
+        .unwrap_err()
+        .to_string();
     assert!(
         message.contains("bad.yaml:2:1") && message.contains("regoin"),
         "{message}"

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 const REGION: &str = "cn-hangzhou";
@@ -38,10 +38,37 @@ timeouts:
     )
 }
 
-fn bakerd(state: &Path, endpoint: &str, args: &[&str]) -> Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--state-dir", state.to_str().unwrap()]);
-    run_bakerd(&all, &[("BAKERD_ECS_ENDPOINT", endpoint)])
+/// One test's simulator, state directory and spec directory.
+struct Case {
+    sim: SimProcess,
+    state: tempfile::TempDir,
+    specs: tempfile::TempDir,
+}
+
+impl Case {
+    fn start(name: &str) -> Case {
+        Case {
+            sim: SimProcess::start(name),
+            state: tempfile::tempdir().unwrap(),
+            specs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes `yaml` as the spec file and returns its path.
+    fn spec(&self, yaml: &str) -> PathBuf {
+        write_spec(self.specs.path(), yaml)
+    }
+
+    /// `bakerd <args> --state-dir <state>` against the simulator.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--state-dir", self.state.path().to_str().unwrap()]);
+        run_bakerd(&all, &[("BAKERD_ECS_ENDPOINT", self.sim.endpoint.as_str())])
+    }
+
+    fn apply(&self, spec: &Path) -> Output {
+        self.run(&["apply", spec.to_str().unwrap()])
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -82,19 +109,11 @@ fn test_instances(inventory: &[Value], build: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_passing_verify_tags_the_image_verified_with_its_provenance_and_deletes_the_test_instance(
 ) {
-    let sim = SimProcess::start("verify-pass");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spec = write_spec(
-        specs.path(),
-        &spec_yaml(
-            "verify:\n  checks:\n    - file_exists: /root/baked\n    - shell: grep -q baked /root/baked && echo check-ran\n",
-        ),
-    );
-    let out = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let case = Case::start("verify-pass");
+    let checks = "verify:\n  checks:\n    - file_exists: /root/baked\n    \
+                  - shell: grep -q baked /root/baked && echo check-ran\n";
+    let spec = case.spec(&spec_yaml(checks));
+    let out = case.apply(&spec);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = build_id(&out);
     assert!(
@@ -103,7 +122,7 @@ async fn a_passing_verify_tags_the_image_verified_with_its_provenance_and_delete
         text(&out)
     );
 
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let images = images_of(&inventory, &id);
     assert_eq!(images.len(), 1, "{images:?}");
     let tags = &images[0]["tags"];
@@ -133,7 +152,7 @@ async fn a_passing_verify_tags_the_image_verified_with_its_provenance_and_delete
         live_resources_of_build(&inventory, &id)
     );
 
-    let shown = bakerd(state.path(), &sim.endpoint, &["show", &id, "--json"]);
+    let shown = case.run(&["show", &id, "--json"]);
     let shown: Value = serde_json::from_slice(&shown.stdout).expect("show --json");
     assert_eq!(shown["provenance"]["verified"], "true", "{shown}");
     assert_eq!(shown["provenance"]["image_id"], images[0]["id"], "{shown}");
@@ -145,17 +164,11 @@ async fn a_passing_verify_tags_the_image_verified_with_its_provenance_and_delete
 
 #[tokio::test]
 async fn a_failing_verify_fails_the_build_with_the_check_output_and_tags_the_image_unverified() {
-    let sim = SimProcess::start("verify-fail");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spec = write_spec(
-        specs.path(),
-        &spec_yaml("verify:\n  checks:\n    - shell: echo the-check-says-no; exit 3\n"),
-    );
-    let out = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let case = Case::start("verify-fail");
+    let spec = case.spec(&spec_yaml(
+        "verify:\n  checks:\n    - shell: echo the-check-says-no; exit 3\n",
+    ));
+    let out = case.apply(&spec);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
     assert!(all.contains("verify check 0"), "{all}");
@@ -163,7 +176,7 @@ async fn a_failing_verify_fails_the_build_with_the_check_output_and_tags_the_ima
     assert!(all.contains("the-check-says-no"), "{all}");
     let id = build_id(&out);
 
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let images = images_of(&inventory, &id);
     assert_eq!(images.len(), 1, "{images:?}");
     assert_eq!(images[0]["tags"]["bakerd:verified"], "false", "{images:?}");
@@ -175,27 +188,39 @@ async fn a_failing_verify_fails_the_build_with_the_check_output_and_tags_the_ima
     assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
 
     // An unverified image is not "up to date": apply builds again.
-    let again = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let again = case.apply(&spec);
     assert!(!text(&again).contains("up to date"), "{}", text(&again));
+}
+
+/// With `on_failure: keep` a failed check leaves the build for `resume`, which runs the checks
+/// again on a second test instance. That instance is deleted too: the first one's recorded
+/// deletion must not make the second look deleted already.
+#[tokio::test]
+async fn a_resumed_verify_deletes_its_second_test_instance_too() {
+    let case = Case::start("verify-resume");
+    let verify = "on_failure: keep\nverify:\n  checks:\n    - shell: exit 4\n";
+    let spec = case.spec(&spec_yaml(verify));
+    let out = case.apply(&spec);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let id = build_id(&out);
+    let again = case.run(&["resume", &id]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("exit code 4"), "{}", text(&again));
+
+    let inventory = case.sim.inventory().await;
+    let tests = test_instances(&inventory, &id);
+    assert_eq!(tests.len(), 2, "one test instance per run: {tests:?}");
+    let alive: Vec<_> = tests.iter().filter(|t| t["deleted"].is_null()).collect();
+    assert!(alive.is_empty(), "test instances left running: {alive:?}");
 }
 
 #[tokio::test]
 async fn verify_on_failure_delete_image_deletes_the_image_and_its_snapshot() {
-    let sim = SimProcess::start("verify-delete");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spec = write_spec(
-        specs.path(),
-        &spec_yaml("verify:\n  on_failure: delete_image\n  checks:\n    - file_exists: /nowhere\n"),
-    );
-    let out = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let case = Case::start("verify-delete");
+    let spec = case.spec(&spec_yaml(
+        "verify:\n  on_failure: delete_image\n  checks:\n    - file_exists: /nowhere\n",
+    ));
+    let out = case.apply(&spec);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("/nowhere does not exist"),
@@ -203,7 +228,7 @@ async fn verify_on_failure_delete_image_deletes_the_image_and_its_snapshot() {
         text(&out)
     );
     let id = build_id(&out);
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let live = live_resources_of_build(&inventory, &id);
     assert!(live.is_empty(), "everything deleted: {live:?}");
     assert_eq!(images_of(&inventory, &id).len(), 1);
@@ -211,22 +236,17 @@ async fn verify_on_failure_delete_image_deletes_the_image_and_its_snapshot() {
 
 #[tokio::test]
 async fn bakerd_verify_reruns_the_checks_against_an_existing_image() {
-    let sim = SimProcess::start("verify-command");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spec = write_spec(specs.path(), &spec_yaml(""));
-    let out = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let case = Case::start("verify-command");
+    let spec = case.spec(&spec_yaml(""));
+    let out = case.apply(&spec);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let build = build_id(&out);
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let image = images_of(&inventory, &build)[0].clone();
     assert_eq!(image["tags"]["bakerd:verified"], "skipped");
     let image_id = image["id"].as_str().unwrap().to_string();
 
-    let checks = specs.path().join("checks");
+    let checks = case.specs.path().join("checks");
     std::fs::create_dir(&checks).unwrap();
     std::fs::write(
         checks.join("spec.yaml"),
@@ -234,14 +254,10 @@ async fn bakerd_verify_reruns_the_checks_against_an_existing_image() {
     )
     .unwrap();
     let checks_spec = checks.join("spec.yaml");
-    let run = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["verify", &image_id, checks_spec.to_str().unwrap()],
-    );
+    let run = case.run(&["verify", &image_id, checks_spec.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     let verifier = build_id(&run);
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let now = inventory
         .iter()
         .find(|r| r["id"] == image_id.as_str())
@@ -255,13 +271,9 @@ async fn bakerd_verify_reruns_the_checks_against_an_existing_image() {
         spec_yaml("verify:\n  on_failure: delete_image\n  checks:\n    - file_exists: /nope\n"),
     )
     .unwrap();
-    let run = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["verify", &image_id, checks_spec.to_str().unwrap()],
-    );
+    let run = case.run(&["verify", &image_id, checks_spec.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let now = inventory
         .iter()
         .find(|r| r["id"] == image_id.as_str())
@@ -306,29 +318,27 @@ fn a_verify_section_with_bad_checks_is_refused_naming_the_field_and_line() {
 #[cfg(feature = "failpoints")]
 #[tokio::test]
 async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
-    let sim = SimProcess::start("verify-gc");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spec = write_spec(
-        specs.path(),
-        &spec_yaml("verify:\n  checks:\n    - file_exists: /root/baked\n"),
-    );
+    let case = Case::start("verify-gc");
+    let spec = case.spec(&spec_yaml(
+        "verify:\n  checks:\n    - file_exists: /root/baked\n",
+    ));
     let mut args = vec!["apply", spec.to_str().unwrap(), "--state-dir"];
-    args.push(state.path().to_str().unwrap());
+    args.push(case.state.path().to_str().unwrap());
     let out = run_bakerd(
         &args,
         &[
-            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_ECS_ENDPOINT", case.sim.endpoint.as_str()),
             ("BAKERD_CRASH_AT", "verify:instance-created"),
         ],
     );
     assert_eq!(out.status.code(), None, "not killed: {}", text(&out));
     let id = build_id(&out);
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let tests = test_instances(&inventory, &id);
     assert_eq!(tests.len(), 1);
     assert!(tests[0]["deleted"].is_null(), "the test instance runs");
 
-    let state_dir = state.path().to_str().unwrap();
+    let state_dir = case.state.path().to_str().unwrap();
     let gc = run_bakerd(
         &[
             "gc",
@@ -339,13 +349,13 @@ async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
             state_dir,
         ],
         &[
-            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_ECS_ENDPOINT", case.sim.endpoint.as_str()),
             ("ALIBABA_CLOUD_ACCESS_KEY_ID", "testid"),
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "testsecret"),
         ],
     );
     assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let live = live_resources_of_build(&inventory, &id);
     assert!(!live.iter().any(|r| r.starts_with("instance")), "{live:?}");
 }
@@ -356,8 +366,7 @@ async fn gc_deletes_the_test_instance_of_a_build_killed_during_verify() {
 #[cfg(feature = "failpoints")]
 #[tokio::test]
 async fn a_test_instance_in_another_zone_gets_its_own_vswitch_which_goes_with_the_build() {
-    let sim = SimProcess::start("verify-zone");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let case = Case::start("verify-zone");
     let yaml = spec_yaml(
         "verify:\n  instance: { zone: cn-hangzhou-k }\n  checks:\n    - file_exists: /root/baked\n",
     )
@@ -365,21 +374,21 @@ async fn a_test_instance_in_another_zone_gets_its_own_vswitch_which_goes_with_th
         "  type: ecs.s2.large\n",
         "  type: ecs.s2.large\n  zone: cn-hangzhou-h\n",
     );
-    let spec = write_spec(specs.path(), &yaml);
-    let state_dir = state.path().to_str().unwrap();
+    let spec = case.spec(&yaml);
+    let state_dir = case.state.path().to_str().unwrap();
     let killed = run_bakerd(
         &["apply", spec.to_str().unwrap(), "--state-dir", state_dir],
         &[
-            ("BAKERD_ECS_ENDPOINT", sim.endpoint.as_str()),
+            ("BAKERD_ECS_ENDPOINT", case.sim.endpoint.as_str()),
             ("BAKERD_CRASH_AT", "verify-create-vswitch:after-call"),
         ],
     );
     assert_eq!(killed.status.code(), None, "not killed: {}", text(&killed));
     let id = build_id(&killed);
-    let resumed = bakerd(state.path(), &sim.endpoint, &["resume", &id]);
+    let resumed = case.run(&["resume", &id]);
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
 
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let tests = test_instances(&inventory, &id);
     assert_eq!(tests.len(), 1, "{tests:?}");
     assert_eq!(tests[0]["zone_id"], "cn-hangzhou-k", "{}", tests[0]);
@@ -441,8 +450,7 @@ fn a_test_zone_is_refused_where_bakerd_cannot_give_it_a_vswitch() {
 
 #[tokio::test]
 async fn the_test_instance_boots_with_the_data_disk_the_image_carries_and_checks_read_its_files() {
-    let sim = SimProcess::start("verify-data-disk");
-    let (state, specs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let case = Case::start("verify-data-disk");
     let yaml = spec_yaml(
         "verify:\n  checks:\n    - shell: grep -q on-data /mnt/vdb/data && echo data-check-ran\n",
     )
@@ -455,12 +463,8 @@ async fn the_test_instance_boots_with_the_data_disk_the_image_carries_and_checks
         "        - echo baked > /root/baked\n        - echo on-data > /mnt/vdb/data\n",
     )
     .replace("\nimage:\n", "\nimage:\n  data_disks: include\n");
-    let spec = write_spec(specs.path(), &yaml);
-    let out = bakerd(
-        state.path(),
-        &sim.endpoint,
-        &["apply", spec.to_str().unwrap()],
-    );
+    let spec = case.spec(&yaml);
+    let out = case.apply(&spec);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = build_id(&out);
     assert!(
@@ -468,7 +472,7 @@ async fn the_test_instance_boots_with_the_data_disk_the_image_carries_and_checks
         "{}",
         text(&out)
     );
-    let inventory = sim.inventory().await;
+    let inventory = case.sim.inventory().await;
     let images = images_of(&inventory, &id);
     assert_eq!(images[0]["tags"]["bakerd:verified"], "true", "{images:?}");
     let live_data_disks: Vec<_> = inventory

@@ -73,12 +73,12 @@ pub use retry::{RateLimiter, RetryPolicy, Retryability};
 pub use transport::{share_http_clients, SignatureStyle};
 pub use types::*;
 
+use product::Endpoint;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use product::Endpoint;
 use transport::{shared_http, RawResponse, SendFailure, SignInput};
 
 /// How to build an [`EcsClient`].

@@ -212,7 +212,10 @@ pub fn share_http_clients() {
 }
 
 /// The HTTP client for these timeouts: the process's shared one when enabled, else a new one.
-pub(super) fn shared_http(connect: Duration, request: Duration) -> Result<reqwest::Client, super::ClientError> {
+pub(super) fn shared_http(
+    connect: Duration,
+    request: Duration,
+) -> Result<reqwest::Client, super::ClientError> {
     if !SHARE_HTTP.load(std::sync::atomic::Ordering::Relaxed) {
         return build_http(connect, request);
     }

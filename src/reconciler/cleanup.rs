@@ -94,7 +94,7 @@ impl Reconciler {
         let Some(id) = self.resource(role).map(str::to_string) else {
             return Ok(());
         };
-        let step = format!("delete-{role}");
+        let step = delete_step(role);
         let cloud = self.cloud.clone();
         let role_owned = role.to_string();
         self.once(&step, |_| async move {
@@ -150,4 +150,9 @@ impl Reconciler {
         self.save()?;
         Ok(())
     }
+}
+
+/// The step that deletes the resource recorded under `role`.
+pub(super) fn delete_step(role: &str) -> String {
+    format!("delete-{role}")
 }

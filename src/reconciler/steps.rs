@@ -384,12 +384,17 @@ impl Reconciler {
     }
 
     /// Forgets the current run of create step `base` and its resource `role` (durable on
-    /// return): the next run uses a new step name, hence a new ClientToken.
+    /// return): the next run uses a new step name, hence a new ClientToken. The role's recorded
+    /// deletion goes too: it was about the resource just forgotten, and kept it would make the
+    /// next run's resource of that role look deleted already (and leak).
     pub(super) fn retire(&mut self, base: &str, role: &str) -> Result<(), BuildError> {
         let step = self.step_name(base);
         self.rec.intents.remove(&step);
         self.rec.results.remove(&step);
         self.rec.resources.remove(role);
+        let delete = super::cleanup::delete_step(role);
+        self.rec.intents.remove(&delete);
+        self.rec.results.remove(&delete);
         let key = format!("{base}:retired");
         let next = self.retired(base) + 1;
         self.rec.results.insert(key, serde_json::Value::from(next));

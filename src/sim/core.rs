@@ -1,13 +1,14 @@
 //! The simulator's request pipeline, independent of HTTP: parameters → authentication → faults →
 //! ClientToken replay → action → persistence → call log.
 //!
-//! Guarantees: a mutating action's effects, its ClientToken result and its call-log entry are written
-//! to disk in one atomic state write before the response leaves. Reads mark the state dirty and the
-//! ticker writes the call log soon after.
+//! Guarantees: a mutating action's effects and its ClientToken result are in one atomic state write,
+//! on disk before the response leaves ([`super::commit`] groups the writes of concurrent calls). Every
+//! API answer, reads included, leaves only once every API mutation made before it is on disk, so no
+//! client ever saw what a SIGKILL of the simulator could take back. The call is in the call log
+//! ([`super::calllog`]) before its answer leaves.
 //! Assumptions: one simulator process per data dir.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use axum::http::StatusCode;
@@ -15,6 +16,8 @@ use serde_json::{json, Value};
 
 use super::actions::{self, Api, Ctx};
 use super::auth::{self, Credentials, SignedRequest};
+use super::calllog::{CallLog, CallRecord};
+use super::commit::Committer;
 use super::error::SimError;
 use super::faults::{FaultKind, Faults};
 use super::idempotency;
@@ -22,10 +25,7 @@ use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::nonces::NonceCache;
 use super::params::Params;
-use super::store::{self, CallRecord, State};
-
-/// Keeps at most this many call-log entries (oldest dropped first); counts are never dropped.
-const CALL_LOG_LIMIT: usize = 20_000;
+use super::store::{self, State};
 
 /// The shared simulator.
 pub struct Sim {
@@ -34,9 +34,17 @@ pub struct Sim {
     pub latencies: Latencies,
     pub machines: Machines,
     state: Mutex<State>,
-    dirty: AtomicBool,
+    committer: Committer,
+    calls: Mutex<CallLog>,
     pub faults: Mutex<Faults>,
     nonces: Mutex<NonceCache>,
+}
+
+/// What the simulator keeps in its data dir, loaded.
+pub struct Stores {
+    pub state: State,
+    pub calls: CallLog,
+    pub nonces: NonceCache,
 }
 
 /// An HTTP request as the pipeline needs it.
@@ -77,19 +85,19 @@ impl Sim {
         creds: Credentials,
         latencies: Latencies,
         machines: Machines,
-        state: State,
         faults: Faults,
-        nonces: NonceCache,
+        stores: Stores,
     ) -> Self {
         Sim {
+            committer: Committer::new(data_dir.clone()),
             data_dir,
             creds,
             latencies,
             machines,
-            state: Mutex::new(state),
-            dirty: AtomicBool::new(false),
+            state: Mutex::new(stores.state),
+            calls: Mutex::new(stores.calls),
             faults: Mutex::new(faults),
-            nonces: Mutex::new(nonces),
+            nonces: Mutex::new(stores.nonces),
         }
     }
 
@@ -97,18 +105,20 @@ impl Sim {
         lock(&self.state)
     }
 
+    /// Records that the state changed by itself (ticker, Cloud Assistant runner); the next
+    /// [`Sim::flush`] or API write saves it.
     pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
+        self.committer.changed();
     }
 
-    /// Writes the state if something changed since the last write.
-    pub fn flush_if_dirty(&self, state: &State) {
-        if self.dirty.swap(false, Ordering::SeqCst) {
-            if let Err(e) = store::save(&self.data_dir, state) {
-                tracing::warn!(error = %e, "saving simulator state failed; will retry");
-                self.mark_dirty();
-            }
-        }
+    /// Writes the state if something changed since the last write. Call it without the state lock.
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.committer.flush(&self.state)
+    }
+
+    /// The `/_sim/calls` body.
+    pub fn calls_report(&self) -> Value {
+        lock(&self.calls).report()
     }
 
     /// Handles one ECS API request.
@@ -183,19 +193,51 @@ impl Sim {
         Ran { result, fault }
     }
 
-    /// Runs the action under the state lock, with ClientToken replay, and saves mutations.
+    /// Runs the action, then waits until what it did (and every API change before it) is on disk.
     fn act(&self, api: Api, action: &str, params: &Params, now: u64) -> Result<Value, SimError> {
+        let (result, upto) = self.act_locked(api, action, params, now);
+        self.committer
+            .commit(&self.state, upto)
+            .map_err(SimError::Persist)?;
+        result
+    }
+
+    /// Runs the action under the state lock, with ClientToken replay; returns its result and the
+    /// change the answer must wait for.
+    fn act_locked(
+        &self,
+        api: Api,
+        action: &str,
+        params: &Params,
+        now: u64,
+    ) -> (Result<Value, SimError>, u64) {
         let mut state = self.lock_state();
+        let result = self.dispatch(&mut state, api, action, params, now);
+        let upto = match result {
+            Ok(_) if !actions::is_read_only(action) => self.committer.api_changed(),
+            _ => self.committer.api_changes(),
+        };
+        (result, upto)
+    }
+
+    fn dispatch(
+        &self,
+        state: &mut State,
+        api: Api,
+        action: &str,
+        params: &Params,
+        now: u64,
+    ) -> Result<Value, SimError> {
         let token = idempotency::token_of(action, params);
         if let Some(token) = token {
-            if let Some(previous) = idempotency::replay(&state, action, token, params)? {
+            if let Some(previous) = idempotency::replay(state, action, token, params)? {
                 return Ok(previous);
             }
         }
         let mut faults = lock(&self.faults);
         let mut ctx = Ctx {
             api,
-            state: &mut state,
+            state,
             machines: &self.machines,
             latencies: &self.latencies,
             faults: &mut faults,
@@ -205,10 +247,7 @@ impl Sim {
         let body = actions::dispatch(action, &mut ctx)?;
         drop(faults);
         if let Some(token) = token {
-            idempotency::remember(&mut state, action, token, params, &body);
-        }
-        if !actions::is_read_only(action) {
-            store::save(&self.data_dir, &state).map_err(SimError::Persist)?;
+            idempotency::remember(state, action, token, params, &body);
         }
         Ok(body)
     }
@@ -309,14 +348,9 @@ impl Sim {
             fault: fault.map(|f| f.name().to_string()),
             request_id: request_id.to_string(),
         };
-        let mut state = self.lock_state();
-        *state.calls.counts.entry(action.to_string()).or_default() += 1;
-        state.calls.log.push(record);
-        if state.calls.log.len() > CALL_LOG_LIMIT {
-            let excess = state.calls.log.len() - CALL_LOG_LIMIT;
-            state.calls.log.drain(..excess);
+        if let Err(e) = lock(&self.calls).append(record) {
+            tracing::warn!(error = %e, "the call stays in memory only");
         }
-        self.mark_dirty();
     }
 }
 

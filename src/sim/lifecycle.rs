@@ -373,12 +373,16 @@ pub fn spawn_ticker(sim: Arc<Sim>, stop: Arc<AtomicBool>) -> Ticker {
 }
 
 fn advance_and_flush(sim: &Sim, flush: bool) {
-    let mut state = sim.lock_state();
-    if advance(&mut state, &sim.latencies, store::now_ms()) {
-        sim.mark_dirty();
+    {
+        let mut state = sim.lock_state();
+        if advance(&mut state, &sim.latencies, store::now_ms()) {
+            sim.mark_dirty();
+        }
     }
     if flush {
-        sim.flush_if_dirty(&state);
+        if let Err(e) = sim.flush() {
+            tracing::warn!(error = %e, "saving simulator state failed; will retry");
+        }
     }
 }
 

@@ -4,14 +4,16 @@
 //!
 //! Layout: [`core`] is the request pipeline, [`server`] the HTTP glue, [`serve`] the accept loop and
 //! its limits, [`guard`] what keeps browsers off, [`auth`] signature checks, [`nonces`] the persistent
-//! nonce cache, [`keys`] where accepted keys come from, [`actions`] the ECS actions, [`store`] records
-//! and persistence, [`lifecycle`] the ticker that drives asynchronous states and sshd's, [`faults`]
+//! nonce cache, [`calllog`] the call log, [`keys`] where accepted keys come from, [`actions`] the ECS actions, [`store`] records
+//! and their file, [`commit`] when it is written, [`lifecycle`] the ticker that drives asynchronous states and sshd's, [`faults`]
 //! fault injection, [`idempotency`] ClientToken, [`timeline`] how long each status lasted.
 
 mod actions;
 pub mod assistant;
 pub mod auth;
+pub mod calllog;
 mod catalog;
+mod commit;
 pub mod core;
 pub mod error;
 pub mod faults;
@@ -136,6 +138,8 @@ pub enum SimStartError {
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    CallLog(#[from] calllog::CallLogError),
     #[error("preparing machines: {0}")]
     Machine(#[from] machine::MachineError),
     #[error("{0}")]
@@ -265,6 +269,7 @@ fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, Sim
         })?;
     let mut state = store::load(&data_dir)?;
     assistant::interrupt_running(&mut state, store::now_ms());
+    let calls = calllog::CallLog::open(&data_dir, std::mem::take(&mut state.legacy_calls))?;
     let machines = Machines::new(&data_dir)?;
     for image in catalog::SYSTEM_IMAGES {
         machines.ensure_base_image(image.id, image.os_release)?;
@@ -276,9 +281,12 @@ fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, Sim
         creds,
         Latencies::for_profile(args.profile),
         machines,
-        state,
         faults,
-        nonces,
+        core::Stores {
+            state,
+            calls,
+            nonces,
+        },
     )))
 }
 
@@ -288,14 +296,13 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
         path: sim.data_dir.join(guard::TOKEN_FILE),
         source,
     })?;
-    {
-        // Persist a new data dir's IP plan at once, so a restart keeps the same addresses.
-        let state = sim.lock_state();
-        store::save(&sim.data_dir, &state).map_err(|source| SimStartError::DataDir {
-            path: sim.data_dir.clone(),
-            source,
-        })?;
-    }
+    // Persist a new data dir's IP plan at once, so a restart keeps the same addresses (and a
+    // migrated state file without its old call log).
+    sim.mark_dirty();
+    sim.flush().map_err(|source| SimStartError::DataDir {
+        path: sim.data_dir.clone(),
+        source,
+    })?;
     let (listener, addr) = bind(args.listen).await?;
     println!("bakerd-sim listening on http://{addr}");
     println!(
@@ -321,8 +328,7 @@ async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartErro
     ticker.join();
     runner.join();
     sim.machines.stop_all();
-    let state = sim.lock_state();
-    if let Err(e) = store::save(&sim.data_dir, &state) {
+    if let Err(e) = sim.flush() {
         tracing::warn!(error = %e, "final state save failed");
     }
     Ok(())

@@ -192,8 +192,8 @@ impl NonceLog {
     }
 }
 
-/// Opens `path` 0600: truncated for a rewrite, or for appending.
-fn create_private(path: &Path, append: bool) -> std::io::Result<File> {
+/// Opens `path` 0600: truncated for a rewrite, or for appending (also the call log's files).
+pub(super) fn create_private(path: &Path, append: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.create(true).mode(0o600);
     if append {

@@ -97,8 +97,7 @@ async fn get_inventory(State(sim): State<Arc<Sim>>) -> Json<Value> {
 }
 
 async fn get_calls(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    let state = sim.lock_state();
-    Json(json!({"counts": state.calls.counts, "calls": state.calls.log}))
+    Json(sim.calls_report())
 }
 
 /// `?since_ms=N` keeps the transitions that became visible at or after N (ms since the epoch).

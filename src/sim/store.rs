@@ -2,7 +2,8 @@
 //!
 //! Guarantees: every record ever created stays in the state (deleted ones carry `deleted_ms`), so the
 //! inventory can show history. The state is written atomically (temp file + rename + fsync) to
-//! `<data>/state.json`; a restarted simulator continues exactly where the last write left it.
+//! `<data>/state.json` by [`super::commit`], which says when; a restarted simulator continues exactly
+//! where the last write left it. The call log lives in its own file ([`super::calllog`]).
 //! Caveats: times are wall-clock milliseconds, so transitions due while the simulator was down happen
 //! on its first tick after restart.
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::calllog::LegacyCalls;
 use super::idempotency::TokenEntry;
 use super::timeline::Timeline;
 
@@ -316,33 +318,6 @@ impl NetPlan {
     }
 }
 
-/// One logged API call.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CallRecord {
-    pub time_ms: u64,
-    pub action: String,
-    pub region: Option<String>,
-    pub client_token: Option<String>,
-    pub signature_nonce: Option<String>,
-    /// `v1` or `v3`: which signature scheme the request used.
-    #[serde(default)]
-    pub signature_version: String,
-    /// The request's API `Version` (`2014-05-26` ECS, `2016-04-28` VPC; empty when it sent none).
-    #[serde(default)]
-    pub version: String,
-    pub http_status: u16,
-    pub error_code: Option<String>,
-    /// Set when a fault was injected into this call (e.g. `acted_then_500`).
-    pub fault: Option<String>,
-    pub request_id: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Calls {
-    pub counts: BTreeMap<String, u64>,
-    pub log: Vec<CallRecord>,
-}
-
 /// Everything the simulator remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -359,7 +334,10 @@ pub struct State {
     pub eips: BTreeMap<String, Eip>,
     /// ClientToken results, keyed by `idempotency::token_key`.
     pub tokens: BTreeMap<String, TokenEntry>,
-    pub calls: Calls,
+    /// The call log of a state file written before it moved to `calls.jsonl` ([`super::calllog`]);
+    /// read once to migrate it, never written.
+    #[serde(default, rename = "calls", skip_serializing)]
+    pub legacy_calls: LegacyCalls,
     /// Cloud Assistant: agents, commands, invocations, file sends.
     #[serde(default)]
     pub assistant: super::assistant::AssistantState,
@@ -382,7 +360,7 @@ impl State {
             vswitches: BTreeMap::new(),
             eips: BTreeMap::new(),
             tokens: BTreeMap::new(),
-            calls: Calls::default(),
+            legacy_calls: LegacyCalls::default(),
             assistant: Default::default(),
             timeline: Timeline::default(),
         }
@@ -428,13 +406,13 @@ pub fn load(data_dir: &Path) -> Result<State, StoreError> {
     }
 }
 
-/// Writes the state atomically: a crash leaves either the old or the new file, never a torn one.
-pub fn save(data_dir: &Path, state: &State) -> std::io::Result<()> {
+/// Replaces the state file with `bytes` atomically: a crash leaves either the old or the new file,
+/// never a torn one; once this returns, the new file survives a power loss.
+pub fn write_atomically(data_dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = state_path(data_dir);
     let tmp = data_dir.join("state.json.tmp");
-    let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)
 }

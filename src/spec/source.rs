@@ -82,8 +82,9 @@ impl SpecSource {
         path: &Path,
         vars: &[String],
         var_files: &[PathBuf],
+        only: &[String],
     ) -> Result<SpecSource, SourceError> {
-        let all = Self::load_all(path, vars, var_files, &[])?;
+        let all = Self::load_all(path, vars, var_files, only)?;
         only_one(path, all, |s| s.source.clone())
     }
 

@@ -104,6 +104,12 @@ impl Run {
         self.status.code()
     }
 
+    /// Asserts the exit code, showing what the process printed when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), Some(code), "{}\n{}", self.stdout, self.stderr);
+        self
+    }
+
     /// The id from the `build b-… started` line, if printed.
     pub fn build_id(&self) -> Option<String> {
         self.stdout.lines().find_map(|l| {

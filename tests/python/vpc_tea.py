@@ -80,7 +80,7 @@ assert listed == {"VPC": [vpc_id], "VSWITCH": [vsw_id], "EIP": [eip.allocation_i
 client.tag_resources(vpc.TagResourcesRequest(
     region_id=REGION, resource_type="EIP", resource_id=[eip.allocation_id],
     tag=[vpc.TagResourcesRequestTag(key="team", value="images")]))
-client.untag_resources(vpc.UnTagResourcesRequest(
+client.un_tag_resources(vpc.UnTagResourcesRequest(
     region_id=REGION, resource_type="EIP", resource_id=[eip.allocation_id], tag_key=[KEY]))
 assert tagged("EIP") == [], "untagged"
 

@@ -19,9 +19,16 @@ pub struct VerifyArgs {
     pub image: String,
     /// The spec whose `verify` section (and instance, network, communicator) to use.
     pub spec: PathBuf,
-    /// Packer template variable `name=value` (repeatable).
+    /// Template variable `name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Variable file (repeatable; Packer templates: JSON, or HCL `*.pkrvars.hcl`).
+    #[arg(long = "var-file")]
+    pub var_files: Vec<PathBuf>,
+    /// HCL2 template with several sources: the one whose `verify` settings to use
+    /// (`alicloud-ecs.NAME`), as `apply --only`.
+    #[arg(long = "only", value_name = "TYPE.NAME")]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub interrupt: super::InterruptArgs,
     #[command(flatten)]
@@ -30,7 +37,8 @@ pub struct VerifyArgs {
 
 /// Records a verify-only build for `args.image` and drives it.
 pub async fn verify(args: VerifyArgs) -> CmdResult {
-    let source = SpecSource::load(&args.spec, &args.vars, &[]).or_exit(exit::BAD_INPUT)?;
+    let source = SpecSource::load(&args.spec, &args.vars, &args.var_files, &args.only)
+        .or_exit(exit::BAD_INPUT)?;
     let spec = source.spec;
     if spec.verify.is_none() {
         return Err(CommandError {

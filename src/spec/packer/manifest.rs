@@ -9,6 +9,18 @@
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// One `packer_run_uuid` per bakerd process, as Packer has one per `packer build`: the builds of
+/// one multi-source `apply` share it.
+fn run_uuid() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Serializes the read-append-rename of manifest files: the builds of one `apply` finish
+/// concurrently and may name the same file.
+static WRITING: Mutex<()> = Mutex::new(());
 
 /// A `post-processor "manifest"` of the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +63,10 @@ impl ManifestRequest {
 
     /// Appends this build (images by region) to the manifest file, written atomically.
     pub fn write(&self, images: &BTreeMap<String, String>, build_time: u64) -> std::io::Result<()> {
-        let run_uuid = uuid::Uuid::new_v4().to_string();
+        let run_uuid = run_uuid();
+        let _writing = WRITING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut manifest = std::fs::read_to_string(&self.output)
             .ok()
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
@@ -76,5 +91,53 @@ impl ManifestRequest {
         let tmp = self.output.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&manifest)? + "\n")?;
         std::fs::rename(&tmp, &self.output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(dir: &Path, name: &str) -> ManifestRequest {
+        ManifestRequest {
+            output: dir.join("packer-manifest.json"),
+            name: name.to_string(),
+            custom_data: None,
+        }
+    }
+
+    /// The builds of one process share one run uuid, and concurrent writers lose no build.
+    #[test]
+    fn concurrent_builds_of_one_run_all_land_in_the_manifest_under_one_run_uuid() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let request = request(dir.path(), &format!("source-{i}"));
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    let images = BTreeMap::from([("cn-hangzhou".to_string(), format!("m-{i}"))]);
+                    request.write(&images, 1_700_000_000 + i).unwrap();
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join("packer-manifest.json")).unwrap();
+        let manifest: Value = serde_json::from_str(&text).unwrap();
+        let builds = manifest["builds"].as_array().unwrap();
+        assert_eq!(builds.len(), 8, "{manifest}");
+        let uuids: std::collections::BTreeSet<_> = builds
+            .iter()
+            .map(|b| b["packer_run_uuid"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(uuids.len(), 1, "{manifest}");
+        assert_eq!(manifest["last_run_uuid"], builds[0]["packer_run_uuid"]);
+        let mut names: Vec<_> = builds.iter().map(|b| b["name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names.first(), Some(&"source-0"));
+        assert_eq!(names.last(), Some(&"source-7"));
     }
 }
