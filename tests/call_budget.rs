@@ -79,3 +79,53 @@ async fn a_standard_build_stays_within_the_documented_describe_budget_per_wait()
         "every create, import, authorize, run and stop is made once: {others:?}"
     );
 }
+
+/// The failpoints an uninterrupted build of `spec` reached, in order (first hit of each).
+#[cfg(feature = "failpoints")]
+async fn points_reached(ws: &Workspace, name: &str, spec: &str) -> Vec<String> {
+    let spec = ws.spec_file(spec);
+    let log = ws.dir.path().join(format!("{name}-failpoints.log"));
+    let mut cmd = ws.apply(&ws.state_dir(), &spec);
+    cmd.env("BAKERD_FAILPOINT_LOG", &log);
+    let run = harness::run(cmd).await;
+    assert_eq!(run.code(), Some(0), "build failed:\n{}", run.stderr);
+    let mut order: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string(&log)
+        .expect("failpoint log")
+        .lines()
+    {
+        if !order.iter().any(|p| p == line) {
+            order.push(line.to_string());
+        }
+    }
+    order
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn the_temporary_resources_are_deleted_while_the_image_is_created_unless_verify_needs_them() {
+    let sim = SimProcess::start("early-cleanup");
+    let ws = Workspace::new(&sim);
+    let at = |order: &[String], point: &str| {
+        order
+            .iter()
+            .position(|p| p == point)
+            .unwrap_or_else(|| panic!("{point} never reached: {order:?}"))
+    };
+    let plain = points_reached(&ws, "plain", &harness::small_spec("early")).await;
+    let image_ready = at(&plain, "phase-image-ready:before-flush");
+    for deleted in ["delete-instance", "delete-security_group", "delete-vpc"] {
+        let done = at(&plain, &format!("{deleted}:after-result"));
+        assert!(
+            done < image_ready,
+            "{deleted} finished after the image was Available: {plain:?}"
+        );
+    }
+    // The verify step's test instance uses the build's network: it goes after verification.
+    let verified = points_reached(&ws, "verified", &harness::small_spec_verified("late")).await;
+    let verified_at = at(&verified, "phase-verified:before-flush");
+    assert!(
+        at(&verified, "delete-vpc:after-result") > verified_at,
+        "the network was deleted before verification: {verified:?}"
+    );
+}

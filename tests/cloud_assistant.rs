@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine;
-use common::instances::{network, ok, text, wait_status, REGION, WAIT};
+use common::instances::{network, ok, text, wait_status, BASE_IMAGE, REGION, WAIT};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -15,30 +15,16 @@ use std::process::Output;
 
 const AGENT_IMAGE: &str = "ubuntu_22_04_x64_20G_alibase_20240926.vhd";
 
+/// The standard simulator spec on the agent image, provisioned through Cloud Assistant, with
+/// `verify` (top-level sections) appended.
 fn spec_yaml(provisioners: &str, verify: &str) -> String {
-    format!(
-        r#"region: {REGION}
-credentials:
-  access_key_id: testid
-  access_key_secret: testsecret
-source_image:
-  id: {AGENT_IMAGE}
-instance:
-  type: ecs.s2.large
-communicator: cloud_assistant
-ssh:
-  timeout: 1m
-provisioners:
-{provisioners}
-image:
-  name: assist-{{{{timestamp}}}}
-timeouts:
-  instance: 2m
-  snapshot: 2m
-  image: 2m
-{verify}
-"#
+    let spec = sim_spec(
+        "assist-{{timestamp}}",
+        "communicator: cloud_assistant",
+        provisioners,
     )
+    .replace(BASE_IMAGE, AGENT_IMAGE);
+    format!("{spec}{verify}\n")
 }
 
 fn bakerd(state: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {

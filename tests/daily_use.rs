@@ -426,16 +426,7 @@ async fn random_kills_with_three_builds_in_flight_then_apply_finishes_each_with_
 
 /// `bakerd validate <args>` against the workspace's simulator (validate has no state dir).
 async fn validate(ws: &Workspace, args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bakerd"));
-    cmd.arg("validate")
-        .args(args)
-        .env("BAKERD_ECS_ENDPOINT", &ws.endpoint)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &ws.key_id)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &ws.secret)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    harness::run(cmd).await
+    harness::run(ws.validate(args)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,6 @@ use std::process::Output;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const REGION: &str = "cn-hangzhou";
-
 /// A state dir and a spec dir for one test, plus the simulator endpoint bakerd talks to.
 struct Workspace {
     state: tempfile::TempDir,
@@ -143,29 +141,7 @@ fn build_id_in(line: &str) -> Option<String> {
 
 /// A small spec for the simulator: busybox-compatible provisioners given as YAML list items.
 fn spec_yaml(extra: &str, provisioners: &str) -> String {
-    format!(
-        r#"region: {REGION}
-credentials:
-  access_key_id: testid
-  access_key_secret: testsecret
-source_image:
-  id: ubuntu1404_64_40G_cloudinit_20160427.raw
-instance:
-  type: ecs.s2.large
-ssh:
-  username: root
-  timeout: 1m
-{extra}
-provisioners:
-{provisioners}
-image:
-  name: e2e-{{{{timestamp}}}}
-timeouts:
-  instance: 2m
-  snapshot: 2m
-  image: 2m
-"#
-    )
+    sim_spec("e2e-{{timestamp}}", extra, provisioners)
 }
 
 /// Three shell provisioners: the first appends a line to /root/p1-runs, the second appends to

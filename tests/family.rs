@@ -6,9 +6,7 @@ mod common;
 use common::SimProcess;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bakerd");
+use std::process::Output;
 
 fn write(dir: &Path, name: &str, source: &str, image: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
@@ -23,21 +21,7 @@ fn write(dir: &Path, name: &str, source: &str, image: &str) -> PathBuf {
 }
 
 fn bakerd(sim: &SimProcess, state: &Path, args: &[&str]) -> (Output, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("BAKERD_ECS_ENDPOINT", &sim.endpoint)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", common::ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", common::ACCESS_KEY_SECRET)
-        .output()
-        .expect("run bakerd");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
+    common::bakerd_on_sim(sim, state, args)
 }
 
 /// `bakerd validate --remote <spec>` (it has no state dir).

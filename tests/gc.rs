@@ -17,51 +17,23 @@ const BIN: &str = env!("CARGO_BIN_EXE_bakerd");
 /// Writes a spec whose single provisioner prints `marker` and then sleeps `sleep_secs`.
 fn write_spec(dir: &Path, family: &str, marker: &str, sleep_secs: u32) -> PathBuf {
     let path = dir.join(format!("{marker}.yaml"));
-    let text = format!(
-        r#"region: cn-hangzhou
-credentials:
-  access_key_id: testid
-  access_key_secret: testsecret
-source_image:
-  id: ubuntu1404_64_40G_cloudinit_20160427.raw
-instance:
-  type: ecs.s2.large
-ssh:
-  username: root
-  timeout: 2m
-provisioners:
-  - shell:
-      inline:
-        - echo {marker}-provisioning
-        - sleep {sleep_secs}
-image:
-  name: gc-{marker}-{{{{timestamp}}}}
-  family: {family}
-"#
+    let provisioners = format!(
+        "  - shell:\n      inline:\n        - echo {marker}-provisioning\n        - sleep {sleep_secs}"
     );
+    let text = common::sim_spec(&format!("gc-{marker}-{{{{timestamp}}}}"), "", &provisioners)
+        .replace("  timeout: 1m\n", "  timeout: 2m\n")
+        .replace("\nimage:\n", &format!("\nimage:\n  family: {family}\n"));
     std::fs::write(&path, text).expect("write spec");
     path
 }
 
 /// Runs `bakerd <args>` against the simulator, with the test credentials in the environment.
 fn bakerd(sim: &SimProcess, state: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("BAKERD_ECS_ENDPOINT", &sim.endpoint)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", common::ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", common::ACCESS_KEY_SECRET)
-        .output()
-        .expect("run bakerd")
+    common::bakerd_on_sim(sim, state, args).0
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 /// Runs `bakerd apply` to success; returns the build id.

@@ -400,28 +400,7 @@ async fn forwarding_over_an_instance_ssh_is_refused_and_a_forward_enabled_by_roo
 
 /// A build spec for the simulator with these provisioners (YAML list items).
 fn spec_yaml(provisioners: &str) -> String {
-    format!(
-        r#"region: {REGION}
-credentials:
-  access_key_id: testid
-  access_key_secret: testsecret
-source_image:
-  id: {BASE_IMAGE}
-instance:
-  type: {INSTANCE_TYPE}
-ssh:
-  username: root
-  timeout: 1m
-provisioners:
-{provisioners}
-image:
-  name: isolation-{{{{timestamp}}}}
-timeouts:
-  instance: 2m
-  snapshot: 2m
-  image: 2m
-"#
-    )
+    common::sim_spec("isolation-{{timestamp}}", "", provisioners)
 }
 
 /// Runs `bakerd apply` on `provisioners` against `sim`; returns (exit code, all output).

@@ -6,52 +6,21 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::SimProcess;
 use serde_json::Value;
-
-fn python() -> String {
-    std::env::var("BAKERD_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
-        assert!(
-            venv.exists(),
-            "set BAKERD_TEST_PYTHON or run scripts/install-deps.sh (creates target/pyenv)"
-        );
-        venv.display().to_string()
-    })
-}
-
-/// Runs `tests/python/<script> <host> cn-hangzhou` against `sim`; returns its JSON summary line.
-async fn run_script(sim: &SimProcess, script: &str) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let host = sim.host.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(&script)
-            .arg(host)
-            .arg("cn-hangzhou")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line")
-}
 
 /// Runs `script` against a fresh simulator and checks the inventory afterwards.
 async fn run_lifecycle(name: &str, script: &str, signature: &str) {
     let sim = SimProcess::start(name);
-    let summary = run_script(&sim, script).await;
+    let out = common::run_python_script(&sim, script, "cn-hangzhou").await;
+    assert!(
+        out.status.success(),
+        "{name} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value =
+        serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line");
     common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
 }
 
@@ -68,7 +37,14 @@ async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
 #[tokio::test]
 async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
     let sim = SimProcess::start("py-assistant");
-    let summary = run_script(&sim, "assistant_tea.py").await;
+    let out = common::run_python_script(&sim, "assistant_tea.py", "cn-hangzhou").await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
     assert_eq!(summary["status"], "Failed", "{summary}");
     assert_eq!(summary["exit_code"], 4, "{summary}");
     assert_eq!(summary["output"], "sdk-hello\nroot\n", "{summary}");
@@ -77,7 +53,14 @@ async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_out
 #[tokio::test]
 async fn tea_vpc_sdk_creates_tags_lists_and_deletes_a_vpc_vswitch_and_eip_through_the_vpc_api() {
     let sim = SimProcess::start("py-vpc");
-    let summary = run_script(&sim, "vpc_tea.py").await;
+    let out = common::run_python_script(&sim, "vpc_tea.py", "cn-hangzhou").await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
     let inventory = sim.inventory().await;
     for key in ["vpc", "vswitch", "eip"] {
         let id = summary[key].as_str().expect("id in the summary");

@@ -9,32 +9,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const REGION: &str = "cn-hangzhou";
-
+/// The standard simulator spec with one provisioner writing /root/baked, and `verify` (top-level
+/// sections) appended.
 fn spec_yaml(verify: &str) -> String {
+    let provisioners = "  - shell:\n      inline:\n        - echo baked > /root/baked\n";
     format!(
-        r#"region: {REGION}
-credentials:
-  access_key_id: testid
-  access_key_secret: testsecret
-source_image:
-  id: ubuntu1404_64_40G_cloudinit_20160427.raw
-instance:
-  type: ecs.s2.large
-ssh:
-  timeout: 1m
-provisioners:
-  - shell:
-      inline:
-        - echo baked > /root/baked
-image:
-  name: verify-{{{{timestamp}}}}
-timeouts:
-  instance: 2m
-  snapshot: 2m
-  image: 2m
-{verify}
-"#
+        "{}{verify}\n",
+        sim_spec("verify-{{timestamp}}", "", provisioners)
     )
 }
 

@@ -210,12 +210,28 @@ pub fn hint_for(code: &str, message: &str, ctx: &HintContext<'_>) -> Option<Stri
              replace it, or make `image.name` unique (e.g. with {{timestamp}})"
                 .into()
         }
+        c if c.starts_with("QuotaExceed") => quota_hint(c),
         c if c.ends_with(".NotFound") => not_found_hint(c),
         c if c.starts_with("IncorrectInstanceStatus") => {
             "the instance is not in the state this action needs; wait for it and retry".into()
         }
         _ => return None,
     })
+}
+
+/// A used-up quota (`QuotaExceed.ElasticQuota`, `QuotaExceeded.Vpc`, …): where its numbers are
+/// and where it is raised.
+fn quota_hint(code: &str) -> String {
+    let product = match code {
+        "QuotaExceed.DiskCapacity" => "disk",
+        c if c.ends_with(".Vpc") || c.ends_with(".VSwitch") => "vpc",
+        _ => "ecs",
+    };
+    format!(
+        "an account quota is used up; `bakerd validate --remote <spec>` shows the numbers it can \
+         read, `bakerd gc` lists what bakerd left behind, and Quota Center raises the quota: \
+         https://quotas.console.aliyun.com/products/{product}/quotas"
+    )
 }
 
 /// `InvalidImageId.NotFound` → "the ImageId … check `source_image.id`".
@@ -350,6 +366,19 @@ mod tests {
         );
         let h = hint_for("InvalidRegionId.NotFound", "", &ctx("", &src)).unwrap();
         assert!(h.contains("`bakerd validate --remote <spec>`"), "{h}");
+    }
+
+    #[test]
+    fn a_used_up_quota_points_to_validate_gc_and_the_quota_center_of_its_product() {
+        let src = CredentialSource::Explicit;
+        let h = hint_for("QuotaExceed.ElasticQuota", "", &ctx("", &src)).unwrap();
+        assert!(h.contains("`bakerd validate --remote <spec>`"), "{h}");
+        assert!(h.contains("`bakerd gc`"), "{h}");
+        assert!(h.ends_with("/products/ecs/quotas"), "{h}");
+        let h = hint_for("QuotaExceed.DiskCapacity", "", &ctx("", &src)).unwrap();
+        assert!(h.ends_with("/products/disk/quotas"), "{h}");
+        let h = hint_for("QuotaExceeded.Vpc", "", &ctx("", &src)).unwrap();
+        assert!(h.ends_with("/products/vpc/quotas"), "{h}");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use super::disk_snapshots::DATA_SNAPSHOT_PREFIX;
 use super::reconcile::{BuildError, Reconciler};
-use super::steps::DEPENDENCY_RETRY;
 
 /// Temporary resources, in the order they are deleted.
 const TEMPORARY_ROLES: &[&str] = &[
@@ -69,6 +68,40 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Whether the instance and the temporary network may go while the image is created, once
+    /// the snapshots are accomplished: the image is made from the snapshots (manual snapshots
+    /// outlive the instance's disks, docs/ecs-api.md, DeleteInstance), so nothing later needs
+    /// them, except:
+    /// - `verify`: its test instance uses the build's vSwitch, security group and key pair,
+    ///   and a failed check retried with `on_failure: keep` snapshots the build instance again;
+    /// - `on_failure: keep`: a build whose image fails keeps its instance for inspection.
+    pub(super) fn cleans_up_during_image_wait(&self) -> bool {
+        self.spec.verify.is_none()
+            && self.spec.on_failure == crate::spec::OnFailure::Cleanup
+            && !self.verify_only()
+            && !self.distribute_only()
+    }
+
+    /// Deletes the temporary resources while the image is being created ([`TEMPORARY_ROLES`],
+    /// in their order). Each deletion is recorded as usual, so the final cleanup step finds
+    /// them done and makes no call.
+    ///
+    /// Caveats: a failure here does not fail the build (the image may well become Available):
+    /// it is noted, and the final cleanup step retries what is left.
+    pub(super) async fn cleanup_during_image_wait(&mut self) {
+        for role in TEMPORARY_ROLES {
+            if let Err(e) = self.delete_role(role).await {
+                let message =
+                    format!("deleting the {role} early failed ({e}); the final cleanup retries it");
+                self.out.note(&message);
+                if let Err(e) = self.event("error", message) {
+                    tracing::warn!(error = %e, "event not recorded");
+                }
+                return;
+            }
+        }
+    }
+
     /// Roles of the image's copies in other regions.
     fn copy_roles(&self) -> Vec<String> {
         self.rec
@@ -102,11 +135,9 @@ impl Reconciler {
                 "instance" | super::verify::ROLE => cloud.delete_instance_and_wait(&id).await?,
                 "key_pair" => cloud.delete_key_pair(&id).await?,
                 super::eip::ROLE => cloud.release_eip(&id).await?,
-                "security_group" => cloud.delete_security_group(&id, DEPENDENCY_RETRY).await?,
-                "vswitch" | super::verify::VSWITCH_ROLE => {
-                    cloud.delete_vswitch(&id, DEPENDENCY_RETRY).await?
-                }
-                "vpc" => cloud.delete_vpc(&id, DEPENDENCY_RETRY).await?,
+                "security_group" => cloud.delete_security_group(&id).await?,
+                "vswitch" | super::verify::VSWITCH_ROLE => cloud.delete_vswitch(&id).await?,
+                "vpc" => cloud.delete_vpc(&id).await?,
                 "image" => cloud.delete_image_and_snapshots(&id).await?,
                 "snapshot" => cloud.delete_snapshot(&id).await?,
                 data if data.starts_with(DATA_SNAPSHOT_PREFIX) => {

@@ -23,6 +23,7 @@ pub mod preflight;
 pub mod provenance;
 pub mod provision;
 pub mod provision_assistant;
+pub mod quota_check;
 pub mod reconcile;
 pub mod remote;
 pub mod snapshot;

@@ -5,9 +5,9 @@
 //! end. `bakerd validate --remote` and `bakerd apply` (before recording a new build) run the same
 //! checks.
 //!
-//! Guarantees: only Describe* calls; each problem names the spec field and says what to do.
-//! Caveats: quotas are not checked (ECS has no read-only quota call the simulator speaks; a quota
-//! refusal still surfaces at RunInstances with its Code and RequestId).
+//! Guarantees: only read-only calls; each problem names the spec field and says what to do.
+//! Quotas the account can read are checked too ([`super::quota_check`]); what cannot be read or
+//! is only a documented default becomes a warning, never a refusal.
 
 use super::cloud::{Cloud, CloudError};
 use crate::client::api::images::{DescribeImages, ALL_IMAGE_STATUSES};
@@ -36,12 +36,15 @@ fn finding(field: &str, problem: String) -> Finding {
     }
 }
 
+/// What the preflight found: problems the cloud would refuse, and warnings that do not stop a build.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<String>,
+}
+
 /// Runs every check; `image_name` is the name the image would get now.
-pub async fn check(
-    cloud: &Cloud,
-    spec: &Spec,
-    image_name: &str,
-) -> Result<Vec<Finding>, CloudError> {
+pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Report, CloudError> {
     let regions: Vec<String> = cloud
         .client()
         .call(&DescribeRegions::default())
@@ -51,18 +54,30 @@ pub async fn check(
         .map(|r| r.region_id)
         .collect();
     if !regions.contains(&spec.region) {
-        return Ok(vec![finding(
+        let findings = vec![finding(
             "region",
             format!(
                 "{} is not a region of this account/endpoint (regions: {})",
                 spec.region,
                 regions.join(", ")
             ),
-        )]);
+        )];
+        return Ok(Report {
+            findings,
+            warnings: Vec::new(),
+        });
     }
     let mut found = Vec::new();
+    let mut warnings = Vec::new();
     found.extend(check_source_image(cloud, spec).await?);
-    found.extend(check_instance_type(cloud, spec).await?);
+    match check_instance_type(cloud, spec).await? {
+        Err(problem) => found.push(problem),
+        Ok(cpus) => {
+            let quotas = super::quota_check::check(cloud, spec, cpus).await?;
+            found.extend(quotas.findings);
+            warnings.extend(quotas.warnings);
+        }
+    }
     found.extend(check_image_name(cloud, spec, image_name).await?);
     for region in &spec.image.copy_regions {
         if !regions.contains(region) || *region == spec.region {
@@ -75,7 +90,10 @@ pub async fn check(
             ));
         }
     }
-    Ok(found)
+    Ok(Report {
+        findings: found,
+        warnings,
+    })
 }
 
 async fn check_source_image(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding>, CloudError> {
@@ -104,19 +122,24 @@ async fn check_source_image(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding
     }
 }
 
-async fn check_instance_type(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding>, CloudError> {
+/// The instance type's vCPU count, or why the type cannot be used here.
+async fn check_instance_type(
+    cloud: &Cloud,
+    spec: &Spec,
+) -> Result<Result<u32, Finding>, CloudError> {
     let wanted = &spec.instance.instance_type;
     let request = DescribeInstanceTypes {
         instance_types: vec![wanted.clone()],
         ..Default::default()
     };
     let types = cloud.client().list_all(request).await?;
-    if !types.iter().any(|t| &t.instance_type_id == wanted) {
-        return Ok(Some(finding(
+    let Some(found) = types.iter().find(|t| &t.instance_type_id == wanted) else {
+        return Ok(Err(finding(
             "instance.type",
             format!("{wanted} is not an instance type of {}; `aliyun ecs DescribeInstanceTypes` lists them", spec.region),
         )));
-    }
+    };
+    let cpus = found.cpu_core_count;
     let zones = cloud.zones().await?;
     let offers = |z: &crate::client::api::regions::Zone| {
         z.available_instance_types.is_empty() || z.available_instance_types.contains(wanted)
@@ -139,7 +162,10 @@ async fn check_instance_type(cloud: &Cloud, spec: &Spec) -> Result<Option<Findin
         )),
         None => None,
     };
-    Ok(problem.map(|(field, text)| finding(field, text)))
+    match problem {
+        Some((field, text)) => Ok(Err(finding(field, text))),
+        None => Ok(Ok(cpus)),
+    }
 }
 
 async fn check_image_name(

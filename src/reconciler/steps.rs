@@ -6,7 +6,6 @@ use super::crash;
 use super::reconcile::{BuildError, Reconciler};
 use crate::client::wait::WaitError;
 use crate::spec::{SourceImage, SshAddress};
-use std::time::Duration;
 
 impl Reconciler {
     /// Tags bakerd puts on everything it creates, at creation time.
@@ -310,15 +309,23 @@ impl Reconciler {
                 cloud.create_image(&token, &params).await
             })
             .await?;
-        let out = self.out.clone();
+        let (cloud, out) = (self.cloud.clone(), self.out.clone());
         let timeout = self.spec.timeouts.image;
-        let waited = self
-            .cloud
-            .wait_image(&image, timeout, move |p| {
-                crash::point("wait-image:poll");
-                out.progress("image", p)
-            })
-            .await;
+        let wait = async move {
+            cloud
+                .wait_image(&image, timeout, move |p| {
+                    crash::point("wait-image:poll");
+                    out.progress("image", p)
+                })
+                .await
+        };
+        // The image is made from the snapshot: the instance and the temporary network can go
+        // meanwhile instead of after it (ECS releases them slowly: seconds to tens of seconds).
+        let waited = if self.cleans_up_during_image_wait() {
+            tokio::join!(wait, self.cleanup_during_image_wait()).0
+        } else {
+            wait.await
+        };
         self.out.progress_done("image");
         let step = [("create-image".to_string(), "image".to_string())];
         self.retire_if_dead(&step, waited).await
@@ -473,10 +480,6 @@ impl Reconciler {
             })
     }
 }
-
-/// How long to wait between attempts to delete a security group or network that the deleted
-/// instance still holds for a moment.
-pub(super) const DEPENDENCY_RETRY: Duration = Duration::from_millis(500);
 
 /// A tag map as (key, value) pairs.
 pub(super) fn map_pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {

@@ -25,6 +25,7 @@ use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::nonces::NonceCache;
 use super::params::Params;
+use super::quotas::Quotas;
 use super::store::{self, State};
 
 /// The shared simulator.
@@ -37,6 +38,8 @@ pub struct Sim {
     committer: Committer,
     calls: Mutex<CallLog>,
     pub faults: Mutex<Faults>,
+    /// The account's quotas and the actions its RAM policy denies.
+    pub quotas: Quotas,
     nonces: Mutex<NonceCache>,
 }
 
@@ -97,8 +100,15 @@ impl Sim {
             state: Mutex::new(stores.state),
             calls: Mutex::new(stores.calls),
             faults: Mutex::new(faults),
+            quotas: Quotas::default(),
             nonces: Mutex::new(stores.nonces),
         }
+    }
+
+    /// The account's quotas and denied actions (default: [`Quotas::default`]).
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     pub fn lock_state(&self) -> MutexGuard<'_, State> {
@@ -166,6 +176,15 @@ impl Sim {
 
     /// Injects faults around the action and persists its effects.
     fn run(&self, api: Api, action: &str, params: &Params, now: u64) -> Ran {
+        if self.quotas.denies(action) {
+            return Ran {
+                result: Err(SimError::forbidden(
+                    "Forbidden.RAM",
+                    "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+                )),
+                fault: None,
+            };
+        }
         let fault = lock(&self.faults).pick(action);
         let pre_error = match fault {
             Some(FaultKind::Throttling) => Some(injected(StatusCode::BAD_REQUEST, "Throttling", "Request was denied due to request throttling.")),
@@ -241,6 +260,7 @@ impl Sim {
             machines: &self.machines,
             latencies: &self.latencies,
             faults: &mut faults,
+            quotas: &self.quotas,
             params,
             now,
         };

@@ -26,6 +26,7 @@ pub mod machine;
 mod metadata;
 pub mod nonces;
 pub mod params;
+pub mod quotas;
 mod serve;
 mod server;
 pub mod store;
@@ -111,6 +112,14 @@ pub struct SimArgs {
     /// Seed of the fault-injection RNG.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// An account quota as `NAME=VALUE` (repeatable), e.g. `max-postpaid-instance-vcpu-count=4`:
+    /// DescribeAccountAttributes reports it and RunInstances, CreateInstance and
+    /// CreateSecurityGroup enforce it (docs/quotas.md).
+    #[arg(long = "quota", value_name = "NAME=VALUE")]
+    pub quotas: Vec<String>,
+    /// Answer this action `Forbidden.RAM`, as for a RAM user whose policy lacks it (repeatable).
+    #[arg(long = "deny-action", value_name = "ACTION")]
+    pub deny_actions: Vec<String>,
 }
 
 pub use self::keys::DEFAULT_ACCESS_KEY;
@@ -122,6 +131,8 @@ pub enum SimStartError {
     RemoteListen(std::net::SocketAddr),
     #[error(transparent)]
     Keys(#[from] KeysError),
+    #[error(transparent)]
+    Quota(#[from] quotas::QuotaError),
     #[error("writing the /_sim token {path}: {source}")]
     Token {
         path: PathBuf,
@@ -158,7 +169,9 @@ impl SimStartError {
     /// 2 for what the user wrote (options, key files), 1 for the rest.
     fn exit_code(&self) -> ExitCode {
         match self {
-            SimStartError::RemoteListen(_) | SimStartError::Keys(_) => ExitCode::from(2),
+            SimStartError::RemoteListen(_) | SimStartError::Keys(_) | SimStartError::Quota(_) => {
+                ExitCode::from(2)
+            }
             _ => ExitCode::FAILURE,
         }
     }
@@ -259,6 +272,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), SimStartError> {
 
 /// Builds the simulator from its options: state, machines and base images.
 fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, SimStartError> {
+    let quotas = quotas::Quotas::parse(&args.quotas, &args.deny_actions)?;
     create_data_dir(&args.data_dir)?;
     let data_dir = args
         .data_dir
@@ -276,18 +290,21 @@ fn build(args: &SimArgs, creds: auth::Credentials) -> Result<Arc<core::Sim>, Sim
     }
     let faults = Faults::new(fault_config(args), args.seed);
     let nonces = nonces::NonceCache::open(&data_dir, store::now_ms())?;
-    Ok(Arc::new(core::Sim::new(
-        data_dir,
-        creds,
-        Latencies::for_profile(args.profile),
-        machines,
-        faults,
-        core::Stores {
-            state,
-            calls,
-            nonces,
-        },
-    )))
+    Ok(Arc::new(
+        core::Sim::new(
+            data_dir,
+            creds,
+            Latencies::for_profile(args.profile),
+            machines,
+            faults,
+            core::Stores {
+                state,
+                calls,
+                nonces,
+            },
+        )
+        .with_quotas(quotas),
+    ))
 }
 
 async fn run(args: SimArgs, creds: auth::Credentials) -> Result<(), SimStartError> {

@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod instances;
+pub mod spec;
+#[allow(unused_imports)]
+pub use spec::{sim_spec, TEST_CREDENTIALS};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -723,4 +726,39 @@ pub fn ssh_read_retrying(key: &Path, ip: &str, path: &str, timeout: Duration) ->
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// The Python with the official Alibaba Cloud SDKs: `BAKERD_TEST_PYTHON`, or the `target/pyenv`
+/// that `scripts/install-deps.sh` creates.
+pub fn python() -> String {
+    std::env::var("BAKERD_TEST_PYTHON").unwrap_or_else(|_| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
+        assert!(
+            venv.exists(),
+            "set BAKERD_TEST_PYTHON or run scripts/install-deps.sh (creates target/pyenv)"
+        );
+        venv.display().to_string()
+    })
+}
+
+/// Runs `tests/python/<script> <host:port> <region>` against `sim` off the async runtime.
+pub async fn run_python_script(
+    sim: &SimProcess,
+    script: &str,
+    region: &str,
+) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let (host, region) = (sim.host.clone(), region.to_string());
+    tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(&script)
+            .arg(host)
+            .arg(region)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("python runner")
 }

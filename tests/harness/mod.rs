@@ -15,7 +15,12 @@ use crate::common::SimProcess;
 /// A small demo-like spec: temporary network, two idempotent provisioners, no long sleeps; its
 /// image is named `<name>-{{timestamp}}` (builds sharing a simulator need distinct names).
 pub fn small_spec(name: &str) -> String {
-    SMALL_SPEC.replace("crash-{{timestamp}}", &format!("{name}-{{{{timestamp}}}}"))
+    let provisioners = "  - shell:\n      inline:\n        - mkdir -p /etc/crash\n        \
+                        - echo one > /etc/crash/one\n  - shell:\n      inline:\n        \
+                        - echo two > /etc/crash/two";
+    // The workspace gives the key through the environment (some tests use other keys).
+    crate::common::sim_spec(&format!("{name}-{{{{timestamp}}}}"), "", provisioners)
+        .replace(crate::common::TEST_CREDENTIALS, "")
 }
 
 /// [`small_spec`] reaching the instance through an EIP of its own (`ssh.address: eip`).
@@ -49,31 +54,6 @@ pub fn small_spec_with_data_disk(name: &str) -> String {
 const VERIFY_SECTION: &str = r#"verify:
   checks:
     - file_exists: /etc/crash/two
-"#;
-
-const SMALL_SPEC: &str = r#"
-region: cn-hangzhou
-source_image:
-  id: ubuntu1404_64_40G_cloudinit_20160427.raw
-instance:
-  type: ecs.s2.large
-ssh:
-  username: root
-  timeout: 1m
-provisioners:
-  - shell:
-      inline:
-        - mkdir -p /etc/crash
-        - echo one > /etc/crash/one
-  - shell:
-      inline:
-        - echo two > /etc/crash/two
-image:
-  name: crash-{{timestamp}}
-timeouts:
-  instance: 2m
-  snapshot: 2m
-  image: 2m
 "#;
 
 /// Where one test's specs and state directories live (a temp dir, removed on drop).
@@ -195,6 +175,21 @@ impl Workspace {
 
     pub fn resume(&self, state: &Path, id: &str) -> Command {
         self.command(state, &["resume", id])
+    }
+
+    /// `bakerd validate <args>` against the simulator (validate has no state dir).
+    pub fn validate(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bakerd"));
+        cmd.arg("validate")
+            .args(args)
+            .env("BAKERD_ECS_ENDPOINT", &self.endpoint)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key_id)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &self.secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
     }
 }
 

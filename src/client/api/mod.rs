@@ -1,6 +1,7 @@
 //! Typed ECS actions: one request struct per action (its fields are the parameters bakerd uses),
 //! its response type, and paging for list actions ([`Paged`], used by `EcsClient::list_all`).
 
+pub mod account;
 pub mod assistant;
 pub mod eip;
 pub mod images;

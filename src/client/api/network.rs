@@ -288,6 +288,9 @@ pub struct Vpc {
     pub creation_time: String,
     #[serde(default, deserialize_with = "inner_list")]
     pub tags: Vec<Tag>,
+    /// The region's default VPC, which does not count against the VPC quota.
+    #[serde(default)]
+    pub is_default: bool,
 }
 
 numbered_paging!(DescribeVpcs, Vpc, vpcs, 50);

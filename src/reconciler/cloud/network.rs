@@ -1,6 +1,7 @@
 //! Key pairs, zones, VPCs, vSwitches and security groups: creating and deleting the build's temporary network.
 
 use super::*;
+use crate::client::wait::Observation;
 
 impl Cloud {
     /// Imports the build's public key; an existing key pair of that name counts as done (a
@@ -210,39 +211,60 @@ impl Cloud {
 }
 
 impl Cloud {
-    /// Retries a deletion while the resource is still held by something being deleted
-    /// (`DependencyViolation`, `IncorrectStatus`, …) for up to a minute. The pause starts at
-    /// `pause` and grows by half each time up to [`MAX_DEPENDENCY_PAUSE`]: a quick release (the
-    /// usual case) costs one retry, a slow one (ECS releases an instance asynchronously, for
-    /// seconds) costs a handful of calls instead of one every `pause`.
+    /// Deletes `kind id`, retrying while it is still held by something being deleted
+    /// (`DependencyViolation`, `IncorrectStatus`, …: ECS releases a deleted instance's security
+    /// groups and vSwitch asynchronously, for seconds) for up to [`DEPENDENCY_DEADLINE`].
+    ///
+    /// Why a waiter: the deletion *is* the poll. The first attempt comes when the release is
+    /// likely done, after the learned time it took in earlier builds (`<kind> deletable` in
+    /// `timings.json`), and later attempts follow the waiter's schedule; a first build on an
+    /// endpoint tries at once and backs off from [`DEPENDENCY_FLOOR`]. An error other than a
+    /// dependency (or a lost answer, tried again) ends the wait with that error unchanged.
     async fn delete_with_dependency_retry<F, Fut>(
         &self,
-        what: &str,
-        mut pause: Duration,
+        kind: &str,
+        id: &str,
         mut call: F,
     ) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<(), ClientError>>,
     {
-        let started = std::time::Instant::now();
-        loop {
-            match call().await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(ClientError::OutcomeUnknown { .. }) => continue,
-                Err(e) if is_dependency(&e) && started.elapsed() < Duration::from_secs(60) => {
-                    tracing::debug!(%what, error = %e, "still in use; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = next_dependency_pause(pause);
+        let mut config = self.waits.clone();
+        config.floor = config.floor.max(DEPENDENCY_FLOOR);
+        config.deadline = DEPENDENCY_DEADLINE;
+        let waiter = self
+            .client
+            .waiter()
+            .with_config(config)
+            .with_timings(self.timings.clone());
+        let resource = format!("{kind} {id}");
+        let deleted = waiter
+            .poll(&resource, "deletable", || {
+                let (attempt, resource) = (call(), &resource);
+                async move {
+                    Ok(match attempt.await {
+                        Ok(()) => Observation::Done(()),
+                        Err(e) if e.is_not_found() => Observation::Done(()),
+                        Err(ClientError::OutcomeUnknown { .. }) => still_held("answer lost"),
+                        Err(e) if is_dependency(&e) => {
+                            tracing::debug!(%resource, error = %e, "still in use; retrying");
+                            still_held(e.code().unwrap_or("in use"))
+                        }
+                        Err(e) => return Err(e),
+                    })
                 }
-                Err(e) => return Err(e.into()),
-            }
+            })
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(WaitError::Client { source, .. }) => Err(source.into()),
+            Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn delete_security_group(&self, sg: &str, pause: Duration) -> Result<()> {
-        self.delete_with_dependency_retry(sg, pause, || async {
+    pub async fn delete_security_group(&self, sg: &str) -> Result<()> {
+        self.delete_with_dependency_retry("security_group", sg, || async {
             let request = DeleteSecurityGroup {
                 region_id: self.region.clone(),
                 security_group_id: sg.to_string(),
@@ -252,8 +274,8 @@ impl Cloud {
         .await
     }
 
-    pub async fn delete_vswitch(&self, vswitch: &str, pause: Duration) -> Result<()> {
-        self.delete_with_dependency_retry(vswitch, pause, || async {
+    pub async fn delete_vswitch(&self, vswitch: &str) -> Result<()> {
+        self.delete_with_dependency_retry("vSwitch", vswitch, || async {
             let request = DeleteVSwitch {
                 region_id: self.region.clone(),
                 vswitch_id: vswitch.to_string(),
@@ -263,8 +285,8 @@ impl Cloud {
         .await
     }
 
-    pub async fn delete_vpc(&self, vpc: &str, pause: Duration) -> Result<()> {
-        self.delete_with_dependency_retry(vpc, pause, || async {
+    pub async fn delete_vpc(&self, vpc: &str) -> Result<()> {
+        self.delete_with_dependency_retry("VPC", vpc, || async {
             let request = DeleteVpc {
                 region_id: self.region.clone(),
                 vpc_id: vpc.to_string(),
@@ -275,6 +297,15 @@ impl Cloud {
     }
 }
 
+/// A deletion refused for now: the resource is still held, `status` says by what.
+fn still_held(status: &str) -> Observation<()> {
+    Observation::Pending {
+        status: status.to_string(),
+        percent: None,
+        remaining: None,
+    }
+}
+
 /// Answers after which an imported key pair may exist: lost, or refused as a duplicate.
 fn may_exist(e: &ClientError) -> bool {
     matches!(e, ClientError::OutcomeUnknown { .. })
@@ -282,14 +313,13 @@ fn may_exist(e: &ClientError) -> bool {
             .is_some_and(|c| c.contains("AlreadyExist") || c.contains("Duplicate"))
 }
 
-/// The longest pause between two deletion attempts of a resource still in use: about Packer's
-/// fixed poll, so a slow release never costs more calls than Packer spends on it.
-const MAX_DEPENDENCY_PAUSE: Duration = Duration::from_secs(4);
+/// The shortest pause between two attempts to delete a resource still in use (on the simulator,
+/// whose waits otherwise poll every 50 ms): a release takes seconds, not milliseconds.
+const DEPENDENCY_FLOOR: Duration = Duration::from_millis(500);
 
-/// The pause after `pause`: half again as long, at most [`MAX_DEPENDENCY_PAUSE`].
-fn next_dependency_pause(pause: Duration) -> Duration {
-    (pause * 3 / 2).min(MAX_DEPENDENCY_PAUSE)
-}
+/// How long a deletion may be refused as "in use" before it fails: a deleted instance lets go
+/// of its security groups and vSwitch within seconds.
+const DEPENDENCY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Errors meaning "still referenced by something that is going away".
 fn is_dependency(e: &ClientError) -> bool {
@@ -299,20 +329,4 @@ fn is_dependency(e: &ClientError) -> bool {
             || c.starts_with("IncorrectInstanceStatus")
             || c == "InvalidOperation.ResourceInUse"
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dependency_pause_grows_by_half_and_stops_at_the_cap() {
-        let mut pause = Duration::from_millis(500);
-        let mut seen = Vec::new();
-        for _ in 0..8 {
-            seen.push(pause.as_millis());
-            pause = next_dependency_pause(pause);
-        }
-        assert_eq!(seen, [500, 750, 1125, 1687, 2531, 3796, 4000, 4000]);
-    }
 }

@@ -255,7 +255,7 @@ async fn plan_and_run(
     if let (false, Freshness::DistributionChanged { image }) = (args.force, &freshness) {
         return distribute(job, image, cloud, shared, finished).await;
     }
-    preflight(&cloud, job).await?;
+    preflight(&cloud, job, out).await?;
     if shared.ctx.stops.signalled().is_some() {
         return Ok(Outcome::NotStarted);
     }
@@ -463,15 +463,20 @@ async fn continue_build(
 }
 
 /// The read-only checks `validate --remote` runs, before a new build creates anything.
-pub(super) async fn preflight(cloud: &Cloud, job: &Job) -> Result<(), CommandError> {
+/// Warnings (a quota that could not be read, or is only a documented default) are printed and
+/// do not stop the build.
+pub(super) async fn preflight(cloud: &Cloud, job: &Job, out: &Output) -> Result<(), CommandError> {
     let name = job.spec.image_name_at(unix_now());
-    let findings = crate::reconciler::preflight::check(cloud, &job.spec, &name)
+    let report = crate::reconciler::preflight::check(cloud, &job.spec, &name)
         .await
         .or_exit(exit::CLOUD)?;
-    if findings.is_empty() {
+    for warning in &report.warnings {
+        out.note(&format!("{}: warning: {warning}", job.label));
+    }
+    if report.findings.is_empty() {
         return Ok(());
     }
-    let lines: Vec<String> = findings.iter().map(|f| format!("  {f}")).collect();
+    let lines: Vec<String> = report.findings.iter().map(|f| format!("  {f}")).collect();
     Err(CommandError {
         code: exit::BAD_INPUT,
         message: format!(

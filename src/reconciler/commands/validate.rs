@@ -15,7 +15,8 @@ pub struct ValidateArgs {
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// Also ask the cloud (read-only): region, source image, instance type and its zones, image
-    /// name clash, copy regions.
+    /// name clash, copy regions, and the quotas the account can read (vCPUs, security groups,
+    /// data disk capacity).
     #[arg(long)]
     pub remote: bool,
     /// Template variable `name=value` (repeatable).
@@ -55,7 +56,7 @@ async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), Com
             continue;
         }
         let cloud = Cloud::connect(&job.spec).or_exit(exit::CLOUD)?;
-        preflight(&cloud, &job).await?;
+        preflight(&cloud, &job, out).await?;
         report_freshness(&cloud, &job, out).await?;
     }
     Ok(())

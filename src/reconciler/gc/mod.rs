@@ -57,8 +57,6 @@ use std::time::Duration;
 
 /// Region used when neither `--region` nor the state names one.
 const DEFAULT_REGION: &str = "cn-hangzhou";
-/// Pause between retries of a deletion blocked by a dependency.
-const DEPENDENCY_PAUSE: Duration = Duration::from_millis(500);
 
 /// `bakerd gc`.
 #[derive(Debug, Clone, clap::Args)]
@@ -279,9 +277,9 @@ async fn delete(cloud: &Cloud, f: &Found) -> Result<(), CloudError> {
         Kind::Instance => cloud.delete_instance_and_wait(&f.id).await,
         Kind::Eip => cloud.release_eip(&f.id).await,
         Kind::KeyPair => cloud.delete_key_pair(&f.id).await,
-        Kind::SecurityGroup => cloud.delete_security_group(&f.id, DEPENDENCY_PAUSE).await,
-        Kind::VSwitch => cloud.delete_vswitch(&f.id, DEPENDENCY_PAUSE).await,
-        Kind::Vpc => cloud.delete_vpc(&f.id, DEPENDENCY_PAUSE).await,
+        Kind::SecurityGroup => cloud.delete_security_group(&f.id).await,
+        Kind::VSwitch => cloud.delete_vswitch(&f.id).await,
+        Kind::Vpc => cloud.delete_vpc(&f.id).await,
         Kind::Image => cloud.delete_image_and_snapshots(&f.id).await,
         Kind::Snapshot => cloud.delete_snapshot(&f.id).await,
     }

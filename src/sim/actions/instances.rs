@@ -207,6 +207,22 @@ fn parse_launch(ctx: &Ctx<'_>) -> Result<Launch, SimError> {
     })
 }
 
+/// Refuses a launch of `count` instances that would pass the account's vCPU or data disk quota.
+fn check_quotas(ctx: &Ctx<'_>, l: &Launch, count: i64) -> Result<(), SimError> {
+    let disks: Vec<(String, i64)> = l
+        .data_disks
+        .iter()
+        .map(|d| (d.category.clone(), d.size_gib))
+        .collect();
+    super::account::check_launch(
+        ctx,
+        &l.region,
+        &l.instance_type,
+        count.max(0) as u64,
+        &disks,
+    )
+}
+
 /// Creates one instance and its system disk (a copy of the image's filesystem).
 fn create_one(
     ctx: &mut Ctx<'_>,
@@ -278,6 +294,7 @@ fn create_one(
 pub fn create_instance(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let launch = parse_launch(ctx)?;
     ctx.dry_run()?;
+    check_quotas(ctx, &launch, 1)?;
     let id = create_one(ctx, &launch, "Stopped", false)?;
     Ok(json!({ "InstanceId": id, "OrderId": "", "TradePrice": 0.0 }))
 }
@@ -286,6 +303,7 @@ pub fn run_instances(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let launch = parse_launch(ctx)?;
     let amount = ctx.params.int_in("Amount", 1, 1, 100)?;
     ctx.dry_run()?;
+    check_quotas(ctx, &launch, amount)?;
     let mut ids = Vec::new();
     for _ in 0..amount {
         ids.push(create_one(

@@ -2,6 +2,7 @@
 //! actions. Each takes the request context and returns the success body (without `RequestId`,
 //! which the server adds) or a [`SimError`].
 
+mod account;
 mod assistant;
 mod data_disks;
 mod defaults;
@@ -26,6 +27,7 @@ use super::faults::Faults;
 use super::lifecycle::Latencies;
 use super::machine::Machines;
 use super::params::Params;
+use super::quotas::Quotas;
 use super::store::{Meta, Resource, State};
 
 /// Which product a request called, by its `Version`.
@@ -65,6 +67,8 @@ pub struct Ctx<'a> {
     pub machines: &'a Machines,
     pub latencies: &'a Latencies,
     pub faults: &'a mut Faults,
+    /// The account's quotas, which the creating actions enforce.
+    pub quotas: &'a Quotas,
     pub params: &'a Params,
     pub now: u64,
 }
@@ -169,6 +173,7 @@ fn shared_action(action: &str) -> Option<ActionFn> {
 fn dispatch_ecs(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     match action {
         "DescribeRegions" => regions::describe_regions(ctx),
+        "DescribeAccountAttributes" => account::describe_account_attributes(ctx),
         "DescribeZones" => regions::describe_zones(ctx),
         "DescribeInstanceTypes" => regions::describe_instance_types(ctx),
         "CreateInstance" => instances::create_instance(ctx),

@@ -32,6 +32,7 @@ pub fn create_security_group(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let group_type = p
         .one_of("SecurityGroupType", &["normal", "enterprise"])?
         .unwrap_or("normal");
+    super::account::check_security_group(ctx, &region)?;
     let id = new_id("sg");
     let group = SecurityGroup {
         meta: ctx.meta(id.clone(), &region)?,
