@@ -13,6 +13,7 @@ const { call, problems } = teaClient(Ecs, OpenApi, endpoint, region);
 
 async function main() {
   await call('describeRegions', {});
+  await call('describeAccountAttributes', { regionId: region });
   await call('importKeyPair', { regionId: region, keyPairName: 'node-tea-key', publicKeyBody: PUBLIC_KEY });
   await call('describeKeyPairs', { regionId: region, keyPairName: 'node-tea-key', includePublicKey: true });
   const sg = (await call('createSecurityGroup', { regionId: region, securityGroupName: 'node-tea-sg' })).securityGroupId;

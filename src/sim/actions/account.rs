@@ -28,17 +28,29 @@ pub fn describe_account_attributes(ctx: &mut Ctx<'_>) -> Result<Value, SimError>
         .map(|name| {
             let values: Vec<Value> = values_of(ctx, &region, name)
                 .into_iter()
-                .map(|mut v| {
-                    if let (Some(z), Some(obj)) = (&zone, v.as_object_mut()) {
-                        obj.insert("ZoneId".into(), json!(z));
-                    }
-                    v
-                })
+                .map(|v| complete(v, zone.as_deref()))
                 .collect();
             json!({"AttributeName": name, "AttributeValues": {"ValueItem": values}})
         })
         .collect();
     Ok(json!({ "AccountAttributeItems": { "AccountAttributeItem": items } }))
+}
+
+/// Every field the SDK models declare for a `ValueItem`, empty where it does not apply (`Count`:
+/// one value; `ExpiredTime`: these quotas do not expire; `ZoneId`: the zone asked, if any).
+fn complete(mut value: Value, zone: Option<&str>) -> Value {
+    let fields = value.as_object_mut().expect("value items are objects");
+    fields.insert("ZoneId".into(), json!(zone.unwrap_or("")));
+    for (name, empty) in [
+        ("Count", json!(1)),
+        ("ExpiredTime", json!("")),
+        ("InstanceType", json!("")),
+        ("InstanceChargeType", json!("")),
+        ("DiskCategory", json!("")),
+    ] {
+        fields.entry(name).or_insert(empty);
+    }
+    value
 }
 
 /// The `ValueItem`s of one attribute (`Value` is a string, as ECS sends it).
