@@ -430,7 +430,8 @@ async fn validate(ws: &Workspace, args: &[&str]) -> Run {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_remote_catches_bad_image_id_instance_type_and_copy_region_with_nothing_created() {
+async fn validate_remote_catches_bad_region_image_id_instance_type_and_copy_region_with_nothing_created(
+) {
     let sim = common::SimProcess::start("daily-validate");
     let ws = Workspace::new(&sim);
     let state = ws.state_dir();
@@ -444,6 +445,8 @@ async fn validate_remote_catches_bad_image_id_instance_type_and_copy_region_with
         "  name: valid-{{timestamp}}",
         "  name: valid-{{timestamp}}\n  copy_regions: [mars-north-1]",
     );
+    let bad_region = good.replace("region: cn-hangzhou", "region: mars-north-1");
+    assert_ne!(bad_region, good);
     let cases = [
         (bad_image, "source_image.id"),
         (bad_type, "instance.type"),
@@ -468,6 +471,22 @@ async fn validate_remote_catches_bad_image_id_instance_type_and_copy_region_with
             apply.stderr
         );
     }
+    // An unknown region: DescribeZones refuses it, then the finding lists the account's regions.
+    let spec = ws.spec_file(&bad_region);
+    let remote = validate(&ws, &["--remote", spec.to_str().unwrap()]).await;
+    assert_eq!(remote.code(), Some(2), "{remote:?}");
+    let listed =
+        "region: mars-north-1 is not a region of this account/endpoint (regions: cn-hangzhou";
+    assert!(remote.stderr.contains(listed), "{}", remote.stderr);
+    // apply's first call (the up-to-date lookup) is refused; its hint is the command above.
+    let apply = harness::run(ws.command(&state, &["apply", spec.to_str().unwrap()])).await;
+    assert_eq!(apply.code(), Some(4), "{apply:?}");
+    assert!(
+        apply.stderr.contains("InvalidRegionId.NotFound")
+            && apply.stderr.contains("bakerd validate --remote"),
+        "{}",
+        apply.stderr
+    );
     let remote = validate(&ws, &["--remote", good.to_str().unwrap()]).await;
     assert_eq!(remote.code(), Some(0), "{remote:?}");
     let created = sim.inventory().await;

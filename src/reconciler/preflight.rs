@@ -45,28 +45,24 @@ pub struct Report {
 
 /// Runs every check; `image_name` is the name the image would get now.
 pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Report, CloudError> {
-    let regions: Vec<String> = cloud
-        .client()
-        .call(&DescribeRegions::default())
-        .await?
-        .regions
-        .into_iter()
-        .map(|r| r.region_id)
-        .collect();
-    if !regions.contains(&spec.region) {
-        let findings = vec![finding(
-            "region",
-            format!(
-                "{} is not a region of this account/endpoint (regions: {})",
-                spec.region,
-                regions.join(", ")
-            ),
-        )];
-        return Ok(Report {
-            findings,
-            warnings: Vec::new(),
-        });
-    }
+    let regions = match known_regions(cloud, spec).await? {
+        Some(regions) if !regions.contains(&spec.region) => {
+            let findings = vec![finding(
+                "region",
+                format!(
+                    "{} is not a region of this account/endpoint (regions: {})",
+                    spec.region,
+                    regions.join(", ")
+                ),
+            )];
+            return Ok(Report {
+                findings,
+                warnings: Vec::new(),
+            });
+        }
+        Some(regions) => regions,
+        None => Vec::new(),
+    };
     let mut found = Vec::new();
     let mut warnings = Vec::new();
     found.extend(check_source_image(cloud, spec).await?);
@@ -94,6 +90,31 @@ pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Repor
         findings: found,
         warnings,
     })
+}
+
+/// The account's regions, when the checks need them: to name the valid ones for a region that
+/// does not exist, and to check `image.copy_regions`. Otherwise `None`, without a call: the
+/// zones (asked anyway, for the instance type and the vSwitch) answer whether the region exists,
+/// since ECS refuses DescribeZones of an unknown region with `InvalidRegionId.NotFound`
+/// (docs/api-calls.md).
+async fn known_regions(cloud: &Cloud, spec: &Spec) -> Result<Option<Vec<String>>, CloudError> {
+    if spec.image.copy_regions.is_empty() {
+        match cloud.zones().await {
+            Ok(_) => return Ok(None),
+            Err(CloudError::Api(e))
+                if e.code().is_some_and(|c| c.starts_with("InvalidRegionId")) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let regions = cloud
+        .client()
+        .call(&DescribeRegions::default())
+        .await?
+        .regions
+        .into_iter()
+        .map(|r| r.region_id)
+        .collect();
+    Ok(Some(regions))
 }
 
 async fn check_source_image(cloud: &Cloud, spec: &Spec) -> Result<Option<Finding>, CloudError> {

@@ -91,14 +91,19 @@ impl Cloud {
         images.sort_by(|a, b| b.creation_time.cmp(&a.creation_time));
         Ok(images
             .into_iter()
-            .map(|i| FoundImage {
-                source_image: i
-                    .tags
-                    .iter()
-                    .find(|t| t.key == SOURCE_IMAGE_TAG)
-                    .map(|t| t.value.clone()),
-                id: i.image_id,
-                name: i.image_name,
+            .map(|i| {
+                let tag = |key: &str| {
+                    i.tags
+                        .iter()
+                        .find(|t| t.key == key)
+                        .map(|t| t.value.clone())
+                };
+                FoundImage {
+                    source_image: tag(SOURCE_IMAGE_TAG),
+                    spec_hash: tag(SPEC_HASH_TAG),
+                    id: i.image_id,
+                    name: i.image_name,
+                }
             })
             .collect())
     }
@@ -107,22 +112,39 @@ impl Cloud {
     /// family's newest image *now*: a newer base image makes the spec out of date. With no such
     /// image, an image of the same content (see [`Spec::content_hash`]) means only its
     /// distribution changed.
+    ///
+    /// One DescribeImages answers both: every image bakerd makes carries its content hash next
+    /// to its spec hash, and an image of this spec has this spec's content, so the images of
+    /// this content include those of this spec (told apart by their spec-hash tag). Images made
+    /// before content hashes existed are not found, hence rebuilt once (docs/api-calls.md).
     pub async fn freshness(&self, spec: &Spec, hash: &str) -> Result<Freshness> {
         let newest = match &spec.source_image {
             SourceImage::Family(family) => Some(self.image_from_family(family).await?),
             SourceImage::Id(_) => None,
         };
-        let on_base = |images: Vec<FoundImage>| -> Option<FoundImage> {
+        let on_base = |images: &[FoundImage]| -> Option<FoundImage> {
             images
-                .into_iter()
+                .iter()
                 .find(|i| newest.is_none() || i.source_image == newest)
+                .cloned()
         };
-        let images = self.images_for_spec_hash(hash).await?;
-        if let Some(image) = on_base(images.clone()) {
+        let (same_spec, same_content) = match spec.content_hash() {
+            Ok(content) => {
+                let same_content = self.images_tagged(CONTENT_HASH_TAG, &content).await?;
+                let same_spec: Vec<FoundImage> = same_content
+                    .iter()
+                    .filter(|i| i.spec_hash.as_deref() == Some(hash))
+                    .cloned()
+                    .collect();
+                (same_spec, same_content)
+            }
+            Err(_) => (self.images_for_spec_hash(hash).await?, Vec::new()),
+        };
+        if let Some(image) = on_base(&same_spec) {
             return Ok(Freshness::UpToDate(image));
         }
         if let (SourceImage::Family(family), Some(previous), Some(base)) =
-            (&spec.source_image, images.first(), &newest)
+            (&spec.source_image, same_spec.first(), &newest)
         {
             return Ok(Freshness::BaseChanged {
                 family: family.clone(),
@@ -130,11 +152,8 @@ impl Cloud {
                 base: base.clone(),
             });
         }
-        if let Ok(content) = spec.content_hash() {
-            let same = self.images_tagged(CONTENT_HASH_TAG, &content).await?;
-            if let Some(image) = on_base(same) {
-                return Ok(Freshness::DistributionChanged { image });
-            }
+        if let Some(image) = on_base(&same_content) {
+            return Ok(Freshness::DistributionChanged { image });
         }
         Ok(Freshness::Missing { base: newest })
     }

@@ -59,6 +59,8 @@ pub struct FoundImage {
     pub name: String,
     /// The source image it was built on (its `bakerd:source-image` tag; older images lack it).
     pub source_image: Option<String>,
+    /// The spec it was built from (or last distributed for): its `bakerd:spec-hash` tag.
+    pub spec_hash: Option<String>,
 }
 
 /// RunInstances inputs, from the spec and the build's prepared resources.
