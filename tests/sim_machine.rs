@@ -459,6 +459,43 @@ fn missing_resources_and_deletions_are_reported_and_idempotent() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Inodes and symlinks in the tree `dir` (not following symlinks).
+fn inodes_and_symlinks(dir: &Path) -> (std::collections::BTreeSet<u64>, usize) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut inodes, mut symlinks) = (std::collections::BTreeSet::new(), 0);
+    for entry in std::fs::read_dir(dir).expect("list").flatten() {
+        let meta = entry.path().symlink_metadata().expect("stat");
+        inodes.insert(meta.ino());
+        if meta.file_type().is_symlink() {
+            symlinks += 1;
+        } else if meta.is_dir() {
+            let (sub, links) = inodes_and_symlinks(&entry.path());
+            inodes.extend(sub);
+            symlinks += links;
+        }
+    }
+    (inodes, symlinks)
+}
+
+#[test]
+fn a_disk_copies_the_busybox_applets_as_hard_links_of_one_file_not_an_inode_each() {
+    use std::os::unix::fs::MetadataExt;
+    let data = DataDir::new("applets");
+    let machines = machines_with_disk(&data);
+    let rootfs = machines.disk_rootfs("d-1").expect("path");
+    let busybox = std::fs::metadata(rootfs.join("bin/busybox")).expect("busybox");
+    for applet in ["bin/sh", "bin/ls", "bin/cat", "bin/mkdir"] {
+        let meta = rootfs.join(applet).symlink_metadata().expect(applet);
+        assert!(meta.is_file(), "{applet} is not a regular file");
+        assert_eq!(meta.ino(), busybox.ino(), "{applet} is not busybox");
+    }
+    // ~400 applets: an inode each would make every disk copy allocate hundreds of inodes.
+    let (inodes, symlinks) = inodes_and_symlinks(&rootfs);
+    assert!(busybox.nlink() > 100, "{} links", busybox.nlink());
+    assert!(inodes.len() < 100, "{} inodes in a disk", inodes.len());
+    assert!(symlinks < 20, "{symlinks} symlinks in a disk");
+}
+
 #[test]
 fn sshd_started_from_a_short_lived_blocking_thread_outlives_that_thread() {
     let (_dirs, key, public, machines) = machines_and_key("blocking-thread");
