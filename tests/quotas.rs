@@ -232,3 +232,44 @@ async fn the_tea_python_sdk_reads_the_quotas_and_meets_the_same_numbers_as_refus
     assert_eq!(v["second_instance"]["code"], "QuotaExceed.ElasticQuota");
     assert_eq!(v["second_instance"]["status"], 403);
 }
+
+#[tokio::test]
+async fn two_builds_in_one_apply_past_the_vcpu_quota_make_one_image_and_name_the_quota_for_the_other(
+) {
+    // Room for one 2-vCPU instance. Each preflight may pass (neither instance exists yet), so the
+    // second build meets the quota either in its preflight or at RunInstances: either way the
+    // quota is named and nothing of it stays alive.
+    let sim = sim_with(
+        "quota-parallel",
+        &["--quota", "max-postpaid-instance-vcpu-count=3"],
+    );
+    let ws = Workspace::new(&sim);
+    let a = ws.spec_file(&harness::small_spec("qa"));
+    let b = ws.spec_file(&harness::small_spec("qb"));
+    let args = [
+        "apply",
+        "--parallel",
+        "2",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ];
+    let run = harness::run(ws.command(&ws.state_dir(), &args)).await;
+    assert_ne!(run.code(), Some(0), "one build cannot fit: {run:?}");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("max-postpaid-instance-vcpu-count"), "{said}");
+    assert!(
+        said.contains("quotas.console.aliyun.com/products/ecs/quotas"),
+        "{said}"
+    );
+    let inventory = sim.inventory().await;
+    let live = |kind: &str| {
+        inventory
+            .iter()
+            .filter(|r| r["kind"] == kind && r["deleted"].is_null())
+            .count()
+    };
+    assert_eq!(live("image"), 1, "{inventory:?}");
+    for kind in ["instance", "keypair", "securitygroup", "vswitch", "vpc"] {
+        assert_eq!(live(kind), 0, "live {kind}: {inventory:?}");
+    }
+}

@@ -13,7 +13,7 @@
 //! Facts and sources: `docs/quotas.md`.
 
 use super::cloud::{Cloud, CloudError};
-use super::preflight::Finding;
+use super::preflight::{Finding, Report};
 use crate::client::api::account::{DescribeAccountAttributes, DescribeAccountAttributesResponse};
 use crate::client::api::network::{DescribeSecurityGroups, DescribeVpcs};
 use crate::client::ClientError;
@@ -40,16 +40,9 @@ const ATTRIBUTES: &[&str] = &[
     "real-name-authentication",
 ];
 
-/// What the quota checks found: refusals, and warnings that do not stop the build.
-#[derive(Debug, Default)]
-pub struct QuotaReport {
-    pub findings: Vec<Finding>,
-    pub warnings: Vec<String>,
-}
-
 /// Checks the quotas a build of `spec` on an instance type of `cpus` vCPUs needs.
-pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<QuotaReport, CloudError> {
-    let mut report = QuotaReport::default();
+pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<Report, CloudError> {
+    let mut report = Report::default();
     let request = DescribeAccountAttributes {
         region_id: spec.region.clone(),
         zone_id: spec.instance.zone.clone(),
