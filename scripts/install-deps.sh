@@ -59,8 +59,9 @@ if ! NODE_PATH="$node_dir/node_modules" node -e 'for (const m of ["@alicloud/pop
   (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error "${node_sdks[@]}")
 fi
 venv=target/pyenv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkecs, alibabacloud_ecs20140526' 2>/dev/null; then
+# `python -m pip`, not `bin/pip`: a copied venv's pip script still names the original's interpreter.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkecs, alibabacloud_ecs20140526, alibabacloud_vpc20160428' 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    aliyun-python-sdk-core aliyun-python-sdk-ecs alibabacloud_ecs20140526
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    aliyun-python-sdk-core aliyun-python-sdk-ecs alibabacloud_ecs20140526 alibabacloud_vpc20160428
 fi

@@ -396,8 +396,8 @@ async fn random_kills_and_kills_during_resume_leave_one_image_and_nothing_else()
 }
 
 /// Failpoints of the EIP steps (`ssh.address: eip`): before/after the intent, the call and the
-/// result of the allocation, the tag, the association and the release.
-const EIP_STEPS: &[&str] = &["allocate-eip", "tag-eip", "associate-eip", "delete-eip"];
+/// result of the allocation (tags at creation), the association and the release.
+const EIP_STEPS: &[&str] = &["allocate-eip", "associate-eip", "delete-eip"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_before_or_after_each_eip_call_is_finished_by_resume_with_one_eip_and_nothing_leaked(
@@ -488,7 +488,7 @@ async fn live_of(sim: &common::SimProcess, id: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_releases_the_eip_of_an_abandoned_build_tagged_or_not_and_cancel_releases_an_unrecorded_one(
+async fn gc_releases_the_eip_of_an_abandoned_build_by_its_creation_tags_and_cancel_releases_an_unrecorded_one(
 ) {
     let (sim, ws) = start_sim("crash-eip-gc");
     // Abandoned after the association: the EIP is tagged and in use by the build instance.
@@ -511,8 +511,10 @@ async fn gc_releases_the_eip_of_an_abandoned_build_tagged_or_not_and_cancel_rele
         "gc left some of {id}"
     );
 
-    // Killed before the tag: untagged, but the record names it, so gc releases it too.
-    let (state, id, _) = eip_build_killed_at(&sim, &ws, "tag-eip:before-intent").await;
+    // Killed right after the allocation, before its result was recorded: the record does not
+    // name the EIP, but it was tagged at creation, so gc finds and releases it by its tags.
+    let (state, id, eip) = eip_build_killed_at(&sim, &ws, "allocate-eip:after-call").await;
+    assert_eq!(eip["tags"]["bakerd:build-id"], id.as_str(), "{eip:#}");
     let gc = harness::run(ws.command(&state, &["gc", "--older-than", "0s", "--yes"])).await;
     println!("{}{}", gc.stdout, gc.stderr);
     assert_eq!(gc.code(), Some(0), "gc failed: {}{}", gc.stdout, gc.stderr);
@@ -522,14 +524,10 @@ async fn gc_releases_the_eip_of_an_abandoned_build_tagged_or_not_and_cancel_rele
         "gc left some of {id}"
     );
 
-    // Killed before the tag (and before the allocation's result was recorded): untagged;
-    // `cancel` knows it from the record (or re-issues the allocation) and releases it.
-    for point in ["tag-eip:before-intent", "allocate-eip:after-call"] {
-        let (state, id, eip) = eip_build_killed_at(&sim, &ws, point).await;
-        assert!(
-            eip["tags"].as_object().is_none_or(|t| t.is_empty()),
-            "{eip:#}"
-        );
+    // Killed before the association (and before the allocation's result was recorded): `cancel`
+    // knows the EIP from the record (or re-issues the allocation) and releases it.
+    for point in ["associate-eip:before-intent", "allocate-eip:after-call"] {
+        let (state, id, _) = eip_build_killed_at(&sim, &ws, point).await;
         let cancel = harness::run(ws.command(&state, &["cancel", &id])).await;
         assert_eq!(
             cancel.code(),

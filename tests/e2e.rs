@@ -700,20 +700,56 @@ async fn a_build_with_ssh_address_eip_provisions_through_its_eip_and_releases_it
         instance["public_ip"].is_null() || instance["public_ip"] == "",
         "{instance:#}"
     );
+    for kind in ["eip", "vpc", "vswitch"] {
+        let found = of_kind(&inventory, &id, kind);
+        assert_eq!(found.len(), 1, "one {kind} tagged at creation: {found:#?}");
+        assert_eq!(found[0]["tags"]["bakerd:managed"], "true", "{:#}", found[0]);
+    }
     let calls = sim.calls().await;
-    for action in [
+    let calls = calls["calls"].as_array().unwrap();
+    assert_vpc_api_calls(calls);
+    assert!(
+        !calls.iter().any(|c| c["action"] == "TagResources"),
+        "the EIP is tagged at creation, not after"
+    );
+}
+
+/// Every VPC, vSwitch and EIP call of a build went to the VPC API (Version 2016-04-28), every
+/// other call to ECS (2014-05-26).
+fn assert_vpc_api_calls(calls: &[Value]) {
+    const VPC_ACTIONS: &[&str] = &[
+        "CreateVpc",
+        "CreateVSwitch",
+        "DescribeVpcs",
+        "DescribeVSwitches",
+        "DeleteVSwitch",
+        "DeleteVpc",
         "AllocateEipAddress",
-        "TagResources",
+        "DescribeEipAddresses",
+        "AssociateEipAddress",
+        "UnassociateEipAddress",
+        "ReleaseEipAddress",
+    ];
+    for action in [
+        "CreateVpc",
+        "CreateVSwitch",
+        "AllocateEipAddress",
         "AssociateEipAddress",
         "ReleaseEipAddress",
+        "DeleteVpc",
     ] {
         assert!(
-            calls["calls"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["action"] == action),
+            calls.iter().any(|c| c["action"] == action),
             "no {action} call"
         );
+    }
+    for c in calls {
+        let action = c["action"].as_str().unwrap();
+        let want = if VPC_ACTIONS.contains(&action) {
+            "2016-04-28"
+        } else {
+            "2014-05-26"
+        };
+        assert_eq!(c["version"], want, "{c:#}");
     }
 }

@@ -300,7 +300,7 @@ async fn create_vpc(sim: &SimProcess, tags: &[(&str, &str)]) -> String {
         params.push((&keys[i], k));
         params.push((&values[i], v));
     }
-    let (status, body) = sim.call("CreateVpc", &params).await;
+    let (status, body) = sim.call_vpc("CreateVpc", &params).await;
     assert_eq!(status, 200, "{body}");
     body["VpcId"].as_str().unwrap().to_string()
 }

@@ -89,6 +89,7 @@ fn seed_template_converts_to_the_expected_spec() {
     let expected = Spec {
         region: "cn-shanghai".into(),
         endpoint: None,
+        vpc_endpoint: None,
         credentials: Credentials::AccessKey {
             id: "testid".into(),
             secret: SecretSource::Env("ALIYUN_ACCESS_KEY_SECRET".into()),

@@ -12,15 +12,6 @@ use serde_json::Value;
 const REGION: &str = "cn-hangzhou";
 const BASE_IMAGE: &str = "ubuntu_24_04_x64_20G_alibase_20251010.vhd";
 
-fn refused(resp: &(u16, Value), status: u16, code: &str) {
-    assert_eq!(
-        (resp.0, resp.1["Code"].as_str()),
-        (status, Some(code)),
-        "{}",
-        resp.1
-    );
-}
-
 /// The one instance in the simulator's region (booted by `boot_from_image`).
 async fn only_instance(sim: &SimProcess) -> Value {
     let body = ok_call(sim, "DescribeInstances", &[("RegionId", REGION)]).await;

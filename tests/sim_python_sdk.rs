@@ -1,7 +1,8 @@
 //! The official Alibaba Cloud Python clients run a full lifecycle against the simulator: the classic
 //! `aliyun-python-sdk-core` + `aliyun-python-sdk-ecs` (V1 signatures) and the Tea
-//! `alibabacloud_ecs20140526` (V3 signatures). The interpreter comes from `BAKERD_TEST_PYTHON`
-//! (`scripts/install-deps.sh` creates `target/pyenv` with those packages).
+//! `alibabacloud_ecs20140526` (V3 signatures), and the VPC API's Tea SDK `alibabacloud_vpc20160428`.
+//! The interpreter comes from `BAKERD_TEST_PYTHON` (`scripts/install-deps.sh` creates `target/pyenv`
+//! with those packages).
 
 mod common;
 
@@ -47,4 +48,40 @@ async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_out
     assert_eq!(summary["status"], "Failed", "{summary}");
     assert_eq!(summary["exit_code"], 4, "{summary}");
     assert_eq!(summary["output"], "sdk-hello\nroot\n", "{summary}");
+}
+
+#[tokio::test]
+async fn tea_vpc_sdk_creates_tags_lists_and_deletes_a_vpc_vswitch_and_eip_through_the_vpc_api() {
+    let sim = SimProcess::start("py-vpc");
+    let out = common::run_python_script(&sim, "vpc_tea.py", "cn-hangzhou").await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
+    let inventory = sim.inventory().await;
+    for key in ["vpc", "vswitch", "eip"] {
+        let id = summary[key].as_str().expect("id in the summary");
+        let found = inventory.iter().find(|r| r["id"] == id);
+        assert!(
+            found.is_some_and(|r| !r["deleted"].is_null()),
+            "{key} {id} not deleted: {found:?}"
+        );
+    }
+    let calls = sim.calls().await;
+    let calls = calls["calls"].as_array().unwrap();
+    assert!(calls.len() > 10, "{calls:?}");
+    for c in calls {
+        assert_eq!(
+            (
+                c["version"].as_str(),
+                c["signature_version"].as_str(),
+                c["http_status"].as_u64()
+            ),
+            (Some("2016-04-28"), Some("v3"), Some(200)),
+            "{c}"
+        );
+    }
 }

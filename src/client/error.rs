@@ -2,12 +2,15 @@
 //! ([`ClientError`]), each with a hint that tells the user what to do.
 
 use super::credentials::{CredentialSource, CredentialsError};
+use super::product::Product;
 use std::fmt;
 use std::time::Duration;
 
-/// An error answer from the ECS API (§2.4 envelope), after the client gave up retrying.
+/// An error answer from the ECS or VPC API (§2.4 envelope), after the client gave up retrying.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The product that answered (ECS, VPC).
+    pub product: Product,
     /// The API action, e.g. `RunInstances`.
     pub action: String,
     /// The `Code` field, e.g. `InvalidImageId.NotFound`.
@@ -38,8 +41,8 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ECS {} failed: {} (HTTP {}, RequestId {}",
-            self.action, self.code, self.http_status, self.request_id
+            "{} {} failed: {} (HTTP {}, RequestId {}",
+            self.product, self.action, self.code, self.http_status, self.request_id
         )?;
         if self.attempts > 1 {
             write!(f, ", after {} attempts", self.attempts)?;
@@ -62,10 +65,12 @@ pub enum ClientError {
     Api(Box<ApiError>),
     /// No answer could be obtained (connection refused, timeouts) within the retry budget.
     #[error(
-        "ECS {action} failed: no response after {attempts} attempts over {elapsed:?} ({endpoint}). \
-         Hint: check network access to the endpoint (or BAKERD_ECS_ENDPOINT / the spec's endpoint)"
+        "{product} {action} failed: no response after {attempts} attempts over {elapsed:?} \
+         ({endpoint}). Hint: check network access to the endpoint (or {settings})",
+        settings = .product.endpoint_settings()
     )]
     Transport {
+        product: Product,
         action: String,
         endpoint: String,
         attempts: u32,
@@ -76,20 +81,23 @@ pub enum ClientError {
     /// A mutating action without ClientToken support was sent, but no answer came back: the cloud
     /// may or may not have executed it, so the client did not retry it blindly.
     #[error(
-        "ECS {action} outcome unknown: the request was sent but the response was lost ({source}). \
+        "{product} {action} outcome unknown: the request was sent but the response was lost ({source}). \
          It may have been executed. Hint: look the resource up (by name or bakerd tags) before \
          repeating the call"
     )]
     OutcomeUnknown {
+        product: Product,
         action: String,
         #[source]
         source: reqwest::Error,
     },
     /// The cloud answered 2xx but the body was not what this action returns.
     #[error(
-        "ECS {action} returned an unexpected response body ({source}); body starts: {body_start}"
+        "{product} {action} returned an unexpected response body ({source}); body starts: \
+         {body_start}"
     )]
     Decode {
+        product: Product,
         action: String,
         body_start: String,
         #[source]
@@ -100,11 +108,12 @@ pub enum ClientError {
     Config(String),
     /// Nothing answers at the endpoint (connection refused, unknown host): not retried.
     #[error(
-        "ECS {action} failed: cannot reach the endpoint {endpoint} ({cause}). Hint: check the \
-         spec's `endpoint` or BAKERD_ECS_ENDPOINT (for the simulator, start `bakerd sim` and use \
-         the address it prints)"
+        "{product} {action} failed: cannot reach the endpoint {endpoint} ({cause}). Hint: check \
+         {settings} (for the simulator, start `bakerd sim` and use the address it prints)",
+        settings = .product.endpoint_settings()
     )]
     Unreachable {
+        product: Product,
         action: String,
         endpoint: String,
         cause: String,
@@ -320,6 +329,7 @@ mod tests {
     #[test]
     fn display_reads_like_a_sentence_with_the_hint() {
         let e = ApiError {
+            product: Product::Ecs,
             action: "RunInstances".into(),
             code: "InvalidImageId.NotFound".into(),
             message: "The specified ImageId does not exist.".into(),

@@ -54,6 +54,7 @@
 pub mod api;
 pub mod credentials;
 pub mod error;
+pub mod product;
 pub mod retry;
 pub mod timings;
 pub mod transport;
@@ -67,22 +68,18 @@ pub use credentials::{
     Secret,
 };
 pub use error::{ApiError, ClientError};
+pub use product::{Product, ECS_API_VERSION, ENDPOINT_ENV, VPC_API_VERSION, VPC_ENDPOINT_ENV};
 pub use retry::{RateLimiter, RetryPolicy, Retryability};
-pub use transport::SignatureStyle;
+pub use transport::{share_http_clients, SignatureStyle};
 pub use types::*;
 
+use product::Endpoint;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use transport::{RawResponse, SendFailure, SignInput};
-
-/// API version of every action bakerd calls (VPC actions too, on the ECS endpoint, as Packer does).
-pub const ECS_API_VERSION: &str = "2014-05-26";
-
-/// Environment variable that points the client at another endpoint (e.g. `bakerd sim`).
-pub const ENDPOINT_ENV: &str = "BAKERD_ECS_ENDPOINT";
+use transport::{shared_http, RawResponse, SendFailure, SignInput};
 
 /// How to build an [`EcsClient`].
 #[derive(Debug, Clone)]
@@ -91,6 +88,9 @@ pub struct ClientConfig {
     pub region: String,
     /// Endpoint override (`http://127.0.0.1:8086`, `ecs.example.com`); wins over `BAKERD_ECS_ENDPOINT`.
     pub endpoint: Option<String>,
+    /// VPC endpoint override; wins over `BAKERD_VPC_ENDPOINT`. Unset, VPC calls follow the ECS
+    /// override (see [`product::vpc_url`]).
+    pub vpc_endpoint: Option<String>,
     /// Signature style; see [`SignatureStyle`] for the default's rationale.
     pub signature_style: SignatureStyle,
     /// Explicit credentials (the spec); the rest of the chain is read from `env`.
@@ -113,6 +113,7 @@ impl ClientConfig {
         ClientConfig {
             region: region.into(),
             endpoint: None,
+            vpc_endpoint: None,
             signature_style: SignatureStyle::default(),
             credentials: ExplicitCredentials::default(),
             env: Env::from_process(),
@@ -123,29 +124,20 @@ impl ClientConfig {
         }
     }
 
-    /// The base URL: explicit endpoint, else `BAKERD_ECS_ENDPOINT`, else
-    /// `https://ecs.<region>.aliyuncs.com`. An endpoint given by the user must carry its scheme:
-    /// guessing `https://` for `127.0.0.1:8086` would turn a typo into a TLS error on a plain port.
+    /// The ECS base URL: explicit endpoint, else `BAKERD_ECS_ENDPOINT`, else
+    /// `https://ecs.<region>.aliyuncs.com`.
     pub fn base_url(&self) -> Result<String, ClientError> {
-        let given = match &self.endpoint {
-            Some(e) => Some((e.clone(), "the spec's `endpoint` (or --endpoint)")),
-            None => self
-                .env
-                .get(ENDPOINT_ENV)
-                .filter(|e| !e.trim().is_empty())
-                .map(|e| (e.to_string(), ENDPOINT_ENV)),
-        };
-        let Some((raw, from)) = given else {
-            return Ok(format!("https://ecs.{}.aliyuncs.com", self.region));
-        };
-        let raw = raw.trim();
-        if !(raw.starts_with("http://") || raw.starts_with("https://")) {
-            return Err(ClientError::EndpointScheme {
-                endpoint: raw.to_string(),
-                from,
-            });
-        }
-        Ok(raw.trim_end_matches('/').to_string())
+        product::ecs_url(self.endpoint.as_deref(), &self.env, &self.region)
+    }
+
+    /// The VPC base URL (see [`product::vpc_url`]).
+    pub fn vpc_base_url(&self) -> Result<String, ClientError> {
+        product::vpc_url(
+            self.vpc_endpoint.as_deref(),
+            self.endpoint.as_deref(),
+            &self.env,
+            &self.region,
+        )
     }
 }
 
@@ -169,8 +161,8 @@ pub struct EcsClient {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
-    base_url: String,
-    host: String,
+    ecs: Endpoint,
+    vpc: Endpoint,
     region: String,
     credentials: CredentialProvider,
     style: SignatureStyle,
@@ -183,25 +175,15 @@ impl EcsClient {
     /// Resolves credentials and the endpoint, and builds the HTTP client.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let plan = credentials::resolve(&config.credentials, &config.env)?;
-        let base_url = config.base_url()?;
-        let url = reqwest::Url::parse(&base_url)
-            .map_err(|e| ClientError::Config(format!("endpoint {base_url:?} is not a URL: {e}")))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => {
-                return Err(ClientError::Config(format!(
-                    "endpoint {base_url:?} has no host"
-                )))
-            }
-        };
+        let ecs = Endpoint::parse(config.base_url()?)?;
+        let vpc = Endpoint::parse(config.vpc_base_url()?)?;
         let http = shared_http(config.connect_timeout, config.request_timeout)?;
         let credentials = CredentialProvider::new(plan, http.clone());
         Ok(EcsClient {
             inner: Arc::new(Inner {
                 http,
-                base_url,
-                host,
+                ecs,
+                vpc,
                 region: config.region,
                 credentials,
                 style: config.signature_style,
@@ -217,9 +199,14 @@ impl EcsClient {
         &self.inner.region
     }
 
-    /// The endpoint base URL in use.
+    /// The ECS endpoint base URL in use.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        &self.inner.ecs.base_url
+    }
+
+    /// The base URL in use for `product`.
+    pub fn product_url(&self, product: Product) -> &str {
+        &self.inner.endpoint(product).base_url
     }
 
     /// Where the credentials came from.
@@ -239,38 +226,67 @@ impl EcsClient {
 
     /// Calls a typed action.
     pub async fn call<A: Action>(&self, request: &A) -> Result<A::Response, ClientError> {
+        let (product, name) = (request.product(), request.name());
+        let params = request.params().into_vec();
         let value = self
-            .invoke(A::NAME, A::MUTATION, &request.params().into_vec())
+            .invoke_product(product, name, A::MUTATION, &params)
             .await?;
         serde_json::from_value(value.clone()).map_err(|source| ClientError::Decode {
-            action: A::NAME.to_string(),
+            product,
+            action: name.to_string(),
             body_start: value.to_string().chars().take(200).collect(),
             source,
         })
     }
 
-    /// Calls any action with raw parameters and returns the JSON body; retries as the module docs say.
+    /// Calls any ECS action with raw parameters and returns the JSON body; retries as the module
+    /// docs say.
     pub async fn invoke(
         &self,
         action: &str,
         mutation: Mutation,
         params: &[(String, String)],
     ) -> Result<serde_json::Value, ClientError> {
+        self.invoke_product(Product::Ecs, action, mutation, params)
+            .await
+    }
+
+    /// Calls any action of `product` with raw parameters and returns the JSON body. Credentials,
+    /// retries and the rate limiter are shared; the limiter paces each product's actions apart.
+    pub async fn invoke_product(
+        &self,
+        product: Product,
+        action: &str,
+        mutation: Mutation,
+        params: &[(String, String)],
+    ) -> Result<serde_json::Value, ClientError> {
         let inner = &self.inner;
+        let call = Call {
+            product,
+            action,
+            mutation,
+            params,
+        };
         let credentials = inner
             .credentials
             .get()
             .await
             .map_err(|e| ClientError::Credentials(e.into()))?;
-        let limiter_key = format!("{}/{}/{action}", credentials.access_key_id, inner.region);
-        let mutation = effective_mutation(mutation, params);
+        let limiter_key = format!(
+            "{}/{}/{product}/{action}",
+            credentials.access_key_id, inner.region
+        );
+        let call = Call {
+            mutation: effective_mutation(mutation, params),
+            ..call
+        };
         let started = Instant::now();
         let mut rng = rand::rngs::StdRng::from_entropy();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             inner.limiter.acquire(&limiter_key).await;
-            let sent = self.attempt(&credentials, action, mutation, params, attempt);
+            let sent = self.attempt(&credentials, &call, attempt);
             let (class, error) = match sent.await {
                 Ok(value) => {
                     inner.limiter.on_success(&limiter_key);
@@ -287,9 +303,10 @@ impl EcsClient {
             if attempt >= inner.retry.max_attempts
                 || started.elapsed() + delay > inner.retry.deadline
             {
-                return Err(error.into_client_error(action, &inner.base_url, attempt, started));
+                let endpoint = &inner.endpoint(product).base_url;
+                return Err(error.into_client_error(&call, endpoint, attempt, started));
             }
-            tracing::debug!(action, attempt, ?class, ?delay, "retrying ECS call");
+            tracing::debug!(%product, action, attempt, ?class, ?delay, "retrying call");
             tokio::time::sleep(delay).await;
             inner.stats.retries.fetch_add(1, Ordering::Relaxed);
         }
@@ -299,33 +316,33 @@ impl EcsClient {
     async fn attempt(
         &self,
         credentials: &Credentials,
-        action: &str,
-        mutation: Mutation,
-        params: &[(String, String)],
+        call: &Call<'_>,
         attempt: u32,
     ) -> Result<serde_json::Value, AttemptFailure> {
         let inner = &self.inner;
+        let endpoint = inner.endpoint(call.product);
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let timestamp = utc_timestamp();
         let request = transport::sign_request(
             inner.style,
             &SignInput {
-                action,
-                version: ECS_API_VERSION,
-                params,
+                action: call.action,
+                version: call.product.version(),
+                params: call.params,
                 credentials,
-                host: &inner.host,
+                host: &endpoint.host,
                 nonce: &nonce,
                 timestamp: &timestamp,
             },
         );
         inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        match transport::send(&inner.http, &inner.base_url, &request).await {
-            Ok(raw) => self.interpret(credentials, action, raw, &request.string_to_sign, attempt),
+        match transport::send(&inner.http, &endpoint.base_url, &request).await {
+            Ok(raw) => self.interpret(credentials, call, raw, &request.string_to_sign, attempt),
             Err(SendFailure::NotSent(e)) if is_unreachable(&e) => {
                 Err(AttemptFailure::Fatal(ClientError::Unreachable {
-                    action: action.to_string(),
-                    endpoint: inner.base_url.clone(),
+                    product: call.product,
+                    action: call.action.to_string(),
+                    endpoint: endpoint.base_url.clone(),
                     cause: root_cause(&e),
                 }))
             }
@@ -333,7 +350,7 @@ impl EcsClient {
                 class: Retryability::Transient,
                 error: PendingError::Transport(e),
             }),
-            Err(SendFailure::MaybeSent(e)) => Err(maybe_sent_failure(action, mutation, e)),
+            Err(SendFailure::MaybeSent(e)) => Err(maybe_sent_failure(call, e)),
         }
     }
 
@@ -341,7 +358,7 @@ impl EcsClient {
     fn interpret(
         &self,
         credentials: &Credentials,
-        action: &str,
+        call: &Call<'_>,
         raw: RawResponse,
         our_string_to_sign: &str,
         attempt: u32,
@@ -349,13 +366,14 @@ impl EcsClient {
         if (200..300).contains(&raw.status) {
             return serde_json::from_str(&raw.body).map_err(|source| {
                 AttemptFailure::Fatal(ClientError::Decode {
-                    action: action.to_string(),
+                    product: call.product,
+                    action: call.action.to_string(),
                     body_start: raw.body.chars().take(200).collect(),
                     source,
                 })
             });
         }
-        let api = api_error(credentials, action, &raw, our_string_to_sign, attempt);
+        let api = api_error(credentials, call, &raw, our_string_to_sign, attempt);
         let class = retry::classify(&api.code, raw.status);
         if class.is_retryable() {
             Err(AttemptFailure::Retryable {
@@ -371,7 +389,7 @@ impl EcsClient {
 /// Reads the §2.4 error envelope (or makes one up from a non-JSON body) and adds the hint.
 fn api_error(
     credentials: &Credentials,
-    action: &str,
+    call: &Call<'_>,
     raw: &RawResponse,
     sts: &str,
     attempt: u32,
@@ -382,13 +400,14 @@ fn api_error(
         let code = field("Code").unwrap_or_else(|| format!("HTTP{}", raw.status));
         let message = field("Message").unwrap_or_else(|| raw.body.chars().take(200).collect());
         let context = error::HintContext {
-            action,
+            action: call.action,
             access_key_id: &credentials.access_key_id,
             credential_source: &credentials.source,
             our_string_to_sign: sts,
         };
         ApiError {
-            action: action.to_string(),
+            product: call.product,
+            action: call.action.to_string(),
             hint: error::hint_for(&code, &message, &context),
             request_id: field("RequestId").unwrap_or_else(|| "-".into()),
             recommend: field("Recommend"),
@@ -440,16 +459,35 @@ fn effective_mutation(mutation: Mutation, params: &[(String, String)]) -> Mutati
 }
 
 /// A request that may have been executed: retry only when repeating it is harmless.
-fn maybe_sent_failure(action: &str, mutation: Mutation, e: reqwest::Error) -> AttemptFailure {
-    if mutation == Mutation::Unprotected {
+fn maybe_sent_failure(call: &Call<'_>, e: reqwest::Error) -> AttemptFailure {
+    if call.mutation == Mutation::Unprotected {
         AttemptFailure::Fatal(ClientError::OutcomeUnknown {
-            action: action.to_string(),
+            product: call.product,
+            action: call.action.to_string(),
             source: e,
         })
     } else {
         AttemptFailure::Retryable {
             class: Retryability::Transient,
             error: PendingError::Transport(e),
+        }
+    }
+}
+
+/// One API call: what is sent, to which product, and how safe a repeat is.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    product: Product,
+    action: &'a str,
+    mutation: Mutation,
+    params: &'a [(String, String)],
+}
+
+impl Inner {
+    fn endpoint(&self, product: Product) -> &Endpoint {
+        match product {
+            Product::Ecs => &self.ecs,
+            Product::Vpc => &self.vpc,
         }
     }
 }
@@ -474,7 +512,7 @@ enum PendingError {
 impl PendingError {
     fn into_client_error(
         self,
-        action: &str,
+        call: &Call<'_>,
         endpoint: &str,
         attempts: u32,
         started: Instant,
@@ -485,7 +523,8 @@ impl PendingError {
                 ClientError::Api(e)
             }
             PendingError::Transport(source) => ClientError::Transport {
-                action: action.to_string(),
+                product: call.product,
+                action: call.action.to_string(),
                 endpoint: endpoint.to_string(),
                 attempts,
                 elapsed: started.elapsed(),
@@ -502,48 +541,6 @@ pub(crate) fn utc_timestamp() -> String {
     time::OffsetDateTime::now_utc()
         .format(format)
         .expect("a fixed format always formats")
-}
-
-/// Set by the binary (one tokio runtime for the whole process): see [`share_http_clients`].
-static SHARE_HTTP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Makes every client of the process share one HTTP client (connection pool, TLS setup) per
-/// timeout pair: the builds of one `apply` then talk to ECS over the same pool.
-///
-/// Caveat: only for a process with one tokio runtime; pooled connections belong to the runtime
-/// that opened them, so tests that start a runtime per test keep separate clients.
-pub fn share_http_clients() {
-    SHARE_HTTP.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The HTTP client for these timeouts: the process's shared one when enabled, else a new one.
-fn shared_http(connect: Duration, request: Duration) -> Result<reqwest::Client, ClientError> {
-    if !SHARE_HTTP.load(std::sync::atomic::Ordering::Relaxed) {
-        return build_http(connect, request);
-    }
-    type Pool = std::sync::Mutex<std::collections::HashMap<(Duration, Duration), reqwest::Client>>;
-    static CLIENTS: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
-    let mut clients = CLIENTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(client) = clients.get(&(connect, request)) {
-        return Ok(client.clone());
-    }
-    let client = build_http(connect, request)?;
-    clients.insert((connect, request), client.clone());
-    Ok(client)
-}
-
-fn build_http(connect: Duration, request: Duration) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .connect_timeout(connect)
-        .timeout(request)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("bakerd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))
 }
 
 #[cfg(test)]

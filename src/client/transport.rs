@@ -7,6 +7,7 @@
 use super::credentials::Credentials;
 use crate::sign;
 use std::fmt;
+use std::time::Duration;
 
 /// Which signature the client sends.
 ///
@@ -196,6 +197,51 @@ pub async fn send(
     let status = response.status().as_u16();
     let body = response.text().await.map_err(SendFailure::MaybeSent)?;
     Ok(RawResponse { status, body })
+}
+
+/// Set by the binary (one tokio runtime for the whole process): see [`share_http_clients`].
+static SHARE_HTTP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every client of the process share one HTTP client (connection pool, TLS setup) per
+/// timeout pair: the builds of one `apply` then talk to ECS over the same pool.
+///
+/// Caveat: only for a process with one tokio runtime; pooled connections belong to the runtime
+/// that opened them, so tests that start a runtime per test keep separate clients.
+pub fn share_http_clients() {
+    SHARE_HTTP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The HTTP client for these timeouts: the process's shared one when enabled, else a new one.
+pub(super) fn shared_http(
+    connect: Duration,
+    request: Duration,
+) -> Result<reqwest::Client, super::ClientError> {
+    if !SHARE_HTTP.load(std::sync::atomic::Ordering::Relaxed) {
+        return build_http(connect, request);
+    }
+    type Pool = std::sync::Mutex<std::collections::HashMap<(Duration, Duration), reqwest::Client>>;
+    static CLIENTS: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = clients.get(&(connect, request)) {
+        return Ok(client.clone());
+    }
+    let client = build_http(connect, request)?;
+    clients.insert((connect, request), client.clone());
+    Ok(client)
+}
+
+fn build_http(connect: Duration, request: Duration) -> Result<reqwest::Client, super::ClientError> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(connect)
+        .timeout(request)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("bakerd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| super::ClientError::Config(format!("HTTP client: {e}")))
 }
 
 #[cfg(test)]

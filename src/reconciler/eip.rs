@@ -1,16 +1,19 @@
 //! `ssh.address: eip`: the build instance is reached through an elastic IP that the build
-//! allocates, tags, associates, and releases in cleanup.
+//! allocates (tagged at creation), associates, and releases in cleanup.
 //!
 //! Guarantees: each call follows the write-ahead rule ([`Reconciler::once`]). AllocateEipAddress
-//! carries the step's deterministic ClientToken, so a re-issued allocation returns the same EIP.
-//! The EIP cannot be tagged at creation (the ECS API's AllocateEipAddress has no `Tag.N`), so it is
-//! tagged in the next step; until then it is known by the build record alone (its `eip` resource,
-//! or the allocation's intent and token, which cleanup re-issues to learn the id).
+//! goes to the VPC API, carries the step's deterministic ClientToken (a re-issued allocation
+//! returns the same EIP) and bakerd's tags, so `gc` finds the EIP from the first moment.
 //! Association has no ClientToken: it looks at the EIP first and only associates what is not.
 //!
-//! Caveats: a build abandoned between the allocation and its tag leaves an untagged EIP that
-//! `gc` finds only through the build's record (its `eip` resource), i.e. only from the state
-//! directory the build ran in.
+//! Resume of an older build: bakerd before the VPC API allocated through ECS, which takes no
+//! tags, and tagged in a separate `tag-eip` step. A build resumed with an allocation recorded by
+//! an earlier run therefore runs `tag-eip` once (already recorded: it stays done; a repeat on an
+//! EIP tagged at creation is harmless). A fresh allocation needs no tag call.
+//!
+//! Caveats: an EIP that such an older build allocated and never tagged is found by `gc` only
+//! through the build's record (its `eip` resource), i.e. only from the state directory the build
+//! ran in.
 
 use super::cloud::EipParams;
 use super::reconcile::{BuildError, Reconciler};
@@ -19,9 +22,11 @@ use super::reconcile::{BuildError, Reconciler};
 pub(crate) const ROLE: &str = "eip";
 /// Write-ahead step of the allocation.
 const ALLOCATE_STEP: &str = "allocate-eip";
+/// Write-ahead step of the separate tag call (resumed builds only; see the module docs).
+const TAG_STEP: &str = "tag-eip";
 
 impl Reconciler {
-    /// Allocates, tags and associates the build's EIP with `instance`; returns its address.
+    /// Allocates (tagged) and associates the build's EIP with `instance`; returns its address.
     pub(super) async fn eip_address(&mut self, instance: &str) -> Result<String, BuildError> {
         if self.resource("instance") != Some(instance) {
             return Err(BuildError::Other(format!(
@@ -29,12 +34,15 @@ impl Reconciler {
                  EIP (`ssh.address: eip`)"
             )));
         }
+        let allocated_before = self.rec.results.contains_key(ALLOCATE_STEP);
         let eip = self.allocate_eip().await?;
-        let (cloud, id, tags) = (self.cloud.clone(), eip.clone(), self.tags());
-        self.once("tag-eip", |_| async move {
-            cloud.tag_eip(&id, &tags).await.map(|()| "ok".to_string())
-        })
-        .await?;
+        if allocated_before {
+            let (cloud, id, tags) = (self.cloud.clone(), eip.clone(), self.tags());
+            self.once(TAG_STEP, |_| async move {
+                cloud.tag_eip(&id, &tags).await.map(|()| "ok".to_string())
+            })
+            .await?;
+        }
         let (cloud, id, inst) = (self.cloud.clone(), eip, instance.to_string());
         self.once("associate-eip", |_| async move {
             cloud.associate_eip(&id, &inst).await
@@ -48,9 +56,9 @@ impl Reconciler {
             bandwidth: self.spec.eip_bandwidth(),
             internet_charge_type: self.spec.instance.internet_charge_type.clone(),
         };
-        let cloud = self.cloud.clone();
+        let (cloud, name, tags) = (self.cloud.clone(), self.temp_name(), self.tags());
         self.create(ALLOCATE_STEP, ROLE, |token| async move {
-            cloud.allocate_eip(&token, &params).await
+            cloud.allocate_eip(&token, &params, &name, &tags).await
         })
         .await
     }

@@ -36,6 +36,9 @@ pub struct CallRecord {
     /// `v1` or `v3`: which signature scheme the request used.
     #[serde(default)]
     pub signature_version: String,
+    /// The request's API `Version` (`2014-05-26` ECS, `2016-04-28` VPC; empty when it sent none).
+    #[serde(default)]
+    pub version: String,
     pub http_status: u16,
     pub error_code: Option<String>,
     /// Set when a fault was injected into this call (e.g. `acted_then_500`).
@@ -58,7 +61,8 @@ enum Line {
     Dropped {
         dropped_counts: BTreeMap<String, u64>,
     },
-    Call(CallRecord),
+    /// Boxed: a record is several times the size of the other variant.
+    Call(Box<CallRecord>),
 }
 
 /// Errors reading or writing `calls.jsonl`.
@@ -119,7 +123,8 @@ impl CallLog {
     /// Appends `record` to the file, then to the counts and recent calls.
     pub fn append(&mut self, record: CallRecord) -> Result<(), CallLogError> {
         *self.counts.entry(record.action.clone()).or_default() += 1;
-        let mut line = serde_json::to_vec(&Line::Call(record.clone())).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&Line::Call(Box::new(record.clone()))).unwrap_or_default();
         line.push(b'\n');
         self.recent.push_back(record);
         trim(&mut self.recent);
@@ -171,7 +176,7 @@ fn read_lines(path: &Path, f: File) -> Result<Loaded, CallLogError> {
             }
             Ok(Line::Call(record)) => {
                 *counts.entry(record.action.clone()).or_default() += 1;
-                recent.push_back(record);
+                recent.push_back(*record);
                 trim(&mut recent);
             }
             Err(_) => {
@@ -233,6 +238,7 @@ mod tests {
             client_token: None,
             signature_nonce: Some(format!("n{i}")),
             signature_version: "v1".into(),
+            version: "2014-05-26".into(),
             http_status: 200,
             error_code: None,
             fault: None,

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::actions::{self, Ctx};
+use super::actions::{self, Api, Ctx};
 use super::auth::{self, Credentials, SignedRequest};
 use super::calllog::{CallLog, CallRecord};
 use super::commit::Committer;
@@ -159,12 +159,13 @@ impl Sim {
                 .unwrap_or("")
                 .to_string(),
         };
+        let api = Api::of_version(request_version(&req.headers, &params));
         let ran = match verified {
             Ok(_) if super::sts::handles(&action) => Ran {
                 result: super::sts::act(&self.creds, &action, &params, now),
                 fault: None,
             },
-            Ok(_) => self.run(&action, &params, now),
+            Ok(_) => self.run(api, &action, &params, now),
             Err(e) => Ran {
                 result: Err(e),
                 fault: None,
@@ -174,7 +175,7 @@ impl Sim {
     }
 
     /// Injects faults around the action and persists its effects.
-    fn run(&self, action: &str, params: &Params, now: u64) -> Ran {
+    fn run(&self, api: Api, action: &str, params: &Params, now: u64) -> Ran {
         if self.quotas.denies(action) {
             return Ran {
                 result: Err(SimError::forbidden(
@@ -207,13 +208,13 @@ impl Sim {
                 fault,
             };
         }
-        let result = self.act(action, params, now);
+        let result = self.act(api, action, params, now);
         Ran { result, fault }
     }
 
     /// Runs the action, then waits until what it did (and every API change before it) is on disk.
-    fn act(&self, action: &str, params: &Params, now: u64) -> Result<Value, SimError> {
-        let (result, upto) = self.act_locked(action, params, now);
+    fn act(&self, api: Api, action: &str, params: &Params, now: u64) -> Result<Value, SimError> {
+        let (result, upto) = self.act_locked(api, action, params, now);
         self.committer
             .commit(&self.state, upto)
             .map_err(SimError::Persist)?;
@@ -224,12 +225,13 @@ impl Sim {
     /// change the answer must wait for.
     fn act_locked(
         &self,
+        api: Api,
         action: &str,
         params: &Params,
         now: u64,
     ) -> (Result<Value, SimError>, u64) {
         let mut state = self.lock_state();
-        let result = self.dispatch(&mut state, action, params, now);
+        let result = self.dispatch(&mut state, api, action, params, now);
         let upto = match result {
             Ok(_) if !actions::is_read_only(action) => self.committer.api_changed(),
             _ => self.committer.api_changes(),
@@ -240,6 +242,7 @@ impl Sim {
     fn dispatch(
         &self,
         state: &mut State,
+        api: Api,
         action: &str,
         params: &Params,
         now: u64,
@@ -252,6 +255,7 @@ impl Sim {
         }
         let mut faults = lock(&self.faults);
         let mut ctx = Ctx {
+            api,
             state,
             machines: &self.machines,
             latencies: &self.latencies,
@@ -294,7 +298,10 @@ impl Sim {
                 }
                 (StatusCode::OK, body)
             }
-            Err(e) => (e.status(), error_body(&e, request_id, params)),
+            Err(e) => {
+                let api = Api::of_version(request_version(&req.headers, params));
+                (e.status(), error_body(&e, request_id, params, api))
+            }
         };
         self.log_call(
             params,
@@ -353,6 +360,9 @@ impl Sim {
                 Some(a) if a.trim_start().starts_with(crate::sign::V3_ALGORITHM) => "v3".into(),
                 _ => "v1".into(),
             },
+            version: request_version(headers, params)
+                .unwrap_or_default()
+                .to_string(),
             http_status: if dropped { 0 } else { status.as_u16() },
             error_code: body.get("Code").and_then(Value::as_str).map(str::to_string),
             fault: fault.map(|f| f.name().to_string()),
@@ -379,6 +389,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The API `Version` a request names: `x-acs-version` (V3) or the `Version` parameter (V1).
+fn request_version<'a>(headers: &'a [(String, String)], params: &'a Params) -> Option<&'a str> {
+    header(headers, "x-acs-version").or(params.opt("Version"))
+}
+
 fn is_form(headers: &[(String, String)]) -> bool {
     header(headers, "content-type").is_some_and(|c| {
         c.to_ascii_lowercase()
@@ -386,11 +401,12 @@ fn is_form(headers: &[(String, String)]) -> bool {
     })
 }
 
-/// The ECS error envelope.
-fn error_body(e: &SimError, request_id: &str, params: &Params) -> Value {
+/// The error envelope (ECS and VPC share it; only the host and product differ).
+fn error_body(e: &SimError, request_id: &str, params: &Params, api: Api) -> Value {
+    let (host, product) = api.host_and_product();
     let host = match params.opt("RegionId") {
-        Some(r) => format!("ecs.{r}.aliyuncs.com"),
-        None => "ecs.aliyuncs.com".to_string(),
+        Some(r) => format!("{host}.{r}.aliyuncs.com"),
+        None => format!("{host}.aliyuncs.com"),
     };
     let code = e.code();
     json!({
@@ -398,6 +414,6 @@ fn error_body(e: &SimError, request_id: &str, params: &Params) -> Value {
         "HostId": host,
         "Code": code,
         "Message": e.to_string(),
-        "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}&product=Ecs&requestId={request_id}"),
+        "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}&product={product}&requestId={request_id}"),
     })
 }

@@ -260,6 +260,9 @@ pub struct Eip {
     /// Mbps, as the API spells it (a string).
     pub bandwidth: String,
     pub internet_charge_type: String,
+    /// `Name` (VPC API only; empty when allocated through ECS).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Loopback address ranges of this data dir, chosen at random when it was created so parallel

@@ -73,6 +73,11 @@ pub struct Spec {
     /// the real cloud's regional endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// VPC API endpoint (VPCs, vSwitches, EIPs). Unset: `BAKERD_VPC_ENDPOINT`, else `endpoint` /
+    /// `BAKERD_ECS_ENDPOINT` when that is not an Alibaba Cloud host (one URL serves both in
+    /// `bakerd sim`), else the region's VPC endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_endpoint: Option<String>,
     /// Where the access key comes from. Unset: the client's default chain (environment, CLI profile).
     #[serde(default, skip_serializing_if = "is_default_credentials")]
     pub credentials: Credentials,

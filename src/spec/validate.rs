@@ -39,12 +39,17 @@ type Check = Result<(), Problem>;
 /// Runs every check; the first problem found, in document order of sections, is returned.
 pub(crate) fn check(spec: &Spec) -> Check {
     check_region("region", &spec.region)?;
-    if let Some(endpoint) = &spec.endpoint {
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(invalid(
-                "endpoint",
-                format!("`{endpoint}` must start with http:// or https://"),
-            ));
+    for (field, value) in [
+        ("endpoint", &spec.endpoint),
+        ("vpc_endpoint", &spec.vpc_endpoint),
+    ] {
+        if let Some(endpoint) = value {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    field,
+                    format!("`{endpoint}` must start with http:// or https://"),
+                ));
+            }
         }
     }
     check_credentials(&spec.credentials)?;

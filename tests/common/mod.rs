@@ -190,6 +190,13 @@ impl SimProcess {
         self.send_v1("POST", &req.signed(ACCESS_KEY_SECRET)).await
     }
 
+    /// Like [`SimProcess::call`], to the VPC API (`Version=2016-04-28`), as bakerd and the VPC
+    /// SDKs call VPC, vSwitch, EIP and their tag actions.
+    pub async fn call_vpc(&self, action: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let req = V1Request::new(action, params).set("Version", "2016-04-28");
+        self.send_v1("POST", &req.signed(ACCESS_KEY_SECRET)).await
+    }
+
     /// Sends already-signed V1 params (including `Signature`) in the query string.
     pub async fn send_v1(&self, method: &str, params: &[(String, String)]) -> (u16, Value) {
         let query = encode_query(params);
@@ -408,6 +415,16 @@ impl V3Request {
         }
         status_and_json(req.send().await.expect("send V3")).await
     }
+}
+
+/// Asserts that `resp` is the error answer `status` / `code`.
+pub fn refused(resp: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(
+        (resp.0, resp.1["Code"].as_str()),
+        (status, Some(code)),
+        "{}",
+        resp.1
+    );
 }
 
 /// The status and the JSON body (`Null` when the body is not JSON).

@@ -317,7 +317,7 @@ pub const TOKEN_ACTIONS: &[&str] = &[
 ];
 
 /// Resources of `id` in an inventory: tagged with its build id, named after it, or created with
-/// one of its ClientTokens (an EIP is tagged only after its creation).
+/// one of its ClientTokens (an EIP of an older bakerd was tagged only after its creation).
 pub fn resources_of<'a>(inventory: &'a [Value], id: &str) -> Vec<&'a Value> {
     let name = format!("bakerd-{id}");
     let token_prefix = format!("bakerd-{id}-a");

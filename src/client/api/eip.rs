@@ -1,12 +1,12 @@
-//! Elastic IP addresses through the ECS API (2014-05-26): the temporary public address of a build
+//! Elastic IP addresses through the VPC API (2016-04-28): the temporary public address of a build
 //! with `ssh.address: eip` (see `docs/sim-packer-actions.md` for the facts and their sources).
+//! ECS's 2014-05-26 copies of these actions (which Packer 1.6.6 uses) take no tags.
 
 use super::{action, numbered_paging, Ack, Params};
-use crate::client::types::inner_list;
+use crate::client::types::{inner_list, Tag};
 use serde::Deserialize;
 
-/// `AllocateEipAddress`: carries a ClientToken, but (in this API version) no tags and no name,
-/// so bakerd tags the address right after ([`super::tags::TagResources`], type `eip`).
+/// `AllocateEipAddress`: carries a ClientToken, a name and tags at creation (≤ 20).
 #[derive(Debug, Clone, Default)]
 pub struct AllocateEipAddress {
     pub region_id: String,
@@ -14,6 +14,9 @@ pub struct AllocateEipAddress {
     pub bandwidth: Option<u32>,
     /// `PayByBandwidth` (the API's default) or `PayByTraffic`.
     pub internet_charge_type: Option<String>,
+    /// ≤ 128 characters.
+    pub name: Option<String>,
+    pub tags: Vec<Tag>,
     pub client_token: Option<String>,
 }
 action!(
@@ -21,11 +24,14 @@ action!(
     "AllocateEipAddress",
     ClientToken,
     AllocateEipAddressResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
             .opt("Bandwidth", self.bandwidth.as_ref())
             .opt("InternetChargeType", self.internet_charge_type.as_ref())
+            .opt("Name", self.name.as_ref())
+            .tags(&self.tags)
             .opt("ClientToken", self.client_token.as_ref())
     }
 );
@@ -51,6 +57,7 @@ action!(
     "DescribeEipAddresses",
     ReadOnly,
     DescribeEipAddressesResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -88,6 +95,9 @@ pub struct EipAddress {
     /// When it was allocated (ISO 8601 UTC): gc's age of an EIP.
     #[serde(default)]
     pub allocation_time: String,
+    /// `{Key, Value}` pairs (the VPC spelling).
+    #[serde(default, deserialize_with = "inner_list")]
+    pub tags: Vec<Tag>,
 }
 
 /// Which EIP and which ECS instance an (un)association is about.
@@ -116,6 +126,7 @@ action!(
     "AssociateEipAddress",
     Unprotected,
     Ack,
+    product = Vpc,
     |self| { self.0.params() }
 );
 
@@ -127,6 +138,7 @@ action!(
     "UnassociateEipAddress",
     Unprotected,
     Ack,
+    product = Vpc,
     |self| { self.0.params() }
 );
 
@@ -141,6 +153,7 @@ action!(
     "ReleaseEipAddress",
     Unprotected,
     Ack,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)

@@ -13,7 +13,7 @@ pub mod storage;
 pub mod tags;
 
 use super::types::Tag;
-use super::{ClientError, EcsClient};
+use super::{ClientError, EcsClient, Product};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
@@ -30,7 +30,7 @@ pub enum Mutation {
     Unprotected,
 }
 
-/// One ECS action.
+/// One ECS or VPC action.
 pub trait Action: fmt::Debug {
     /// The API name (`RunInstances`).
     const NAME: &'static str;
@@ -40,6 +40,16 @@ pub trait Action: fmt::Debug {
     type Response: DeserializeOwned;
     /// The flattened request parameters.
     fn params(&self) -> Params;
+    /// The product that serves this request (ECS unless the action says otherwise; the tag
+    /// actions decide by their resource type).
+    fn product(&self) -> Product {
+        Product::Ecs
+    }
+    /// The name sent for this request: [`Action::NAME`] unless the product spells it otherwise
+    /// (the VPC API's untag action is `UnTagResources`).
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
 }
 
 /// A list action whose pages `EcsClient::list_all` walks.
@@ -202,8 +212,19 @@ impl Params {
     }
 }
 
-/// Implements [`Action`] for a request type in one line.
+/// Implements [`Action`] for a request type in one line; `product = Vpc` for VPC actions.
 macro_rules! action {
+    ($req:ty, $name:literal, $mutation:ident, $resp:ty, product = $product:ident, |$s:ident| $body:block) => {
+        impl $crate::client::api::Action for $req {
+            const NAME: &'static str = $name;
+            const MUTATION: $crate::client::api::Mutation = $crate::client::api::Mutation::$mutation;
+            type Response = $resp;
+            fn params(&$s) -> $crate::client::api::Params $body
+            fn product(&self) -> $crate::client::Product {
+                $crate::client::Product::$product
+            }
+        }
+    };
     ($req:ty, $name:literal, $mutation:ident, $resp:ty, |$s:ident| $body:block) => {
         impl $crate::client::api::Action for $req {
             const NAME: &'static str = $name;

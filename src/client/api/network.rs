@@ -1,4 +1,5 @@
-//! Security groups, VPCs and vSwitches (the ECS-hosted 2014-05-26 VPC actions, as Packer uses).
+//! Security groups (ECS, 2014-05-26), VPCs and vSwitches (the VPC product, 2016-04-28, whose
+//! CreateVpc/CreateVSwitch take `Tag.N`; ECS's deprecated copies of them do not).
 
 use super::{action, numbered_paging, Ack, Params};
 use crate::client::types::{inner_list, NetworkStatus, Tag};
@@ -162,7 +163,7 @@ action!(
     }
 );
 
-/// `CreateVpc`.
+/// `CreateVpc` (VPC API: tags at creation, ≤ 20).
 #[derive(Debug, Clone, Default)]
 pub struct CreateVpc {
     pub region_id: String,
@@ -177,6 +178,7 @@ action!(
     "CreateVpc",
     ClientToken,
     CreateVpcResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -198,7 +200,7 @@ pub struct CreateVpcResponse {
     pub route_table_id: String,
 }
 
-/// `CreateVSwitch` (no concurrent creation in one VPC).
+/// `CreateVSwitch` (VPC API: tags at creation; no concurrent creation in one VPC).
 #[derive(Debug, Clone, Default)]
 pub struct CreateVSwitch {
     pub region_id: String,
@@ -215,6 +217,7 @@ action!(
     "CreateVSwitch",
     ClientToken,
     CreateVSwitchResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -248,6 +251,7 @@ action!(
     "DescribeVpcs",
     ReadOnly,
     DescribeVpcsResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -306,6 +310,7 @@ action!(
     "DescribeVSwitches",
     ReadOnly,
     DescribeVSwitchesResponse,
+    product = Vpc,
     |self| {
         Params::new()
             .set("RegionId", &self.region_id)
@@ -356,11 +361,18 @@ pub struct DeleteVpc {
     pub region_id: String,
     pub vpc_id: String,
 }
-action!(DeleteVpc, "DeleteVpc", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("VpcId", &self.vpc_id)
-});
+action!(
+    DeleteVpc,
+    "DeleteVpc",
+    Unprotected,
+    Ack,
+    product = Vpc,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("VpcId", &self.vpc_id)
+    }
+);
 
 /// `DeleteVSwitch`.
 #[derive(Debug, Clone, Default)]
@@ -368,8 +380,15 @@ pub struct DeleteVSwitch {
     pub region_id: String,
     pub vswitch_id: String,
 }
-action!(DeleteVSwitch, "DeleteVSwitch", Unprotected, Ack, |self| {
-    Params::new()
-        .set("RegionId", &self.region_id)
-        .set("VSwitchId", &self.vswitch_id)
-});
+action!(
+    DeleteVSwitch,
+    "DeleteVSwitch",
+    Unprotected,
+    Ack,
+    product = Vpc,
+    |self| {
+        Params::new()
+            .set("RegionId", &self.region_id)
+            .set("VSwitchId", &self.vswitch_id)
+    }
+);

@@ -1,6 +1,7 @@
-//! The build's elastic IP (`ssh.address: eip`): allocate (ClientToken), tag, associate, and
-//! release. Association and release have no ClientToken, so each looks at the EIP first and
-//! does only what is left: a repeat after a lost answer or a crash is harmless.
+//! The build's elastic IP (`ssh.address: eip`), through the VPC API: allocate (ClientToken, tags
+//! at creation), associate, and release. Association and release have no ClientToken, so each
+//! looks at the EIP first and does only what is left: a repeat after a lost answer or a crash is
+//! harmless.
 
 use super::*;
 use crate::client::api::eip::{
@@ -8,9 +9,6 @@ use crate::client::api::eip::{
     ReleaseEipAddress, UnassociateEipAddress,
 };
 use crate::client::wait::Observation;
-
-/// The ECS/VPC tag resource type of an EIP, as bakerd's tag calls name it.
-pub const EIP_RESOURCE_TYPE: &str = "eip";
 
 /// AllocateEipAddress inputs.
 #[derive(Debug, Clone)]
@@ -21,23 +19,33 @@ pub struct EipParams {
 }
 
 impl Cloud {
-    /// One AllocateEipAddress; returns the allocation id (`eip-…`). The same token returns the
+    /// One AllocateEipAddress, named and tagged at creation (the tags are how `gc` finds an EIP
+    /// a build left behind); returns the allocation id (`eip-…`). The same token returns the
     /// same EIP.
-    pub async fn allocate_eip(&self, token: &str, p: &EipParams) -> Result<String> {
+    pub async fn allocate_eip(
+        &self,
+        token: &str,
+        p: &EipParams,
+        name: &str,
+        t: &[(String, String)],
+    ) -> Result<String> {
         let request = AllocateEipAddress {
             region_id: self.region.clone(),
             bandwidth: Some(p.bandwidth),
             internet_charge_type: p.internet_charge_type.clone(),
+            name: Some(name.to_string()),
+            tags: tags(t),
             client_token: Some(token.to_string()),
         };
         Ok(self.client.call(&request).await?.allocation_id)
     }
 
-    /// Tags the EIP (it cannot be tagged at creation): how `gc` finds one a build left behind.
+    /// Tags the EIP after the fact: only for an EIP that a build of an older bakerd allocated
+    /// without tags (see `reconciler::eip`).
     pub async fn tag_eip(&self, id: &str, t: &[(String, String)]) -> Result<()> {
         let request = TagResources {
             region_id: self.region.clone(),
-            resource_type: EIP_RESOURCE_TYPE.into(),
+            resource_type: TagType::Eip,
             resource_ids: vec![id.to_string()],
             tags: tags(t),
         };

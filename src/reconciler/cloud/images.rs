@@ -360,7 +360,7 @@ impl Cloud {
     pub async fn tag_image(&self, image: &str, t: &[(String, String)]) -> Result<()> {
         let request = TagResources {
             region_id: self.region.clone(),
-            resource_type: "image".into(),
+            resource_type: TagType::Image,
             resource_ids: vec![image.to_string()],
             tags: tags(t),
         };

@@ -19,7 +19,7 @@ use crate::client::api::regions::{DescribeZones, Zone};
 use crate::client::api::storage::{
     CreateSnapshot, DeleteSnapshot, DescribeDisks, DescribeSnapshots,
 };
-use crate::client::api::tags::TagResources;
+use crate::client::api::tags::{TagResources, TagType};
 use crate::client::timings::Timings;
 use crate::client::wait::{WaitConfig, WaitError};
 use crate::client::{
@@ -171,6 +171,7 @@ impl Cloud {
         let mut config = ClientConfig::new(spec.region.clone());
         // The environment's endpoint is left to the client, so its errors name where it came from.
         config.endpoint = spec.endpoint.clone();
+        config.vpc_endpoint = spec.vpc_endpoint.clone();
         config.credentials = explicit_credentials(spec, &config.env);
         if let Some(sig) = &spec.signature {
             config.signature_style = match sig {
@@ -294,4 +295,4 @@ mod images;
 pub use images::Freshness;
 mod instances;
 mod network;
-pub use eip::{EipParams, EIP_RESOURCE_TYPE};
+pub use eip::EipParams;

@@ -7,7 +7,7 @@ use crate::client::api::instances::DescribeInstances;
 use crate::client::api::keypairs::DescribeKeyPairs;
 use crate::client::api::network::{DescribeSecurityGroups, DescribeVSwitches, DescribeVpcs};
 use crate::client::api::storage::DescribeSnapshots;
-use crate::client::api::tags::ListTagResources;
+use crate::client::api::tags::{ListTagResources, TagType};
 use crate::client::{ClientError, Tag};
 use crate::reconciler::cloud::Cloud;
 use crate::reconciler::store::Build;
@@ -178,9 +178,9 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     }
     let created = network_creation_times(cloud).await.map_err(fail("vpc"))?;
     let tagged = [
-        (Kind::Eip, crate::reconciler::cloud::EIP_RESOURCE_TYPE),
-        (Kind::VSwitch, "vswitch"),
-        (Kind::Vpc, "vpc"),
+        (Kind::Eip, TagType::Eip),
+        (Kind::VSwitch, TagType::VSwitch),
+        (Kind::Vpc, TagType::Vpc),
     ];
     for (kind, rtype) in tagged {
         for (id, tags) in list_tagged(cloud, rtype).await.map_err(fail(kind.name()))? {
@@ -207,15 +207,16 @@ pub(super) async fn list_region(cloud: &Cloud) -> Result<RegionInventory, GcErro
     Ok(inv)
 }
 
-/// Resources of `rtype` carrying the managed tag, with all their tags (ListTagResources: EIPs,
-/// VPCs and vSwitches have no tag filter on their Describe actions).
+/// Resources of `rtype` carrying the managed tag, with all their tags (the VPC product's
+/// ListTagResources: one call lists a type's tagged resources with their tags, where its
+/// Describe actions would list every VPC, vSwitch or EIP of the account).
 pub(super) async fn list_tagged(
     cloud: &Cloud,
-    rtype: &str,
+    rtype: TagType,
 ) -> Result<BTreeMap<String, Vec<Tag>>, ClientError> {
     let req = ListTagResources {
         region_id: cloud.region().to_string(),
-        resource_type: rtype.to_string(),
+        resource_type: rtype,
         tags: managed_filter(),
         ..Default::default()
     };

@@ -1,5 +1,7 @@
-//! Elastic IP addresses through the ECS API (2014-05-26): AllocateEipAddress, DescribeEipAddresses,
-//! AssociateEipAddress, UnassociateEipAddress, ReleaseEipAddress (see `docs/sim-packer-actions.md`).
+//! Elastic IP addresses through the ECS API (2014-05-26, as Packer 1.6.6 calls them) and the VPC API
+//! (2016-04-28, as bakerd does): AllocateEipAddress, DescribeEipAddresses, AssociateEipAddress,
+//! UnassociateEipAddress, ReleaseEipAddress (see `docs/sim-packer-actions.md`). Only the VPC
+//! version takes `Name` and `Tag.N` at allocation and lists `Name` and `Tags`.
 //!
 //! An EIP is a loopback address from the simulator's public range; once `InUse`, the instance's
 //! sshd also listens on it (the lifecycle ticker adds it, as it does the public IP). Association and
@@ -8,9 +10,9 @@
 
 use serde_json::{json, Value};
 
-use super::{list_body, paginate_by_age, Ctx, Order, Paging};
+use super::{list_body, paginate_by_age, vpc_tags_json, Api, Ctx, Order, Paging};
 use crate::sim::error::SimError;
-use crate::sim::store::{iso_time, new_id, Eip, Meta, State};
+use crate::sim::store::{iso_time, new_id, Eip, State};
 
 /// The live EIP named by `AllocationId` in the request's region.
 fn eip_mut<'s>(ctx: &'s mut Ctx<'_>) -> Result<&'s mut Eip, SimError> {
@@ -40,11 +42,15 @@ pub fn allocate_eip_address(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let charge = p
         .one_of("InternetChargeType", &["PayByBandwidth", "PayByTraffic"])?
         .unwrap_or("PayByBandwidth");
-    let id = new_id("eip");
-    let meta = Meta {
-        tags: Default::default(),
-        ..ctx.meta(id.clone(), &region)?
+    let name = match ctx.api {
+        Api::Vpc => p.opt("Name").unwrap_or("").to_string(),
+        Api::Ecs => String::new(),
     };
+    if name.chars().count() > 128 {
+        return Err(SimError::invalid("Name", "at most 128 characters"));
+    }
+    let id = new_id("eip");
+    let meta = ctx.network_meta(id.clone(), &region)?;
     ctx.dry_run()?;
     let ip = ctx.state.net.next_public_ip();
     ctx.state.eips.insert(
@@ -57,6 +63,7 @@ pub fn allocate_eip_address(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
             instance_id: None,
             bandwidth: bandwidth.to_string(),
             internet_charge_type: charge.to_string(),
+            name,
         },
     );
     Ok(json!({ "AllocationId": id, "EipAddress": ip.to_string() }))
@@ -170,8 +177,9 @@ pub(super) fn unassociate_from_deleted(state: &mut State, instance_id: &str, now
     }
 }
 
-fn eip_json(e: &Eip) -> Value {
-    json!({
+/// One EIP as DescribeEipAddresses lists it; the VPC version adds its name and tags.
+fn eip_json(e: &Eip, api: Api) -> Value {
+    let mut v = json!({
         "AllocationId": e.meta.id, "IpAddress": e.ip.to_string(), "Status": e.status,
         "InstanceId": e.instance_id.clone().unwrap_or_default(),
         "InstanceType": if e.instance_id.is_some() { "EcsInstance" } else { "" },
@@ -179,12 +187,17 @@ fn eip_json(e: &Eip) -> Value {
         "InternetChargeType": e.internet_charge_type, "ChargeType": "PostPaid",
         "AllocationTime": iso_time(e.meta.created_ms), "ExpiredTime": "",
         "RegionId": e.meta.region, "OperationLocks": { "LockReason": [] },
-    })
+    });
+    if api == Api::Vpc {
+        v["Name"] = json!(e.name);
+        v["Tags"] = vpc_tags_json(&e.meta.tags);
+    }
+    v
 }
 
 pub fn describe_eip_addresses(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
-    let p = ctx.params;
+    let (p, api) = (ctx.params, ctx.api);
     if let Some(t) = p.opt("AssociatedInstanceType") {
         if t != "EcsInstance" {
             return Err(SimError::invalid(
@@ -207,7 +220,7 @@ pub fn describe_eip_addresses(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
                 e.instance_id.as_deref().unwrap_or(""),
             )
         })
-        .map(|e| (e.meta.created_ms, eip_json(e)))
+        .map(|e| (e.meta.created_ms, eip_json(e, api)))
         .collect();
     let paging = Paging::numbered(10, 100);
     let (page, fields) = paginate_by_age(items, Order::NewestFirst, p, &paging)?;

@@ -1,5 +1,6 @@
-//! The ECS actions. Each takes the request context and returns the success body (without
-//! `RequestId`, which the server adds) or a [`SimError`].
+//! The ECS actions, and the VPC product's (2016-04-28) versions of the VPC, vSwitch, EIP and tag
+//! actions. Each takes the request context and returns the success body (without `RequestId`,
+//! which the server adds) or a [`SimError`].
 
 mod account;
 mod assistant;
@@ -29,8 +30,39 @@ use super::params::Params;
 use super::quotas::Quotas;
 use super::store::{Meta, Resource, State};
 
+/// Which product a request called, by its `Version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// ECS, 2014-05-26 (also every request with another or no `Version`, as before the VPC API
+    /// was simulated).
+    Ecs,
+    /// VPC, 2016-04-28.
+    Vpc,
+}
+
+impl Api {
+    /// The VPC API's version string.
+    pub const VPC_VERSION: &'static str = "2016-04-28";
+
+    pub fn of_version(version: Option<&str>) -> Api {
+        match version {
+            Some(Api::VPC_VERSION) => Api::Vpc,
+            _ => Api::Ecs,
+        }
+    }
+
+    /// The error envelope's `HostId` product prefix and troubleshooting product name.
+    pub fn host_and_product(self) -> (&'static str, &'static str) {
+        match self {
+            Api::Ecs => ("ecs", "Ecs"),
+            Api::Vpc => ("vpc", "Vpc"),
+        }
+    }
+}
+
 /// Everything an action may read or change.
 pub struct Ctx<'a> {
+    pub api: Api,
     pub state: &'a mut State,
     pub machines: &'a Machines,
     pub latencies: &'a Latencies,
@@ -60,6 +92,23 @@ impl Ctx<'_> {
         })
     }
 
+    /// Like [`Ctx::meta`] for a VPC, vSwitch or EIP: only the VPC API takes `Tag.N` at creation;
+    /// ECS's deprecated copies of these actions have no such parameter, so their tags are lost, as
+    /// on Alibaba Cloud.
+    pub fn network_meta(&self, id: String, region: &str) -> Result<Meta, SimError> {
+        let meta = self.meta(id, region)?;
+        match self.api {
+            Api::Vpc if meta.tags.len() > 20 => {
+                Err(SimError::invalid("Tag.N", "at most 20 tags per resource"))
+            }
+            Api::Vpc => Ok(meta),
+            Api::Ecs => Ok(Meta {
+                tags: Default::default(),
+                ..meta
+            }),
+        }
+    }
+
     /// `DryRun=true` ends a request that passed its checks with `DryRunOperation`.
     pub fn dry_run(&self) -> Result<(), SimError> {
         if self.params.bool("DryRun")? == Some(true) {
@@ -83,8 +132,45 @@ pub fn is_read_only(action: &str) -> bool {
     action.starts_with("Describe") || action.starts_with("List")
 }
 
-/// Runs `action`.
+/// Runs `action` of the request's product.
 pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
+    if let Some(run) = shared_action(action) {
+        return run(ctx);
+    }
+    match (ctx.api, action) {
+        (Api::Ecs, "UntagResources") | (Api::Vpc, "UnTagResources") => tags::untag_resources(ctx),
+        (Api::Ecs, _) => dispatch_ecs(action, ctx),
+        (Api::Vpc, _) => Err(SimError::InvalidAction(action.to_string())),
+    }
+}
+
+type ActionFn = fn(&mut Ctx<'_>) -> Result<Value, SimError>;
+
+/// The VPC, vSwitch, EIP and tag actions, which both products answer on the same resources
+/// (untagging too, spelt `UntagResources` by ECS and `UnTagResources` by the VPC API):
+/// the VPC API (2016-04-28) as bakerd calls them, ECS's deprecated copies (2014-05-26) as Packer
+/// does. The actions read [`Ctx::api`] where the two differ (tags at creation, tag types).
+fn shared_action(action: &str) -> Option<ActionFn> {
+    Some(match action {
+        "CreateVpc" => network::create_vpc,
+        "CreateVSwitch" => network::create_vswitch,
+        "DescribeVpcs" => network::describe_vpcs,
+        "DescribeVSwitches" => network::describe_vswitches,
+        "DeleteVpc" => network::delete_vpc,
+        "DeleteVSwitch" => network::delete_vswitch,
+        "AllocateEipAddress" => eip::allocate_eip_address,
+        "DescribeEipAddresses" => eip::describe_eip_addresses,
+        "AssociateEipAddress" => eip::associate_eip_address,
+        "UnassociateEipAddress" => eip::unassociate_eip_address,
+        "ReleaseEipAddress" => eip::release_eip_address,
+        "TagResources" => tags::tag_resources,
+        "ListTagResources" => tags::list_tag_resources,
+        _ => return None,
+    })
+}
+
+/// The ECS-only actions (2014-05-26).
+fn dispatch_ecs(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     match action {
         "DescribeRegions" => regions::describe_regions(ctx),
         "DescribeAccountAttributes" => account::describe_account_attributes(ctx),
@@ -105,11 +191,6 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "DeleteKeyPairs" => keypairs::delete_key_pairs(ctx),
         "AttachKeyPair" => keypairs::attach_key_pair(ctx),
         "DetachKeyPair" => keypairs::detach_key_pair(ctx),
-        "AllocateEipAddress" => eip::allocate_eip_address(ctx),
-        "DescribeEipAddresses" => eip::describe_eip_addresses(ctx),
-        "AssociateEipAddress" => eip::associate_eip_address(ctx),
-        "UnassociateEipAddress" => eip::unassociate_eip_address(ctx),
-        "ReleaseEipAddress" => eip::release_eip_address(ctx),
         "CreateSecurityGroup" => network::create_security_group(ctx),
         "AuthorizeSecurityGroup" => rules::authorize_security_group(ctx),
         "AuthorizeSecurityGroupEgress" => rules::authorize_security_group_egress(ctx),
@@ -118,12 +199,6 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "DescribeSecurityGroups" => network::describe_security_groups(ctx),
         "DescribeSecurityGroupAttribute" => rules::describe_security_group_attribute(ctx),
         "DeleteSecurityGroup" => network::delete_security_group(ctx),
-        "CreateVpc" => network::create_vpc(ctx),
-        "CreateVSwitch" => network::create_vswitch(ctx),
-        "DescribeVpcs" => network::describe_vpcs(ctx),
-        "DescribeVSwitches" => network::describe_vswitches(ctx),
-        "DeleteVpc" => network::delete_vpc(ctx),
-        "DeleteVSwitch" => network::delete_vswitch(ctx),
         "DescribeDisks" => snapshots::describe_disks(ctx),
         "CreateSnapshot" => snapshots::create_snapshot(ctx),
         "DescribeSnapshots" => snapshots::describe_snapshots(ctx),
@@ -146,9 +221,6 @@ pub fn dispatch(action: &str, ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         "StopInvocation" => assistant::stop_invocation(ctx),
         "SendFile" => send_file::send_file(ctx),
         "DescribeSendFileResults" => send_file::describe_send_file_results(ctx),
-        "TagResources" => tags::tag_resources(ctx),
-        "UntagResources" => tags::untag_resources(ctx),
-        "ListTagResources" => tags::list_tag_resources(ctx),
         "AddTags" => tags::add_tags(ctx),
         "RemoveTags" => tags::remove_tags(ctx),
         "DescribeTags" => tags::describe_tags(ctx),

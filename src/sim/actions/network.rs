@@ -121,7 +121,7 @@ pub fn create_vpc(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let id = new_id("vpc");
     let vpc = Vpc {
-        meta: ctx.meta(id.clone(), &region)?,
+        meta: ctx.network_meta(id.clone(), &region)?,
         status: "Pending".into(),
         next_ms: ctx.now + ctx.latencies.network_ms,
         name: ctx.params.opt("VpcName").unwrap_or("").to_string(),
@@ -162,7 +162,7 @@ pub fn create_vswitch(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     }
     let id = new_id("vsw");
     let vsw = VSwitch {
-        meta: ctx.meta(id.clone(), &region)?,
+        meta: ctx.network_meta(id.clone(), &region)?,
         status: "Pending".into(),
         next_ms: ctx.now + ctx.latencies.network_ms,
         vpc_id,

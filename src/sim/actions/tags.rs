@@ -1,25 +1,47 @@
 //! Tags: TagResources, UntagResources, ListTagResources, and the older single-resource AddTags,
 //! RemoveTags and DescribeTags that Packer 1.6.6 uses.
+//!
+//! Each product tags its own resources: ECS's tag actions know instances, disks, snapshots,
+//! images, security groups and key pairs; the VPC API's (2016-04-28) know VPCs, vSwitches and
+//! EIPs (`VPC`, `VSWITCH`, `EIP`). Another product's type is refused with 404
+//! `InvalidResourceType.NotFound`, the code ECS documents for a ResourceType it does not know.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{has_tags, list_body, paginate, Ctx, Paging};
+use super::{has_tags, list_body, paginate, Api, Ctx, Paging};
 use crate::sim::error::SimError;
 use crate::sim::store::{Meta, Resource, State};
 
-const RESOURCE_TYPES: &[&str] = &[
+/// ECS's taggable types that the simulator keeps (lowercase, as ECS spells them).
+const ECS_RESOURCE_TYPES: &[&str] = &[
     "instance",
     "disk",
     "snapshot",
     "image",
     "securitygroup",
     "keypair",
-    "vpc",
-    "vswitch",
-    "eip",
 ];
+
+/// The VPC API's taggable types that the simulator keeps (compared in lowercase; answered as
+/// the API reference spells them: `VPC`, `VSWITCH`, `EIP`).
+const VPC_RESOURCE_TYPES: &[&str] = &["vpc", "vswitch", "eip"];
+
+fn resource_types(api: Api) -> &'static [&'static str] {
+    match api {
+        Api::Ecs => ECS_RESOURCE_TYPES,
+        Api::Vpc => VPC_RESOURCE_TYPES,
+    }
+}
+
+/// `rtype` as the product's answers spell it.
+fn answered_type(api: Api, rtype: &str) -> String {
+    match api {
+        Api::Ecs => rtype.to_string(),
+        Api::Vpc => rtype.to_ascii_uppercase(),
+    }
+}
 
 /// Every live resource's metadata of `rtype` in `region`; key pairs are also known by name.
 fn metas_mut<'s>(state: &'s mut State, rtype: &str) -> Vec<(Option<String>, &'s mut Meta)> {
@@ -47,11 +69,13 @@ fn unnamed<R: Resource>(table: &mut BTreeMap<String, R>) -> Vec<(Option<String>,
 }
 
 fn resource_type(ctx: &Ctx<'_>) -> Result<String, SimError> {
-    let t = ctx.params.req("ResourceType")?.to_ascii_lowercase();
-    if !RESOURCE_TYPES.contains(&t.as_str()) {
-        return Err(SimError::invalid(
+    let given = ctx.params.req("ResourceType")?;
+    let t = given.to_ascii_lowercase();
+    if !resource_types(ctx.api).contains(&t.as_str()) {
+        return Err(SimError::not_found(
+            "InvalidResourceType.NotFound",
             "ResourceType",
-            format!("{t} is not one of {RESOURCE_TYPES:?}"),
+            given,
         ));
     }
     Ok(t)
@@ -149,7 +173,7 @@ pub fn describe_tags(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let types: Vec<String> = match ctx.params.opt("ResourceType") {
         Some(_) => vec![resource_type(ctx)?],
-        None => RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
+        None => ECS_RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
     };
     let id = ctx.params.opt("ResourceId").map(str::to_string);
     let wanted = ctx.params.tags()?;
@@ -206,6 +230,7 @@ pub fn untag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
 pub fn list_tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
     let region = ctx.region()?;
     let rtype = resource_type(ctx)?;
+    let answered = answered_type(ctx.api, &rtype);
     let ids = ctx.params.dot_list("ResourceId");
     let wanted = ctx.params.tags()?;
     let mut rows = Vec::new();
@@ -218,7 +243,7 @@ pub fn list_tag_resources(ctx: &mut Ctx<'_>) -> Result<Value, SimError> {
         }
         for (k, v) in &meta.tags {
             rows.push(
-                json!({"ResourceId": meta.id, "ResourceType": rtype, "TagKey": k, "TagValue": v}),
+                json!({"ResourceId": meta.id, "ResourceType": answered, "TagKey": k, "TagValue": v}),
             );
         }
     }

@@ -33,6 +33,7 @@ pub fn to_spec(
     let spec = Spec {
         region: draft.region,
         endpoint: draft.endpoint,
+        vpc_endpoint: None,
         credentials: credentials(draft.credentials),
         signature: None,
         source_image: match draft.source_image {
