@@ -528,3 +528,24 @@ fn a_yaml_spec_variable_is_required_until_set_by_var_var_file_or_the_environment
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("--var nope"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_remote_refuses_a_fixed_image_name_an_earlier_build_already_took() {
+    let sim = common::SimProcess::start("daily-name");
+    let ws = Workspace::new(&sim);
+    let fixed = harness::small_spec("named").replace("named-{{timestamp}}", "named-fixed");
+    assert!(fixed.contains("name: named-fixed"), "{fixed}");
+    let spec = ws.spec_file(&fixed);
+    let path = spec.to_str().unwrap();
+    let built = harness::run(ws.apply(&ws.state_dir(), &spec)).await;
+    assert_eq!(built.code(), Some(0), "{built:?}");
+    let remote = validate(&ws, &["--remote", path]).await;
+    assert_eq!(remote.code(), Some(2), "{remote:?}");
+    assert!(
+        remote
+            .stderr
+            .contains("image.name: an image named named-fixed already exists"),
+        "{}",
+        remote.stderr
+    );
+}

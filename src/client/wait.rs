@@ -143,7 +143,9 @@ impl Estimator {
     }
 
     /// The sleep before the next poll. The cloud's `RemainTime` is whole seconds, so a finer
-    /// estimate from the progress rate wins when it is shorter.
+    /// estimate from the progress rate wins when it is shorter. An estimate of the time left
+    /// gets one floor on top: the status changes a moment after the progress reaches 100 %, and
+    /// a poll right at that moment would only buy a second one a floor later.
     pub fn next_interval(
         &mut self,
         elapsed: Duration,
@@ -153,8 +155,9 @@ impl Estimator {
     ) -> Duration {
         let from_progress = self.estimate_from_progress(elapsed, percent);
         let estimate = match (remaining.filter(|r| !r.is_zero()), from_progress) {
-            (Some(r), Some(p)) => r.min(p),
-            (r, p) => r.or(p).unwrap_or_else(|| self.without_progress(elapsed)),
+            (Some(r), Some(p)) => r.min(p) + config.floor,
+            (Some(r), None) | (None, Some(r)) => r + config.floor,
+            (None, None) => self.without_progress(elapsed),
         };
         estimate.clamp(config.floor, config.cap.max(config.floor))
     }
@@ -431,7 +434,7 @@ mod tests {
         let remain = Some(Duration::from_secs(7));
         assert_eq!(
             e.next_interval(Duration::from_secs(1), None, remain, &c),
-            Duration::from_secs(7)
+            Duration::from_secs(7) + c.floor
         );
     }
 
@@ -439,10 +442,10 @@ mod tests {
     fn estimate_follows_the_progress_rate() {
         let c = config();
         let mut e = Estimator::default();
-        // 10% at 0 s, 30% at 4 s: 5%/s, 70% left → 14 s.
+        // 10% at 0 s, 30% at 4 s: 5%/s, 70% left → 14 s, and one floor for the status to flip.
         e.next_interval(Duration::ZERO, Some(10), None, &c);
         let next = e.next_interval(Duration::from_secs(4), Some(30), None, &c);
-        assert_eq!(next, Duration::from_secs(14));
+        assert_eq!(next, Duration::from_secs(14) + c.floor);
         assert_eq!(
             e.next_interval(Duration::from_secs(5), Some(100), None, &c),
             c.floor
