@@ -350,7 +350,10 @@ mod tests {
             action: "CreateVpc".into(),
             ..e
         };
-        assert!(vpc.to_string().starts_with("VPC CreateVpc failed: "), "{vpc}");
+        assert!(
+            vpc.to_string().starts_with("VPC CreateVpc failed: "),
+            "{vpc}"
+        );
     }
 
     #[test]
