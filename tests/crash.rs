@@ -544,6 +544,47 @@ async fn gc_releases_the_eip_of_an_abandoned_build_by_its_creation_tags_and_canc
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_build_whose_eip_an_older_bakerd_allocated_untagged_tags_it_once_through_the_vpc_api(
+) {
+    let (sim, ws) = start_sim("crash-eip-old-record");
+    // What an older bakerd left: the allocation recorded, no `tag-eip` step yet, and an EIP
+    // without tags (it allocated through ECS, which takes none). Made here by removing the tags.
+    let (state, id, eip) = eip_build_killed_at(&sim, &ws, "allocate-eip:after-result").await;
+    let eip_id = eip["id"].as_str().unwrap();
+    let untag = [
+        ("RegionId", "cn-hangzhou"),
+        ("ResourceType", "EIP"),
+        ("ResourceId.1", eip_id),
+        ("All", "true"),
+    ];
+    let (status, body) = sim.call_vpc("UnTagResources", &untag).await;
+    assert_eq!(status, 200, "{body}");
+    let run = harness::run(ws.resume(&state, &id)).await;
+    assert_eq!(run.code(), Some(0), "resume: {}{}", run.stdout, run.stderr);
+    let inventory = sim.inventory().await;
+    let eip = inventory
+        .iter()
+        .find(|r| r["id"] == eip_id)
+        .expect("the EIP");
+    assert_eq!(eip["tags"]["bakerd:build-id"], id.as_str(), "{eip:#}");
+    let calls = sim.calls().await;
+    let tag_calls: Vec<&serde_json::Value> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "TagResources")
+        .collect();
+    assert_eq!(tag_calls.len(), 1, "{tag_calls:#?}");
+    assert_eq!(tag_calls[0]["version"], "2016-04-28", "{:#}", tag_calls[0]);
+    let live = live_of(&sim, &id).await;
+    assert!(
+        live.iter()
+            .all(|r| r.starts_with("\"image\"") || r.starts_with("\"snapshot\"")),
+        "only the image and its snapshot stay: {live:?}"
+    );
+}
+
 /// The steps a build with a data disk in its image adds: the disk lookup, the data disk's
 /// snapshot, the batched snapshot wait and the CreateImage with `DiskDeviceMapping`. Only those
 /// points are killed here; the matrix above covers the rest of the build.

@@ -234,11 +234,10 @@ async fn the_tea_python_sdk_reads_the_quotas_and_meets_the_same_numbers_as_refus
 }
 
 #[tokio::test]
-async fn two_builds_in_one_apply_past_the_vcpu_quota_make_one_image_and_name_the_quota_for_the_other(
+async fn two_builds_in_one_apply_past_the_vcpu_quota_make_one_image_and_the_other_is_refused_before_creating_anything(
 ) {
-    // Room for one 2-vCPU instance. Each preflight may pass (neither instance exists yet), so the
-    // second build meets the quota either in its preflight or at RunInstances: either way the
-    // quota is named and nothing of it stays alive.
+    // Room for one 2-vCPU instance. The second preflight counts the first build's promised
+    // instance (or the instance itself, once it exists) and refuses before anything is created.
     let sim = sim_with(
         "quota-parallel",
         &["--quota", "max-postpaid-instance-vcpu-count=3"],
@@ -256,20 +255,27 @@ async fn two_builds_in_one_apply_past_the_vcpu_quota_make_one_image_and_name_the
     let run = harness::run(ws.command(&ws.state_dir(), &args)).await;
     assert_ne!(run.code(), Some(0), "one build cannot fit: {run:?}");
     let said = format!("{}{}", run.stdout, run.stderr);
-    assert!(said.contains("max-postpaid-instance-vcpu-count"), "{said}");
-    assert!(
-        said.contains("quotas.console.aliyun.com/products/ecs/quotas"),
-        "{said}"
-    );
+    for words in [
+        "max-postpaid-instance-vcpu-count",
+        "nothing was created",
+        "quotas.console.aliyun.com/products/ecs/quotas",
+    ] {
+        assert!(said.contains(words), "{words}: {said}");
+    }
     let inventory = sim.inventory().await;
-    let live = |kind: &str| {
+    let count = |kind: &str, live: bool| {
         inventory
             .iter()
-            .filter(|r| r["kind"] == kind && r["deleted"].is_null())
+            .filter(|r| r["kind"] == kind && (!live || r["deleted"].is_null()))
             .count()
     };
-    assert_eq!(live("image"), 1, "{inventory:?}");
+    assert_eq!(count("image", true), 1, "{inventory:?}");
     for kind in ["instance", "keypair", "securitygroup", "vswitch", "vpc"] {
-        assert_eq!(live(kind), 0, "live {kind}: {inventory:?}");
+        assert_eq!(
+            count(kind, false),
+            1,
+            "one {kind} ever, the built one's: {inventory:?}"
+        );
+        assert_eq!(count(kind, true), 0, "live {kind}: {inventory:?}");
     }
 }

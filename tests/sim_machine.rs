@@ -497,6 +497,32 @@ fn a_disk_copies_the_busybox_applets_as_hard_links_of_one_file_not_an_inode_each
 }
 
 #[test]
+fn an_image_shares_its_snapshots_files_and_a_disk_made_from_it_gets_copies_of_its_own() {
+    use std::os::unix::fs::MetadataExt;
+    let data = DataDir::new("imagelinks");
+    let machines = machines_with_disk(&data);
+    let disk = machines.disk_rootfs("d-1").expect("path");
+    std::fs::write(disk.join("etc/built"), "v1\n").expect("write");
+    machines.snapshot_disk("d-1", "s-1").expect("snapshot");
+    machines.image_from_snapshot("s-1", "m-1").expect("image");
+    machines.copy_image("m-1", "m-2").expect("copy image");
+    machines.create_disk_from_image("d-2", "m-2").expect("disk");
+    let ino = |path: PathBuf| std::fs::metadata(&path).expect("stat").ino();
+    let in_snapshot = ino(data.0.join("snapshots/s-1/rootfs/etc/built"));
+    assert_eq!(ino(data.0.join("images/m-1/rootfs/etc/built")), in_snapshot);
+    assert_eq!(ino(data.0.join("images/m-2/rootfs/etc/built")), in_snapshot);
+    // The new disk belongs to an instance: writing it must not reach the images.
+    let copy = machines.disk_rootfs("d-2").expect("path").join("etc/built");
+    assert_ne!(ino(copy.clone()), in_snapshot);
+    std::fs::write(&copy, "changed\n").expect("write");
+    let image = data.0.join("images/m-2/rootfs/etc/built");
+    assert_eq!(std::fs::read_to_string(image).expect("read"), "v1\n");
+    machines.delete_snapshot("s-1").expect("delete snapshot");
+    let image = data.0.join("images/m-1/rootfs/etc/built");
+    assert_eq!(std::fs::read_to_string(image).expect("read"), "v1\n");
+}
+
+#[test]
 fn sshd_started_from_a_short_lived_blocking_thread_outlives_that_thread() {
     let (_dirs, key, public, machines) = machines_and_key("blocking-thread");
     let ip = random_ip();

@@ -345,6 +345,15 @@ mod tests {
              The specified ImageId does not exist. Hint: use an ImageId that exists in the region"
         );
         assert!(e.is_not_found());
+        let vpc = ApiError {
+            product: Product::Vpc,
+            action: "CreateVpc".into(),
+            ..e
+        };
+        assert!(
+            vpc.to_string().starts_with("VPC CreateVpc failed: "),
+            "{vpc}"
+        );
     }
 
     #[test]

@@ -41,10 +41,18 @@ fn finding(field: &str, problem: String) -> Finding {
 pub struct Report {
     pub findings: Vec<Finding>,
     pub warnings: Vec<String>,
+    /// The instance type's vCPUs, when they were counted against the account's quota.
+    pub vcpus: Option<u32>,
 }
 
-/// Runs every check; `image_name` is the name the image would get now.
-pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Report, CloudError> {
+/// Runs every check; `image_name` is the name the image would get now; `promised_vcpus` are
+/// vCPUs that other builds of this process will still create in the region (counted as in use).
+pub async fn check(
+    cloud: &Cloud,
+    spec: &Spec,
+    image_name: &str,
+    promised_vcpus: u64,
+) -> Result<Report, CloudError> {
     let regions = match known_regions(cloud, spec).await? {
         Some(regions) if !regions.contains(&spec.region) => {
             let findings = vec![finding(
@@ -57,23 +65,21 @@ pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Repor
             )];
             return Ok(Report {
                 findings,
-                warnings: Vec::new(),
+                ..Report::default()
             });
         }
         Some(regions) => regions,
         None => Vec::new(),
     };
-    let mut found = Vec::new();
-    let mut warnings = Vec::new();
+    let mut report = match check_instance_type(cloud, spec).await? {
+        Err(problem) => Report {
+            findings: vec![problem],
+            ..Report::default()
+        },
+        Ok(cpus) => super::quota_check::check(cloud, spec, cpus, promised_vcpus).await?,
+    };
+    let found = &mut report.findings;
     found.extend(check_source_image(cloud, spec).await?);
-    match check_instance_type(cloud, spec).await? {
-        Err(problem) => found.push(problem),
-        Ok(cpus) => {
-            let quotas = super::quota_check::check(cloud, spec, cpus).await?;
-            found.extend(quotas.findings);
-            warnings.extend(quotas.warnings);
-        }
-    }
     found.extend(check_image_name(cloud, spec, image_name).await?);
     for region in &spec.image.copy_regions {
         if !regions.contains(region) || *region == spec.region {
@@ -86,10 +92,7 @@ pub async fn check(cloud: &Cloud, spec: &Spec, image_name: &str) -> Result<Repor
             ));
         }
     }
-    Ok(Report {
-        findings: found,
-        warnings,
-    })
+    Ok(report)
 }
 
 /// The account's regions, when the checks need them: to name the valid ones for a region that

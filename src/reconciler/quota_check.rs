@@ -40,8 +40,14 @@ const ATTRIBUTES: &[&str] = &[
     "real-name-authentication",
 ];
 
-/// Checks the quotas a build of `spec` on an instance type of `cpus` vCPUs needs.
-pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<Report, CloudError> {
+/// Checks the quotas a build of `spec` on an instance type of `cpus` vCPUs needs, with
+/// `promised` vCPUs that other builds of this process will still create counted as in use.
+pub async fn check(
+    cloud: &Cloud,
+    spec: &Spec,
+    cpus: u32,
+    promised: u64,
+) -> Result<Report, CloudError> {
     let mut report = Report::default();
     let request = DescribeAccountAttributes {
         region_id: spec.region.clone(),
@@ -51,7 +57,8 @@ pub async fn check(cloud: &Cloud, spec: &Spec, cpus: u32) -> Result<Report, Clou
     match cloud.client().call(&request).await {
         Ok(quotas) => {
             report.findings.extend(check_real_name(spec, &quotas));
-            report.findings.extend(check_vcpus(spec, &quotas, cpus));
+            report.findings.extend(check_vcpus(spec, &quotas, cpus, promised));
+            report.vcpus = Some(cpus);
             report.findings.extend(check_data_disks(spec, &quotas));
             report
                 .findings
@@ -84,16 +91,21 @@ fn check_vcpus(
     spec: &Spec,
     quotas: &DescribeAccountAttributesResponse,
     cpus: u32,
+    promised: u64,
 ) -> Option<Finding> {
     let max = quotas.number("max-postpaid-instance-vcpu-count", None)?;
     let used = quotas
         .number("used-postpaid-instance-vcpu-count", None)
         .unwrap_or(0);
     let needed = u64::from(cpus);
-    (used + needed > max).then(|| Finding {
+    let others = match promised {
+        0 => String::new(),
+        n => format!(" and {n} more about to be used by the other builds of this apply"),
+    };
+    (used + promised + needed > max).then(|| Finding {
         field: "instance.type".into(),
         problem: format!(
-            "{} needs {needed} vCPUs, but the pay-as-you-go vCPU quota of {} (max-postpaid-instance-vcpu-count) is {max} with {used} in use; RunInstances would fail with QuotaExceed.ElasticQuota. Pick a smaller instance type, stop using some (`bakerd gc` lists instances bakerd left behind), or raise the quota in Quota Center: {ECS_QUOTA_CENTER}",
+            "{} needs {needed} vCPUs, but the pay-as-you-go vCPU quota of {} (max-postpaid-instance-vcpu-count) is {max} with {used} in use{others}; RunInstances would fail with QuotaExceed.ElasticQuota. Pick a smaller instance type, stop using some (`bakerd gc` lists instances bakerd left behind), or raise the quota in Quota Center: {ECS_QUOTA_CENTER}",
             spec.instance.instance_type, spec.region
         ),
     })

@@ -330,9 +330,11 @@ struct Applied {
 /// How often states advance and sshd's are checked: short, because a status becomes visible only
 /// on a tick and the tick's lag adds to every transition a client waits for.
 const TICK: Duration = Duration::from_millis(20);
-/// The state file is written at most every this many ticks (a write holds the state lock for an
-/// fsync, which requests would wait for).
-const FLUSH_EVERY_TICKS: u32 = 5;
+/// What the ticker and the Cloud Assistant runner change is written every this many ticks (1 s).
+/// Why not sooner: statuses change on most ticks while builds run, and each write is the whole
+/// state; what clients changed is written before their answers anyway ([`super::commit`]), and a
+/// status change lost to a crash happens again from its saved due time.
+const FLUSH_EVERY_TICKS: u32 = 50;
 const MACHINE_RETRY_MS: u64 = 2_000;
 
 /// The two background threads: one advances states, one keeps sshd's in line with them. Separate

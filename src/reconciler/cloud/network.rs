@@ -321,12 +321,41 @@ const DEPENDENCY_FLOOR: Duration = Duration::from_millis(500);
 /// of its security groups and vSwitch within seconds.
 const DEPENDENCY_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Errors meaning "still referenced by something that is going away".
+/// Errors meaning "still referenced by something that is going away", or "still settling": the
+/// VPC API answers a DeleteVSwitch/DeleteVpc on a resource that is not yet `Available` with
+/// `IncorrectVSwitchStatus`/`IncorrectVpcStatus`, and one too soon after another with
+/// `TaskConflict` (VPC API reference, DeleteVSwitch and DeleteVpc error codes).
 fn is_dependency(e: &ClientError) -> bool {
-    e.code().is_some_and(|c| {
-        c.starts_with("DependencyViolation")
-            || c.starts_with("IncorrectStatus")
-            || c.starts_with("IncorrectInstanceStatus")
-            || c == "InvalidOperation.ResourceInUse"
-    })
+    e.code().is_some_and(is_dependency_code)
+}
+
+fn is_dependency_code(c: &str) -> bool {
+    c.starts_with("DependencyViolation")
+        || c.starts_with("IncorrectStatus")
+        || c.starts_with("IncorrectInstanceStatus")
+        || matches!(
+            c,
+            "InvalidOperation.ResourceInUse"
+                | "IncorrectVSwitchStatus"
+                | "IncorrectVpcStatus"
+                | "TaskConflict"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpc_api_answers_of_a_resource_still_settling_are_retried_deletions() {
+        for code in [
+            "DependencyViolation.VSwitch",
+            "IncorrectVSwitchStatus",
+            "IncorrectVpcStatus",
+            "TaskConflict",
+        ] {
+            assert!(is_dependency_code(code), "{code}");
+        }
+        assert!(!is_dependency_code("InvalidVpcId.NotFound"));
+    }
 }

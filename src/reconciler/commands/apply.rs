@@ -4,6 +4,7 @@
 
 use super::drive::{drive, Outcome, RunContext};
 use super::summary::{self, Finished};
+use super::vcpu_ledger::{self, VcpuLedger};
 use super::{exit, open_state, ApplyArgs, CmdResult, CommandError, OrExit};
 use crate::reconciler::cleanup::deletable_resources;
 use crate::reconciler::cloud::{Cloud, FoundImage, Freshness};
@@ -40,6 +41,8 @@ struct Shared {
     ctx: RunContext,
     out: Output,
     permits: Semaphore,
+    /// vCPUs promised to builds of this process whose instances do not exist yet.
+    vcpus: VcpuLedger,
 }
 
 /// `bakerd apply <spec>…`: see the module docs.
@@ -59,6 +62,7 @@ pub async fn apply(args: ApplyArgs) -> CmdResult {
         store,
         ctx,
         out,
+        vcpus: VcpuLedger::default(),
     });
     let started = Instant::now();
     let runs = jobs.into_iter().map(|job| run_job(job, shared.clone()));
@@ -255,7 +259,9 @@ async fn plan_and_run(
     if let (false, Freshness::DistributionChanged { image }) = (args.force, &freshness) {
         return distribute(job, image, cloud, shared, finished).await;
     }
-    preflight(&cloud, job, out).await?;
+    let mut ledger = shared.vcpus.hold().await;
+    let promised = vcpu_ledger::promised(&ledger, &job.spec.region, &shared.store);
+    let vcpus = preflight(&cloud, job, out, promised).await?;
     if shared.ctx.stops.signalled().is_some() {
         return Ok(Outcome::NotStarted);
     }
@@ -265,6 +271,10 @@ async fn plan_and_run(
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
         .or_exit(exit::STATE)?;
+    if let Some(vcpus) = vcpus {
+        vcpu_ledger::promise(&mut ledger, &job.spec.region, &rec.id, vcpus);
+    }
+    drop(ledger);
     let rec = pin_base(&shared.store, rec, &freshness)?;
     finished.build = Some(rec.id.clone());
     out.result(
@@ -464,17 +474,23 @@ async fn continue_build(
 
 /// The read-only checks `validate --remote` runs, before a new build creates anything.
 /// Warnings (a quota that could not be read, or is only a documented default) are printed and
-/// do not stop the build.
-pub(super) async fn preflight(cloud: &Cloud, job: &Job, out: &Output) -> Result<(), CommandError> {
+/// do not stop the build. `promised_vcpus`: vCPUs other builds of this process will still create
+/// in the region. Returns the instance type's vCPUs when they were counted against the quota.
+pub(super) async fn preflight(
+    cloud: &Cloud,
+    job: &Job,
+    out: &Output,
+    promised_vcpus: u64,
+) -> Result<Option<u32>, CommandError> {
     let name = job.spec.image_name_at(unix_now());
-    let report = crate::reconciler::preflight::check(cloud, &job.spec, &name)
+    let report = crate::reconciler::preflight::check(cloud, &job.spec, &name, promised_vcpus)
         .await
         .or_exit(exit::CLOUD)?;
     for warning in &report.warnings {
         out.note(&format!("{}: warning: {warning}", job.label));
     }
     if report.findings.is_empty() {
-        return Ok(());
+        return Ok(report.vcpus);
     }
     let lines: Vec<String> = report.findings.iter().map(|f| format!("  {f}")).collect();
     Err(CommandError {

@@ -19,6 +19,7 @@ mod spec_change;
 mod status;
 mod summary;
 mod validate;
+mod vcpu_ledger;
 mod verify;
 
 pub use apply::apply;

@@ -56,7 +56,7 @@ async fn check(path: &Path, args: &ValidateArgs, out: &Output) -> Result<(), Com
             continue;
         }
         let cloud = Cloud::connect(&job.spec).or_exit(exit::CLOUD)?;
-        preflight(&cloud, &job, out).await?;
+        preflight(&cloud, &job, out, 0).await?;
         report_freshness(&cloud, &job, out).await?;
     }
     Ok(())
