@@ -10,7 +10,7 @@
 //! (never ahead), which is not an error.
 
 use std::fs;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::StateError;
@@ -44,15 +44,27 @@ impl CommitJournal {
             .map_err(|_| self.damaged(state_dir, format!("unreadable content {:?}", text.trim())))
     }
 
-    /// Records `seq` durably: temp file, fsync, rename, fsync of the directory.
+    /// Records `seq` durably: one write of a fixed-width line over the file's start, then an
+    /// fdatasync (and, when the file is new, an fsync of the directory).
+    ///
+    /// Why in place rather than temp file + rename: that allocated and freed an inode per commit,
+    /// and with many builds in one process (every event is a commit) inode allocation became most
+    /// of bakerd's CPU time. Why it cannot tear: the line is 21 bytes at offset 0, so one
+    /// `write(2)` (which a SIGKILL cannot split) inside one disk sector (which disks write whole);
+    /// it is always as long as any earlier content, which it covers entirely.
     pub(super) fn record(&self, seq: u64) -> std::io::Result<()> {
-        let temp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&temp)?;
-        writeln!(file, "{seq}")?;
-        file.sync_all()?;
-        fs::rename(&temp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
+        let existed = self.path.exists();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?;
+        file.write_all_at(format!("{seq:020}\n").as_bytes(), 0)?;
+        file.sync_data()?;
+        if !existed {
+            if let Some(dir) = self.path.parent() {
+                fs::File::open(dir)?.sync_all()?;
+            }
         }
         Ok(())
     }
@@ -77,5 +89,27 @@ impl CommitJournal {
             path: state_dir.to_path_buf(),
             detail: format!("{}: {what}", self.path.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_record_replaces_the_last_whatever_its_length_and_keeps_the_same_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = CommitJournal::new(dir.path());
+        // A file written by an older bakerd: a short line.
+        fs::write(dir.path().join(COMMITTED_FILE), "42\n").unwrap();
+        let inode = fs::metadata(dir.path().join(COMMITTED_FILE)).unwrap().ino();
+        for seq in [43, 123_456_789, 7, u64::MAX] {
+            journal.record(seq).unwrap();
+            assert_eq!(journal.read(dir.path()).unwrap(), seq);
+        }
+        let meta = fs::metadata(dir.path().join(COMMITTED_FILE)).unwrap();
+        assert_eq!(meta.ino(), inode, "a new file per commit");
+        assert_eq!(meta.len(), 21);
     }
 }
