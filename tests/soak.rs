@@ -322,6 +322,27 @@ async fn with_on_failure_keep_a_failed_snapshot_is_replaced_on_resume() {
     assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
 }
 
+/// With `on_failure: keep`, an image that ends `CreateFailed` is deleted on its own: the build's
+/// snapshot stays, so `resume` makes a new image from it instead of failing on a deleted snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_failure_keep_a_failed_image_is_remade_from_the_kept_snapshot_on_resume() {
+    let spec = format!("{}on_failure: keep\n", harness::small_spec("keep-image"));
+    let faults = serde_json::json!({"image_failure_rate": 1.0});
+    let (sim, ws, state, applied) = apply_under_faults("keep-image", faults, &spec).await;
+    applied.expect_code(1);
+    sim.set_faults(serde_json::json!({"image_failure_rate": 0.0}))
+        .await;
+    let id = applied.build_id().expect("build id");
+    let resumed = harness::resume_until_done(&ws, &state, &id, 2).await;
+    assert_eq!(resumed.phase, "succeeded", "{resumed:?}");
+    let inventory = sim.inventory().await;
+    let snapshots: Vec<_> = harness::resources_of(&inventory, &id)
+        .into_iter()
+        .filter(|r| r["kind"] == "snapshot")
+        .collect();
+    assert_eq!(snapshots.len(), 1, "one snapshot, kept: {snapshots:?}");
+}
+
 /// A simulator, its workspace and state dir, and how one `apply` under injected faults ended.
 type Faulted = (
     common::SimProcess,

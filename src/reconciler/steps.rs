@@ -376,7 +376,8 @@ impl Reconciler {
     async fn retire_dead(&mut self, base: &str, role: &str) -> Result<(), BuildError> {
         if let Some(id) = self.resource(role).map(str::to_string) {
             let deleted = match role {
-                "image" => self.cloud.delete_image_and_snapshots(&id).await,
+                // The build's snapshots stay: the next image is made from them.
+                "image" => self.cloud.delete_image(&id).await,
                 _ => self.cloud.delete_snapshot(&id).await,
             };
             if let Err(e) = deleted {

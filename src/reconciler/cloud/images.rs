@@ -307,6 +307,17 @@ impl Cloud {
     }
 
     /// Deletes an image, then the snapshots behind it (gone is fine).
+    /// Deletes one image and keeps its snapshots (a failed image of a build whose snapshot the
+    /// next image is made from).
+    pub async fn delete_image(&self, id: &str) -> Result<()> {
+        let delete = DeleteImage {
+            region_id: self.region.clone(),
+            image_id: id.to_string(),
+            force: Some(true),
+        };
+        gone_ok(repeat_if_lost(|| self.client.call(&delete)).await)
+    }
+
     pub async fn delete_image_and_snapshots(&self, id: &str) -> Result<()> {
         let request = DescribeImages {
             region_id: self.region.clone(),
@@ -323,12 +334,7 @@ impl Cloud {
             .map(|m| m.snapshot_id)
             .filter(|s| !s.is_empty())
             .collect();
-        let delete = DeleteImage {
-            region_id: self.region.clone(),
-            image_id: id.to_string(),
-            force: Some(true),
-        };
-        gone_ok(repeat_if_lost(|| self.client.call(&delete)).await)?;
+        self.delete_image(id).await?;
         for snapshot in snapshots {
             self.delete_snapshot(&snapshot).await?;
         }
