@@ -43,6 +43,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The instance type's vCPUs, when they were counted against the account's quota.
     pub vcpus: Option<u32>,
+    /// The vCPU quota as read, for a check that also counts other builds' promises.
+    pub vcpu_quota: Option<super::quota_check::VcpuQuota>,
 }
 
 /// Runs every check; `image_name` is the name the image would get now; `promised_vcpus` are

@@ -57,7 +57,13 @@ pub async fn check(
     match cloud.client().call(&request).await {
         Ok(quotas) => {
             report.findings.extend(check_real_name(spec, &quotas));
-            report.findings.extend(check_vcpus(spec, &quotas, cpus, promised));
+            if let Some(max) = quotas.number("max-postpaid-instance-vcpu-count", None) {
+                let used = quotas
+                    .number("used-postpaid-instance-vcpu-count", None)
+                    .unwrap_or(0);
+                report.findings.extend(vcpu_finding(spec, max, used, cpus, promised));
+                report.vcpu_quota = Some(VcpuQuota { max, used });
+            }
             report.vcpus = Some(cpus);
             report.findings.extend(check_data_disks(spec, &quotas));
             report
@@ -87,16 +93,16 @@ fn check_real_name(spec: &Spec, quotas: &DescribeAccountAttributesResponse) -> O
     })
 }
 
-fn check_vcpus(
-    spec: &Spec,
-    quotas: &DescribeAccountAttributesResponse,
-    cpus: u32,
-    promised: u64,
-) -> Option<Finding> {
-    let max = quotas.number("max-postpaid-instance-vcpu-count", None)?;
-    let used = quotas
-        .number("used-postpaid-instance-vcpu-count", None)
-        .unwrap_or(0);
+/// The pay-as-you-go vCPU quota of a region as read: its maximum and what was in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuQuota {
+    pub max: u64,
+    pub used: u64,
+}
+
+/// The refusal when `cpus` more vCPUs, besides `used` and `promised` (about to be used by the
+/// other builds of this process), do not fit `max`.
+pub fn vcpu_finding(spec: &Spec, max: u64, used: u64, cpus: u32, promised: u64) -> Option<Finding> {
     let needed = u64::from(cpus);
     let others = match promised {
         0 => String::new(),

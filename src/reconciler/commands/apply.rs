@@ -12,7 +12,9 @@ use crate::reconciler::distribute::{marker, DISTRIBUTE_KEY};
 use crate::reconciler::interrupt::Stops;
 use crate::reconciler::output::Output;
 use crate::reconciler::phase::Phase;
+use crate::reconciler::preflight::Finding;
 use crate::reconciler::provenance::CONTENT_HASH_TAG;
+use crate::reconciler::quota_check::{vcpu_finding, VcpuQuota};
 use crate::reconciler::snapshot::Publisher;
 use crate::reconciler::store::{Build, Store};
 use crate::spec::{Spec, SpecSource};
@@ -259,9 +261,18 @@ async fn plan_and_run(
     if let (false, Freshness::DistributionChanged { image }) = (args.force, &freshness) {
         return distribute(job, image, cloud, shared, finished).await;
     }
+    let before = shared
+        .vcpus
+        .before_reading(&job.spec.region, &shared.store)
+        .await;
+    let quota = preflight(&cloud, job, out, 0).await?;
     let mut ledger = shared.vcpus.hold().await;
-    let promised = vcpu_ledger::promised(&ledger, &job.spec.region, &shared.store);
-    let vcpus = preflight(&cloud, job, out, promised).await?;
+    if let Some((cpus, Some(q))) = quota {
+        let promised = vcpu_ledger::promised(&ledger, &before);
+        if let Some(found) = vcpu_finding(&job.spec, q.max, q.used, cpus, promised) {
+            return Err(refusal(job, &[found]));
+        }
+    }
     if shared.ctx.stops.signalled().is_some() {
         return Ok(Outcome::NotStarted);
     }
@@ -271,7 +282,7 @@ async fn plan_and_run(
         .store
         .create(job.spec.frozen(), job.hash.clone(), &spec_path)
         .or_exit(exit::STATE)?;
-    if let Some(vcpus) = vcpus {
+    if let Some((vcpus, _)) = quota {
         vcpu_ledger::promise(&mut ledger, &job.spec.region, &rec.id, vcpus);
     }
     drop(ledger);
@@ -476,12 +487,14 @@ async fn continue_build(
 /// Warnings (a quota that could not be read, or is only a documented default) are printed and
 /// do not stop the build. `promised_vcpus`: vCPUs other builds of this process will still create
 /// in the region. Returns the instance type's vCPUs when they were counted against the quota.
+/// Runs the preflight; on success returns the instance type's vCPUs and the vCPU quota as read,
+/// when they were counted.
 pub(super) async fn preflight(
     cloud: &Cloud,
     job: &Job,
     out: &Output,
     promised_vcpus: u64,
-) -> Result<Option<u32>, CommandError> {
+) -> Result<Option<(u32, Option<VcpuQuota>)>, CommandError> {
     let name = job.spec.image_name_at(unix_now());
     let report = crate::reconciler::preflight::check(cloud, &job.spec, &name, promised_vcpus)
         .await
@@ -490,17 +503,22 @@ pub(super) async fn preflight(
         out.note(&format!("{}: warning: {warning}", job.label));
     }
     if report.findings.is_empty() {
-        return Ok(report.vcpus);
+        return Ok(report.vcpus.map(|cpus| (cpus, report.vcpu_quota)));
     }
-    let lines: Vec<String> = report.findings.iter().map(|f| format!("  {f}")).collect();
-    Err(CommandError {
+    Err(refusal(job, &report.findings))
+}
+
+/// The error for a spec the cloud would refuse, naming every finding.
+fn refusal(job: &Job, findings: &[Finding]) -> CommandError {
+    let lines: Vec<String> = findings.iter().map(|f| format!("  {f}")).collect();
+    CommandError {
         code: exit::BAD_INPUT,
         message: format!(
             "{}: the cloud would refuse this spec; nothing was created:\n{}",
             job.label,
             lines.join("\n")
         ),
-    })
+    }
 }
 
 /// Seconds since the Unix epoch, for the image name a build started now would get.

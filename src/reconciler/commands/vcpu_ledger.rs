@@ -5,11 +5,13 @@
 //! that holds only one of them; the second would then fail at RunInstances, after its network was
 //! made. The ledger adds what the other builds of this process will still create.
 //!
-//! Guarantees: preflights of one process run one at a time while they hold the ledger (a short
-//! read-only check, not the build), so each sees every earlier build's promise.
-//! Caveats: a promise counts while its build's record is `Pending` or `Prepared`; in the moment
-//! between RunInstances' answer and the record moving on, an instance counts twice (a stricter
-//! check, never a looser one).
+//! Guarantees: preflights run concurrently; only the final comparison and the recording of the
+//! build hold the ledger. A reading of the quota may miss the instance of any build whose
+//! instance did not exist yet when the reading was asked for ([`VcpuLedger::before_reading`]),
+//! and of every build promised after that moment: all of those count as promised, so each
+//! build sees every other build's vCPUs at least once.
+//! Caveats: an instance created while the reading was on its way, or promised after it was asked
+//! for, may count twice (a stricter check, never a looser one).
 
 use crate::reconciler::phase::Phase;
 use crate::reconciler::state::BuildId;
@@ -31,26 +33,57 @@ pub(super) struct VcpuLedger {
     promises: tokio::sync::Mutex<Vec<Promise>>,
 }
 
-/// The ledger, held for one preflight and the recording of its build.
+/// The ledger, held for the final comparison and the recording of one build.
 pub(super) type Held<'a> = tokio::sync::MutexGuard<'a, Vec<Promise>>;
+
+/// The promises a quota reading asked for after this point may not include: those in the region
+/// whose instance did not exist yet, and (by position) every promise made later.
+pub(super) struct Before {
+    region: String,
+    pending: Vec<usize>,
+    len: usize,
+}
 
 impl VcpuLedger {
     pub(super) async fn hold(&self) -> Held<'_> {
         self.promises.lock().await
     }
+
+    /// Call before asking for the quota reading.
+    pub(super) async fn before_reading(&self, region: &str, store: &Store) -> Before {
+        let held = self.promises.lock().await;
+        let pending = held
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.region == region)
+            .filter(|(_, p)| {
+                store
+                    .load(&p.build)
+                    .is_ok_and(|rec| matches!(rec.phase, Phase::Pending | Phase::Prepared))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Before {
+            region: region.to_string(),
+            pending,
+            len: held.len(),
+        }
+    }
 }
 
-/// vCPUs promised in `region` to builds whose instance is not created yet.
-pub(super) fn promised(held: &Held<'_>, region: &str, store: &Store) -> u64 {
-    held.iter()
-        .filter(|p| p.region == region)
-        .filter(|p| {
-            store
-                .load(&p.build)
-                .is_ok_and(|rec| matches!(rec.phase, Phase::Pending | Phase::Prepared))
-        })
+/// vCPUs a reading asked for at `before` may be missing: see [`Before`].
+pub(super) fn promised(held: &Held<'_>, before: &Before) -> u64 {
+    let pending: u64 = before
+        .pending
+        .iter()
+        .map(|&i| u64::from(held[i].vcpus))
+        .sum();
+    let later: u64 = held[before.len..]
+        .iter()
+        .filter(|p| p.region == before.region)
         .map(|p| u64::from(p.vcpus))
-        .sum()
+        .sum();
+    pending + later
 }
 
 /// Records that `build` will create an instance of `vcpus` in `region`.
