@@ -188,14 +188,7 @@ async fn the_tea_python_sdk_reads_the_quotas_and_meets_the_same_numbers_as_refus
             "max-security-groups=1",
         ],
     );
-    let out = common::run_python_script(&sim, "quotas_tea.py", "cn-hangzhou").await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("summary JSON");
+    let v = common::python_summary(&sim, "quotas_tea.py").await;
     let value = |when: &str, name: &str| v[when][name][0]["value"].clone();
     assert_eq!(
         value("before", "max-postpaid-instance-vcpu-count"),

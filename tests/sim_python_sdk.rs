@@ -7,20 +7,11 @@
 mod common;
 
 use common::SimProcess;
-use serde_json::Value;
 
 /// Runs `script` against a fresh simulator and checks the inventory afterwards.
 async fn run_lifecycle(name: &str, script: &str, signature: &str) {
     let sim = SimProcess::start(name);
-    let out = common::run_python_script(&sim, script, "cn-hangzhou").await;
-    assert!(
-        out.status.success(),
-        "{name} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line");
+    let summary = common::python_summary(&sim, script).await;
     common::assert_sdk_lifecycle_clean(&sim, &summary, signature).await;
 }
 
@@ -37,14 +28,7 @@ async fn tea_python_sdk_with_v3_signatures_runs_a_full_lifecycle() {
 #[tokio::test]
 async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_output() {
     let sim = SimProcess::start("py-assistant");
-    let out = common::run_python_script(&sim, "assistant_tea.py", "cn-hangzhou").await;
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
+    let summary = common::python_summary(&sim, "assistant_tea.py").await;
     assert_eq!(summary["status"], "Failed", "{summary}");
     assert_eq!(summary["exit_code"], 4, "{summary}");
     assert_eq!(summary["output"], "sdk-hello\nroot\n", "{summary}");
@@ -53,14 +37,7 @@ async fn tea_python_sdk_runs_a_command_through_cloud_assistant_and_reads_its_out
 #[tokio::test]
 async fn tea_vpc_sdk_creates_tags_lists_and_deletes_a_vpc_vswitch_and_eip_through_the_vpc_api() {
     let sim = SimProcess::start("py-vpc");
-    let out = common::run_python_script(&sim, "vpc_tea.py", "cn-hangzhou").await;
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON");
+    let summary = common::python_summary(&sim, "vpc_tea.py").await;
     let inventory = sim.inventory().await;
     for key in ["vpc", "vswitch", "eip"] {
         let id = summary[key].as_str().expect("id in the summary");

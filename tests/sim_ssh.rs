@@ -235,14 +235,7 @@ async fn no_sshd_outlives_the_simulator_after_sigterm_or_sigkill() {
     let mut session = tokio::process::Command::new("ssh")
         .args(["-F", "/dev/null", "-i"])
         .arg(&booted.key.path)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
+        .args(common::SSH_TEST_OPTIONS)
         .arg(format!("root@{}", booted.ip))
         .arg("sleep 600")
         .kill_on_drop(true)

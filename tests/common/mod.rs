@@ -741,6 +741,19 @@ pub fn python() -> String {
     })
 }
 
+/// Runs `tests/python/<script>` against `sim` in cn-hangzhou; asserts it succeeded and returns
+/// the one JSON line it printed.
+pub async fn python_summary(sim: &SimProcess, script: &str) -> Value {
+    let out = run_python_script(sim, script, "cn-hangzhou").await;
+    assert!(
+        out.status.success(),
+        "{script} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(out.stdout.trim_ascii()).expect("summary JSON line")
+}
+
 /// Runs `tests/python/<script> <host:port> <region>` against `sim` off the async runtime.
 pub async fn run_python_script(
     sim: &SimProcess,
@@ -753,6 +766,8 @@ pub async fn run_python_script(
     let (host, region) = (sim.host.clone(), region.to_string());
     tokio::task::spawn_blocking(move || {
         Command::new(python())
+            // sim_common.py is imported by the scripts: no __pycache__ in the source tree.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(&script)
             .arg(host)
             .arg(region)

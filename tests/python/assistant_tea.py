@@ -5,25 +5,15 @@ exit_code, output} on success; exits non-zero on error."""
 import base64
 import json
 import sys
-import time
 
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
+from sim_common import wait
 
 ENDPOINT, REGION = sys.argv[1], sys.argv[2]
 client = Client(open_api_models.Config(access_key_id="testid", access_key_secret="testsecret",
                                        endpoint=ENDPOINT, protocol="http", region_id=REGION))
-
-
-def wait(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise SystemExit("timed out waiting for " + what)
 
 
 # A security group with no rule at all: Cloud Assistant needs no inbound access.

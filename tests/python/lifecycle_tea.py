@@ -3,26 +3,17 @@ V3 ACS3-HMAC-SHA256 signatures). Usage: lifecycle_tea.py <host:port> <region>.
 Prints one JSON line {instance, snapshot, image, security_group} on success; exits non-zero on error."""
 import json
 import sys
-import time
 
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
 from Tea.exceptions import TeaException
+from sim_common import wait
 
 ENDPOINT, REGION = sys.argv[1], sys.argv[2]
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ sdk-test"
 client = Client(open_api_models.Config(access_key_id="testid", access_key_secret="testsecret",
                                        endpoint=ENDPOINT, protocol="http", region_id=REGION))
-
-
-def wait(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if probe():
-            return
-        time.sleep(0.2)
-    raise SystemExit("timed out waiting for " + what)
 
 
 client.import_key_pair(ecs.ImportKeyPairRequest(region_id=REGION, key_pair_name="sdk-tea-key", public_key_body=PUBLIC_KEY))

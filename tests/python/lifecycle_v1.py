@@ -3,7 +3,6 @@ aliyun-python-sdk-ecs, V1 HMAC-SHA1 signatures). Usage: lifecycle_v1.py <host:po
 Prints one JSON line {instance, snapshot, image, security_group} on success; exits non-zero on error."""
 import json
 import sys
-import time
 
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.acs_exception.exceptions import ServerException
@@ -13,6 +12,7 @@ from aliyunsdkecs.request.v20140526 import (
     DeleteSecurityGroupRequest, DeleteSnapshotRequest, DescribeDisksRequest, DescribeImagesRequest,
     DescribeInstancesRequest, DescribeSnapshotsRequest, ImportKeyPairRequest, StartInstanceRequest,
 )
+from sim_common import wait
 
 ENDPOINT, REGION = sys.argv[1], sys.argv[2]
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ sdk-test"
@@ -25,15 +25,6 @@ def call(module, **params):
     for name, value in params.items():
         getattr(req, "set_" + name)(value)
     return json.loads(client.do_action_with_exception(req))
-
-
-def wait(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if probe():
-            return
-        time.sleep(0.2)
-    raise SystemExit("timed out waiting for " + what)
 
 
 call(ImportKeyPairRequest, KeyPairName="sdk-v1-key", PublicKeyBody=PUBLIC_KEY)

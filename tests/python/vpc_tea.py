@@ -4,25 +4,16 @@ untagged, and deleted. Usage: vpc_tea.py <host:port> <region>.
 Prints one JSON line {vpc, vswitch, eip, listed} on success; exits non-zero on error."""
 import json
 import sys
-import time
 
 from alibabacloud_tea_openapi import utils_models as open_api_models
 from alibabacloud_vpc20160428 import models as vpc
 from alibabacloud_vpc20160428.client import Client
+from sim_common import wait
 
 ENDPOINT, REGION = sys.argv[1], sys.argv[2]
 client = Client(open_api_models.Config(access_key_id="testid", access_key_secret="testsecret",
                                        endpoint=ENDPOINT, protocol="http", region_id=REGION))
 KEY, VALUE = "bakerd:managed", "true"
-
-
-def wait(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if probe():
-            return
-        time.sleep(0.2)
-    raise SystemExit("timed out waiting for " + what)
 
 
 def tagged(resource_type):

@@ -66,15 +66,7 @@ macro_rules! tag_action {
         }
     };
     ($req:ty, $name:literal, $mutation:ident, $resp:ty, |$s:ident| $body:block) => {
-        impl Action for $req {
-            const NAME: &'static str = $name;
-            const MUTATION: Mutation = Mutation::$mutation;
-            type Response = $resp;
-            fn params(&$s) -> Params $body
-            fn product(&self) -> Product {
-                self.resource_type.product()
-            }
-        }
+        tag_action!($req, $name, $mutation, $resp, name = |_p| $name, |$s| $body);
     };
 }
 
